@@ -1,0 +1,49 @@
+//! Builds libhakozuna.so (the preloadable malloc replacement and the hz_* API)
+//! and runs the boxes' unit tests.
+//!
+//!   zig build                      -> zig-out/lib/libhakozuna.so
+//!   zig build test                 -> every box's unit tests
+//!   zig build -Dtarget=aarch64-linux-gnu -Dlib-name=...   cross build (make dist)
+const std = @import("std");
+const manifest = @import("build.zig.zon");
+
+pub fn build(b: *std.Build) void {
+    const target = b.standardTargetOptions(.{});
+    const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseFast });
+
+    const options = b.addOptions();
+    options.addOption([]const u8, "version", manifest.version);
+
+    const lib_module = b.createModule(.{
+        .root_source_file = b.path("src/shim.zig"),
+        .target = target,
+        .optimize = optimize,
+        .link_libc = true,
+        .pic = true,
+        // The allocator must not unwind through foreign frames nor keep a frame
+        // pointer it never needs; it is called from every corner of a process.
+        .omit_frame_pointer = optimize != .Debug,
+        .error_tracing = false,
+        .strip = false,
+    });
+    lib_module.addOptions("build_options", options);
+
+    const lib = b.addLibrary(.{
+        .linkage = .dynamic,
+        .name = "hakozuna",
+        .root_module = lib_module,
+    });
+    b.installArtifact(lib);
+
+    const test_module = b.createModule(.{
+        .root_source_file = b.path("src/shim.zig"),
+        .target = target,
+        .optimize = b.option(std.builtin.OptimizeMode, "test-optimize", "Optimize mode of the unit tests") orelse .Debug,
+        .link_libc = true,
+    });
+    test_module.addOptions("build_options", options);
+    const unit_tests = b.addTest(.{ .root_module = test_module });
+    const run_tests = b.addRunArtifact(unit_tests);
+    const test_step = b.step("test", "Run the boxes' unit tests");
+    test_step.dependOn(&run_tests.step);
+}
