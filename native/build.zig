@@ -9,7 +9,8 @@ const manifest = @import("build.zig.zon");
 
 pub fn build(b: *std.Build) void {
     const target = b.standardTargetOptions(.{});
-    const optimize = b.standardOptimizeOption(.{ .preferred_optimize_mode = .ReleaseFast });
+    // An allocator is only useful optimised: release is the default here.
+    const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode (default ReleaseFast)") orelse .ReleaseFast;
 
     const options = b.addOptions();
     options.addOption([]const u8, "version", manifest.version);
@@ -32,6 +33,9 @@ pub fn build(b: *std.Build) void {
         .linkage = .dynamic,
         .name = "hakozuna",
         .root_module = lib_module,
+        // The initial-exec TLS access (tcache.zig) is asm that only LLVM's
+        // assembler takes; the self-hosted backend would be used for Debug.
+        .use_llvm = true,
     });
     b.installArtifact(lib);
 

@@ -1,0 +1,254 @@
+//! The allocator's entry points with glibc's contract (2.36): what malloc,
+//! free, calloc, realloc and the aligned family do for every input. Sizes up
+//! to `sizeclass.medium_max_bytes` go to the thread's heap (tcache.zig),
+//! larger ones to large.zig. The C symbols themselves are in shim.zig.
+const std = @import("std");
+const os = @import("os.zig");
+const large = @import("large.zig");
+const page_box = @import("page.zig");
+const segment_box = @import("segment.zig");
+const sizeclass = @import("sizeclass.zig");
+const tcache = @import("tcache.zig");
+const Page = page_box.Page;
+const Block = page_box.Block;
+const Segment = segment_box.Segment;
+
+/// glibc refuses any request above PTRDIFF_MAX before trying.
+const max_request_bytes: usize = std.math.maxInt(isize);
+
+fn outOfMemory() ?*anyopaque {
+    os.setErrno(.NOMEM);
+    return null;
+}
+
+pub inline fn malloc(size: usize) ?*anyopaque {
+    if (size <= sizeclass.medium_max_bytes) {
+        const heap = tcache.currentOrCreate() orelse return outOfMemory();
+        return heap.alloc(sizeclass.classOf(size)) orelse outOfMemory();
+    }
+    return mallocLarge(size, sizeclass.min_alignment_bytes);
+}
+
+noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
+    if (size > max_request_bytes) return outOfMemory();
+    tcache.initProcess();
+    return large.alloc(size, alignment) orelse outOfMemory();
+}
+
+const SpanBlock = struct { page: *Page, block: *Block };
+
+/// Where a pointer given to free/realloc/usable_size lives.
+const Owner = union(enum) {
+    span: SpanBlock,
+    large: usize,
+};
+
+/// The live block at `addr`, which lies in one of our segments, or an abort
+/// with glibc's kind of message. `operation` names the caller, e.g. "free()".
+inline fn spanBlockOrDie(addr: usize, comptime operation: []const u8) SpanBlock {
+    const page = Segment.of(addr).spanOf(addr);
+    const block = page.blockAt(addr) orelse os.fatalPointer(operation ++ ": invalid pointer", addr);
+    if (Page.isFree(block)) os.fatalPointer(operation ++ ": double free detected", addr);
+    return .{ .page = page, .block = block };
+}
+
+/// Classifies `addr` (non-zero), or aborts when it is not a live block.
+fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
+    if (segment_box.contains(addr)) return .{ .span = spanBlockOrDie(addr, operation) };
+    if (large.usableSize(addr) == null) os.fatalPointer(operation ++ ": invalid pointer", addr);
+    return .{ .large = addr };
+}
+
+pub inline fn free(ptr: ?*anyopaque) void {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return;
+    if (!segment_box.contains(addr)) {
+        if (!large.free(addr)) os.fatalPointer("free(): invalid pointer", addr);
+        return;
+    }
+    const span = spanBlockOrDie(addr, "free()");
+    const heap = tcache.current();
+    if (span.page.heap == @as(?*anyopaque, heap)) {
+        heap.?.freeLocal(span.page, span.block);
+    } else if (heap) |own| {
+        own.freeRemote(span.page, span.block);
+    } else {
+        tcache.freeWithoutHeap(span.page, span.block);
+    }
+}
+
+pub fn calloc(count: usize, size: usize) ?*anyopaque {
+    const total = std.math.mul(usize, count, size) catch return outOfMemory();
+    const ptr = malloc(total) orelse return null;
+    // Large blocks are fresh mappings: already zero.
+    if (total <= sizeclass.medium_max_bytes) @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
+    return ptr;
+}
+
+pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return malloc(size);
+    if (size == 0) {
+        // glibc 2.36 (REALLOC_ZERO_BYTES_FREES): free and return NULL.
+        free(ptr);
+        return null;
+    }
+    if (size > max_request_bytes) {
+        _ = ownerOrDie(addr, "realloc()");
+        return outOfMemory();
+    }
+    switch (ownerOrDie(addr, "realloc()")) {
+        .span => |span| {
+            const usable: usize = span.page.block_size;
+            // Fits, and not so much smaller that keeping it wastes half.
+            if (size <= usable and size * 2 >= usable) return ptr;
+            return move(ptr.?, usable, size);
+        },
+        .large => {
+            if (size > sizeclass.medium_max_bytes) {
+                return switch (large.resize(addr, size)) {
+                    .moved => |moved| moved,
+                    .out_of_memory => outOfMemory(),
+                    .not_large => unreachable,
+                };
+            }
+            return move(ptr.?, large.usableSize(addr).?, size);
+        },
+    }
+}
+
+/// realloc by copy: a new block, the old contents, the old block freed. On
+/// failure the old block is untouched.
+fn move(ptr: *anyopaque, old_usable: usize, size: usize) ?*anyopaque {
+    const fresh = malloc(size) orelse return null;
+    const bytes = @min(old_usable, size);
+    @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(ptr))[0..bytes]);
+    free(ptr);
+    return fresh;
+}
+
+pub fn reallocarray(ptr: ?*anyopaque, count: usize, size: usize) ?*anyopaque {
+    const total = std.math.mul(usize, count, size) catch return outOfMemory();
+    return realloc(ptr, total);
+}
+
+/// memalign as glibc 2.36 has it (aligned_alloc is the same function there):
+/// alignments up to 16 are plain malloc; a non-power-of-two alignment is
+/// rounded up to the next power of two; above SIZE_MAX/2+1 is EINVAL.
+pub fn memalign(alignment: usize, size: usize) ?*anyopaque {
+    if (alignment <= sizeclass.min_alignment_bytes) return malloc(size);
+    if (alignment > std.math.maxInt(usize) / 2 + 1) {
+        os.setErrno(.INVAL);
+        return null;
+    }
+    const power = std.math.ceilPowerOfTwo(usize, alignment) catch unreachable;
+    return alignedAlloc(power, size);
+}
+
+/// A block aligned to `alignment` (a power of two above 16).
+fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
+    std.debug.assert(std.math.isPowerOfTwo(alignment));
+    if (size > max_request_bytes - alignment) return outOfMemory();
+    if (sizeclass.alignedClassOf(size, alignment)) |class| {
+        const heap = tcache.currentOrCreate() orelse return outOfMemory();
+        return heap.alloc(class) orelse outOfMemory();
+    }
+    return mallocLarge(size, alignment);
+}
+
+/// posix_memalign's checks: the alignment must be a power-of-two multiple of
+/// sizeof(void *). Returns the error code; `out` is written only on success.
+pub fn posixMemalign(out: *?*anyopaque, alignment: usize, size: usize) c_int {
+    const word = @sizeOf(usize);
+    if (alignment == 0 or alignment % word != 0 or !std.math.isPowerOfTwo(alignment / word)) {
+        return @intFromEnum(std.c.E.INVAL);
+    }
+    const saved_errno = std.c._errno().*;
+    const ptr = memalign(alignment, size) orelse {
+        std.c._errno().* = saved_errno;
+        return @intFromEnum(std.c.E.NOMEM);
+    };
+    out.* = ptr;
+    return 0;
+}
+
+pub fn valloc(size: usize) ?*anyopaque {
+    return memalign(os.page_size_bytes, size);
+}
+
+pub fn pvalloc(size: usize) ?*anyopaque {
+    const rounded = std.math.add(usize, size, os.page_size_bytes - 1) catch return outOfMemory();
+    return memalign(os.page_size_bytes, rounded & ~(os.page_size_bytes - 1));
+}
+
+/// Usable bytes of a live block; 0 for NULL. Aborts on a foreign pointer.
+pub fn usableSize(ptr: ?*const anyopaque) usize {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return 0;
+    return switch (ownerOrDie(addr, "malloc_usable_size()")) {
+        .span => |span| span.page.usableBytes(),
+        .large => large.usableSize(addr).?,
+    };
+}
+
+/// True when `ptr` is a block we handed out that is not known to be free.
+/// Never aborts.
+pub fn owns(ptr: ?*const anyopaque) bool {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return false;
+    if (segment_box.contains(addr)) {
+        const page = Segment.of(addr).spanOf(addr);
+        const block = page.blockAt(addr) orelse return false;
+        return !Page.isFree(block);
+    }
+    return large.usableSize(addr) != null;
+}
+
+test "malloc family basics" {
+    const p = malloc(100) orelse return error.OutOfMemory;
+    try std.testing.expect(@intFromPtr(p) % 16 == 0);
+    try std.testing.expect(usableSize(p) >= 100);
+    try std.testing.expect(owns(p));
+    const q = realloc(p, 5000) orelse return error.OutOfMemory;
+    try std.testing.expect(usableSize(q) >= 5000);
+    free(q);
+    try std.testing.expect(!owns(q));
+
+    const z: [*]u8 = @ptrCast(calloc(10, 1000) orelse return error.OutOfMemory);
+    for (z[0..10000]) |byte| try std.testing.expectEqual(@as(u8, 0), byte);
+    free(z);
+
+    try std.testing.expect(calloc(std.math.maxInt(usize), 2) == null);
+    try std.testing.expect(malloc(std.math.maxInt(usize)) == null);
+    try std.testing.expect(realloc(malloc(10), 0) == null);
+}
+
+test "aligned family" {
+    var alignment: usize = 32;
+    while (alignment <= 4 << 20) : (alignment *= 2) {
+        const p = memalign(alignment, 100) orelse return error.OutOfMemory;
+        try std.testing.expect(@intFromPtr(p) % alignment == 0);
+        free(p);
+    }
+    var out: ?*anyopaque = null;
+    try std.testing.expectEqual(@as(c_int, @intFromEnum(std.c.E.INVAL)), posixMemalign(&out, 24, 10));
+    try std.testing.expect(out == null);
+    try std.testing.expectEqual(@as(c_int, 0), posixMemalign(&out, 64, 10));
+    try std.testing.expect(@intFromPtr(out) % 64 == 0);
+    free(out);
+    const odd = memalign(48, 10) orelse return error.OutOfMemory;
+    try std.testing.expect(@intFromPtr(odd) % 64 == 0);
+    free(odd);
+}
+
+test "large realloc grows and shrinks in place or by mremap" {
+    const p: [*]u8 = @ptrCast(malloc(1 << 20) orelse return error.OutOfMemory);
+    p[0] = 1;
+    p[(1 << 20) - 1] = 2;
+    const q: [*]u8 = @ptrCast(realloc(p, 16 << 20) orelse return error.OutOfMemory);
+    try std.testing.expectEqual(@as(u8, 1), q[0]);
+    try std.testing.expectEqual(@as(u8, 2), q[(1 << 20) - 1]);
+    const r: [*]u8 = @ptrCast(realloc(q, 1000) orelse return error.OutOfMemory);
+    try std.testing.expectEqual(@as(u8, 1), r[0]);
+    free(r);
+}

@@ -1,0 +1,190 @@
+//! OS box: every system call the allocator makes goes through here.
+//!
+//! Raw syscalls, never libc wrappers: libc's may allocate, set errno on the
+//! success path, or take locks that a preloaded malloc must not depend on.
+//! Failures are values (null / false), never aborts: out of memory is an
+//! ordinary outcome for malloc.
+const std = @import("std");
+const builtin = @import("builtin");
+const linux = std.os.linux;
+const stats = @import("stats.zig");
+
+/// The smallest unit the kernel maps; every mapping length is a multiple.
+pub const page_size_bytes: usize = 4096;
+
+fn failed(rc: usize) bool {
+    return linux.E.init(rc) != .SUCCESS;
+}
+
+/// Maps `len_bytes` of zeroed, private, read-write memory. Counts it as mapped.
+/// Accounted like glibc's mappings (no MAP_NORESERVE), so a request the
+/// system cannot back fails here with ENOMEM instead of at first touch.
+pub fn map(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
+    std.debug.assert(len_bytes > 0 and len_bytes % page_size_bytes == 0);
+    const rc = linux.mmap(
+        null,
+        len_bytes,
+        linux.PROT.READ | linux.PROT.WRITE,
+        .{ .TYPE = .PRIVATE, .ANONYMOUS = true },
+        -1,
+        0,
+    );
+    if (failed(rc)) return null;
+    stats.global.mapped(len_bytes);
+    return @ptrFromInt(rc);
+}
+
+/// Maps `len_bytes` aligned to `alignment_bytes` (a power of two above the page
+/// size) by over-mapping and trimming both ends.
+pub fn mapAligned(len_bytes: usize, alignment_bytes: usize) ?[*]align(page_size_bytes) u8 {
+    std.debug.assert(std.math.isPowerOfTwo(alignment_bytes) and alignment_bytes > page_size_bytes);
+    std.debug.assert(len_bytes % page_size_bytes == 0);
+    const over_bytes = std.math.add(usize, len_bytes, alignment_bytes - page_size_bytes) catch return null;
+    const base = map(over_bytes) orelse return null;
+    const base_addr = @intFromPtr(base);
+    const start_addr = std.mem.alignForward(usize, base_addr, alignment_bytes);
+    const head_bytes = start_addr - base_addr;
+    const tail_bytes = over_bytes - head_bytes - len_bytes;
+    // The trimmed ends were never handed out: not counted as purged.
+    if (head_bytes > 0) _ = linux.munmap(base, head_bytes);
+    if (tail_bytes > 0) _ = linux.munmap(@ptrFromInt(start_addr + len_bytes), tail_bytes);
+    stats.global.bytes_mapped.sub(head_bytes + tail_bytes);
+    return @ptrFromInt(start_addr);
+}
+
+/// Unmaps what `map` gave. The kernel only fails this for bad arguments,
+/// which would be an allocator bug.
+pub fn unmap(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) void {
+    std.debug.assert(len_bytes % page_size_bytes == 0);
+    const rc = linux.munmap(ptr, len_bytes);
+    std.debug.assert(!failed(rc));
+    stats.global.unmapped(len_bytes);
+}
+
+/// Resizes a mapping, moving it if needed. Returns the new address or null
+/// (the old mapping is then untouched).
+pub fn remap(ptr: [*]align(page_size_bytes) u8, old_len_bytes: usize, new_len_bytes: usize) ?[*]align(page_size_bytes) u8 {
+    std.debug.assert(old_len_bytes % page_size_bytes == 0 and new_len_bytes % page_size_bytes == 0);
+    const rc = linux.mremap(ptr, old_len_bytes, new_len_bytes, .{ .MAYMOVE = true }, null);
+    if (failed(rc)) return null;
+    if (new_len_bytes > old_len_bytes) {
+        stats.global.mapped(new_len_bytes - old_len_bytes);
+    } else {
+        stats.global.unmapped(old_len_bytes - new_len_bytes);
+    }
+    return @ptrFromInt(rc);
+}
+
+/// Gives the physical pages behind a range back to the kernel; the range stays
+/// mapped and reads as zero on next touch.
+pub fn purge(ptr: [*]u8, len_bytes: usize) void {
+    std.debug.assert(@intFromPtr(ptr) % page_size_bytes == 0 and len_bytes % page_size_bytes == 0);
+    _ = linux.madvise(@alignCast(ptr), len_bytes, linux.MADV.DONTNEED);
+    stats.global.purged(len_bytes);
+}
+
+/// Writes all of `bytes` to stderr, retrying short writes; never allocates.
+pub fn writeStderr(bytes: []const u8) void {
+    var rest = bytes;
+    while (rest.len > 0) {
+        const rc = linux.write(2, rest.ptr, rest.len);
+        if (failed(rc)) {
+            if (linux.E.init(rc) == .INTR) continue;
+            return;
+        }
+        rest = rest[rc..];
+    }
+}
+
+/// Prints one line `hakozuna: <what> 0x<addr>` and aborts, as glibc does on a
+/// corrupted or foreign pointer.
+pub fn fatalPointer(comptime what: []const u8, addr: usize) noreturn {
+    var buffer: [160]u8 = undefined;
+    const line = std.fmt.bufPrint(&buffer, "hakozuna: " ++ what ++ " 0x{x}\n", .{addr}) catch unreachable;
+    writeStderr(line);
+    std.c.abort();
+}
+
+/// Sets the calling thread's errno (libc's, so C callers see it).
+pub fn setErrno(value: std.c.E) void {
+    std.c._errno().* = @intFromEnum(value);
+}
+
+/// A futex-backed mutex for the cold paths (segment cache, large-block
+/// registry, heap registry). No allocation, no libc, fork-safe by re-init.
+pub const Lock = struct {
+    /// 0 unlocked, 1 locked, 2 locked with waiters.
+    state: std.atomic.Value(u32) = .init(0),
+
+    pub fn lock(self: *Lock) void {
+        if (self.state.cmpxchgWeak(0, 1, .acquire, .monotonic) == null) return;
+        self.lockSlow();
+    }
+
+    fn lockSlow(self: *Lock) void {
+        var spins: u32 = 0;
+        while (spins < 64) : (spins += 1) {
+            if (self.state.load(.monotonic) == 0 and
+                self.state.cmpxchgWeak(0, 1, .acquire, .monotonic) == null) return;
+            std.atomic.spinLoopHint();
+        }
+        while (self.state.swap(2, .acquire) != 0) {
+            _ = linux.futex_4arg(&self.state.raw, .{ .cmd = .WAIT, .private = true }, 2, null);
+        }
+    }
+
+    pub fn unlock(self: *Lock) void {
+        if (self.state.swap(0, .release) == 2) {
+            _ = linux.futex_3arg(&self.state.raw, .{ .cmd = .WAKE, .private = true }, 1);
+        }
+    }
+
+    /// In a fork child only one thread exists; whatever the parent's other
+    /// threads held is released.
+    pub fn resetAfterFork(self: *Lock) void {
+        self.state.store(0, .monotonic);
+    }
+};
+
+/// 16 random bytes the kernel hands every process (AT_RANDOM), read without
+/// a syscall.
+pub fn processRandom() u64 {
+    const at_random = std.c.getauxval(std.elf.AT_RANDOM);
+    if (at_random == 0) return 0x9e3779b97f4a7c15 ^ @as(u64, @intCast(linux.getpid()));
+    const bytes: *align(1) const [2]u64 = @ptrFromInt(at_random);
+    return bytes[0] ^ bytes[1];
+}
+
+test "map, purge and unmap round trip" {
+    const len = 4 * page_size_bytes;
+    const ptr = map(len) orelse return error.OutOfMemory;
+    ptr[0] = 1;
+    ptr[len - 1] = 2;
+    purge(ptr, len);
+    try std.testing.expectEqual(@as(u8, 0), ptr[0]);
+    unmap(ptr, len);
+}
+
+test "mapAligned returns aligned memory" {
+    const alignment = 4 << 20;
+    const ptr = mapAligned(alignment, alignment) orelse return error.OutOfMemory;
+    try std.testing.expect(@intFromPtr(ptr) % alignment == 0);
+    ptr[alignment - 1] = 7;
+    unmap(ptr, alignment);
+}
+
+test "remap grows and keeps contents" {
+    const ptr = map(page_size_bytes) orelse return error.OutOfMemory;
+    ptr[100] = 42;
+    const grown = remap(ptr, page_size_bytes, 64 * page_size_bytes) orelse return error.OutOfMemory;
+    try std.testing.expectEqual(@as(u8, 42), grown[100]);
+    unmap(grown, 64 * page_size_bytes);
+}
+
+test "lock excludes" {
+    var lock: Lock = .{};
+    lock.lock();
+    try std.testing.expect(lock.state.load(.monotonic) != 0);
+    lock.unlock();
+    try std.testing.expectEqual(@as(u32, 0), lock.state.load(.monotonic));
+}

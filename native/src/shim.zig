@@ -1,0 +1,185 @@
+//! The exported C ABI: the malloc family (for LD_PRELOAD) and the hz_* API
+//! (for direct linking and dlopen, where an exported `malloc` called
+//! through the PLT would bind to libc's). Each export is a thin wrapper
+//! over alloc.zig; the library's setup and teardown hooks live here too.
+const std = @import("std");
+const builtin = @import("builtin");
+const build_options = @import("build_options");
+const alloc = @import("alloc.zig");
+const large = @import("large.zig");
+const os = @import("os.zig");
+const policy = @import("policy.zig");
+const segment = @import("segment.zig");
+const stats = @import("stats.zig");
+const tcache = @import("tcache.zig");
+
+/// A panic inside the allocator must not allocate or unwind: one line, abort.
+pub const panic = std.debug.FullPanic(fatalPanic);
+
+fn fatalPanic(message: []const u8, first_trace_address: ?usize) noreturn {
+    _ = first_trace_address;
+    os.writeStderr("hakozuna: internal error: ");
+    os.writeStderr(message);
+    os.writeStderr("\n");
+    std.c.abort();
+}
+
+const version: [:0]const u8 = std.fmt.comptimePrint("{s}", .{build_options.version});
+
+// The unit-test binary links libc's malloc; only the library exports ours.
+comptime {
+    if (!builtin.is_test) _ = Exports;
+}
+
+const Exports = struct {
+    // --- the malloc family, glibc 2.36's contract ---
+    export fn malloc(size: usize) ?*anyopaque {
+        return alloc.malloc(size);
+    }
+    export fn free(ptr: ?*anyopaque) void {
+        alloc.free(ptr);
+    }
+    export fn calloc(count: usize, size: usize) ?*anyopaque {
+        return alloc.calloc(count, size);
+    }
+    export fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+        return alloc.realloc(ptr, size);
+    }
+    export fn reallocarray(ptr: ?*anyopaque, count: usize, size: usize) ?*anyopaque {
+        return alloc.reallocarray(ptr, count, size);
+    }
+    export fn posix_memalign(out: *?*anyopaque, alignment: usize, size: usize) c_int {
+        return alloc.posixMemalign(out, alignment, size);
+    }
+    export fn aligned_alloc(alignment: usize, size: usize) ?*anyopaque {
+        return alloc.memalign(alignment, size);
+    }
+    export fn memalign(alignment: usize, size: usize) ?*anyopaque {
+        return alloc.memalign(alignment, size);
+    }
+    export fn valloc(size: usize) ?*anyopaque {
+        return alloc.valloc(size);
+    }
+    export fn pvalloc(size: usize) ?*anyopaque {
+        return alloc.pvalloc(size);
+    }
+    export fn malloc_usable_size(ptr: ?*const anyopaque) usize {
+        return alloc.usableSize(ptr);
+    }
+
+    // --- hz_*: hakozuna.h ---
+    export fn hz_malloc(size: usize) ?*anyopaque {
+        return alloc.malloc(size);
+    }
+    export fn hz_free(ptr: ?*anyopaque) void {
+        alloc.free(ptr);
+    }
+    export fn hz_calloc(count: usize, size: usize) ?*anyopaque {
+        return alloc.calloc(count, size);
+    }
+    export fn hz_realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+        return alloc.realloc(ptr, size);
+    }
+    export fn hz_aligned_alloc(alignment: usize, size: usize) ?*anyopaque {
+        return alloc.memalign(alignment, size);
+    }
+    export fn hz_usable_size(ptr: ?*const anyopaque) usize {
+        return alloc.usableSize(ptr);
+    }
+    export fn hz_owns(ptr: ?*const anyopaque) c_int {
+        return @intFromBool(alloc.owns(ptr));
+    }
+    export fn hz_stats(out: ?*anyopaque, out_size: usize) usize {
+        const snapshot = currentStats();
+        return stats.copyOut(&snapshot, out, out_size);
+    }
+    export fn hz_collect() usize {
+        return tcache.collectEverything();
+    }
+    export fn hz_policy_name() [*:0]const u8 {
+        tcache.initProcess();
+        return policy.laneName();
+    }
+    export fn hz_version() [*:0]const u8 {
+        return version.ptr;
+    }
+
+    // --- setup and teardown ---
+    const Hook = *const fn () callconv(.c) void;
+    const init_entry: Hook linksection(".init_array") = &constructor;
+    const fini_entry: Hook linksection(".fini_array") = &destructor;
+    comptime {
+        @export(&init_entry, .{ .name = "hakozuna_init_entry", .visibility = .hidden });
+        @export(&fini_entry, .{ .name = "hakozuna_fini_entry", .visibility = .hidden });
+    }
+};
+
+fn currentStats() stats.Snapshot {
+    return stats.build(tcache.totals());
+}
+
+const DlInfo = extern struct {
+    fname: ?[*:0]const u8,
+    fbase: ?*anyopaque,
+    sname: ?[*:0]const u8,
+    saddr: ?*anyopaque,
+};
+extern "c" fn dladdr(address: *const anyopaque, info: *DlInfo) c_int;
+
+/// Runs when the library is loaded (preload or dlopen). Malloc may already
+/// have been called before this: initialisation is lazy and idempotent.
+fn constructor() callconv(.c) void {
+    tcache.initProcess();
+    if (std.c.pthread_atfork(forkPrepare, forkParent, forkChild) != 0) {
+        os.writeStderr("hakozuna: pthread_atfork failed; fork() of a threaded program may deadlock\n");
+    }
+    pinLibrary();
+}
+
+/// Blocks, thread-exit destructors and fork handlers all point into this
+/// library: it must never be unloaded (dlclose), so pin it.
+fn pinLibrary() void {
+    var info: DlInfo = undefined;
+    if (dladdr(@ptrCast(&constructor), &info) == 0) return;
+    const path = info.fname orelse return;
+    _ = std.c.dlopen(path, .{ .NOW = true, .NOLOAD = true, .NODELETE = true });
+}
+
+fn destructor() callconv(.c) void {
+    if (!policy.snapshot.stats_at_exit) return;
+    const snapshot = currentStats();
+    var buffer: [512]u8 = undefined;
+    os.writeStderr(stats.formatLine(&buffer, &snapshot, std.mem.span(policy.laneName())));
+}
+
+// Lock order: heap registry, segment cache, large registry.
+fn forkPrepare() callconv(.c) void {
+    tcache.lockForFork();
+    segment.lockForFork();
+    large.lockForFork();
+}
+
+fn forkParent() callconv(.c) void {
+    large.unlockAfterFork();
+    segment.unlockAfterFork();
+    tcache.unlockAfterFork();
+}
+
+fn forkChild() callconv(.c) void {
+    large.resetAfterFork();
+    segment.resetAfterFork();
+    tcache.resetAfterFork();
+}
+
+test {
+    _ = @import("os.zig");
+    _ = @import("sizeclass.zig");
+    _ = @import("page.zig");
+    _ = @import("segment.zig");
+    _ = @import("policy.zig");
+    _ = @import("stats.zig");
+    _ = @import("remote.zig");
+    _ = @import("large.zig");
+    _ = @import("tcache.zig");
+    _ = @import("alloc.zig");
+}

@@ -1,0 +1,126 @@
+//! Size classes: which block size and span a request gets.
+//!
+//! Small classes step by 16 bytes up to 2 KiB (seed 000), so a small request
+//! wastes at most 15 bytes. Medium classes step four times per doubling up to
+//! `medium_max_bytes`, wasting at most 25%. Anything larger is a large block
+//! (large.zig), mapped on its own.
+const std = @import("std");
+const segment = @import("segment.zig");
+
+pub const min_alignment_bytes: usize = 16;
+pub const small_max_bytes: usize = 2048;
+pub const medium_max_bytes: usize = 256 * 1024;
+
+pub const small_class_count: usize = small_max_bytes / min_alignment_bytes;
+/// Four classes per doubling from 2 KiB (exclusive) to 256 KiB (inclusive).
+pub const medium_class_count: usize = 4 * (std.math.log2_int(usize, medium_max_bytes) - std.math.log2_int(usize, small_max_bytes));
+pub const class_count: usize = small_class_count + medium_class_count;
+
+pub const Class = u8;
+
+comptime {
+    std.debug.assert(class_count <= std.math.maxInt(Class));
+}
+
+/// Bytes of each block of a class.
+pub const block_size_bytes: [class_count]u32 = blk: {
+    var sizes: [class_count]u32 = undefined;
+    for (0..small_class_count) |c| sizes[c] = (c + 1) * min_alignment_bytes;
+    for (0..medium_class_count) |m| {
+        const base = small_max_bytes << (m / 4);
+        sizes[small_class_count + m] = base + (m % 4 + 1) * (base / 4);
+    }
+    break :blk sizes;
+};
+
+/// Pages of `segment.page_size_bytes` in a span of each class: 8 blocks'
+/// worth, at least one page and at most `medium_span_max_bytes`. Small
+/// classes get one page; a rarely used large class then pins at most
+/// 256 KiB as its current page instead of megabytes.
+pub const medium_span_max_bytes: usize = 256 * 1024;
+pub const span_pages: [class_count]u8 = blk: {
+    var pages: [class_count]u8 = undefined;
+    for (0..class_count) |c| {
+        const bytes = std.math.clamp(@as(usize, block_size_bytes[c]) * 8, segment.page_size_bytes, medium_span_max_bytes);
+        pages[c] = @intCast(std.math.divCeil(usize, bytes, segment.page_size_bytes) catch unreachable);
+    }
+    break :blk pages;
+};
+
+/// Class for a request of `size_bytes` (0 allowed). Only for sizes up to
+/// `medium_max_bytes`.
+pub inline fn classOf(size_bytes: usize) Class {
+    std.debug.assert(size_bytes <= medium_max_bytes);
+    if (size_bytes <= small_max_bytes) {
+        return @intCast(((size_bytes + min_alignment_bytes - 1) / min_alignment_bytes) -| 1);
+    }
+    return mediumClassOf(size_bytes);
+}
+
+fn mediumClassOf(size_bytes: usize) Class {
+    const last = size_bytes - 1;
+    const doubling = std.math.log2_int(usize, last); // >= 11
+    const quarter = (last >> @intCast(doubling - 2)) & 3;
+    const class = small_class_count + (doubling - std.math.log2_int(usize, small_max_bytes)) * 4 + quarter;
+    return @intCast(class);
+}
+
+/// Smallest class that holds `size_bytes` and whose block size is a multiple
+/// of `alignment_bytes` (a power of two no larger than a segment page), so
+/// every block of that class is aligned: spans start page-aligned. Null when
+/// no class fits; the caller then uses a large block.
+pub fn alignedClassOf(size_bytes: usize, alignment_bytes: usize) ?Class {
+    std.debug.assert(std.math.isPowerOfTwo(alignment_bytes));
+    if (alignment_bytes > segment.page_size_bytes) return null;
+    const wanted = @max(size_bytes, alignment_bytes);
+    if (wanted > medium_max_bytes) return null;
+    var class = classOf(wanted);
+    while (class < class_count) : (class += 1) {
+        if (block_size_bytes[class] % alignment_bytes == 0) return class;
+    }
+    return null;
+}
+
+test "class sizes are ordered, aligned and cover the range" {
+    var previous: u32 = 0;
+    for (block_size_bytes) |size| {
+        try std.testing.expect(size > previous);
+        try std.testing.expect(size % min_alignment_bytes == 0);
+        previous = size;
+    }
+    try std.testing.expectEqual(@as(u32, medium_max_bytes), block_size_bytes[class_count - 1]);
+}
+
+test "classOf picks the smallest class that fits" {
+    var size: usize = 0;
+    while (size <= medium_max_bytes) : (size += if (size < 8192) 1 else 97) {
+        const class = classOf(size);
+        try std.testing.expect(block_size_bytes[class] >= size);
+        if (class > 0) try std.testing.expect(block_size_bytes[class - 1] < size);
+    }
+    try std.testing.expectEqual(@as(Class, 0), classOf(0));
+    try std.testing.expectEqual(@as(Class, 0), classOf(16));
+    try std.testing.expectEqual(@as(Class, 1), classOf(17));
+    try std.testing.expectEqual(@as(Class, class_count - 1), classOf(medium_max_bytes));
+}
+
+test "alignedClassOf gives aligned blocks" {
+    var alignment: usize = 16;
+    while (alignment <= segment.page_size_bytes) : (alignment *= 2) {
+        for ([_]usize{ 0, 1, 100, 2048, 3000, 70000, 200000 }) |size| {
+            if (alignedClassOf(size, alignment)) |class| {
+                try std.testing.expect(block_size_bytes[class] >= size);
+                try std.testing.expect(block_size_bytes[class] % alignment == 0);
+            }
+        }
+    }
+    try std.testing.expect(alignedClassOf(10, 2 * segment.page_size_bytes) == null);
+}
+
+test "spans hold their minimum block count within a segment" {
+    for (0..class_count) |c| {
+        const span_bytes = @as(usize, span_pages[c]) * segment.page_size_bytes;
+        try std.testing.expect(span_bytes / block_size_bytes[c] >= 1);
+        try std.testing.expect(span_pages[c] < segment.pages_per_segment);
+    }
+}

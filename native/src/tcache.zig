@@ -1,0 +1,535 @@
+//! TCache box: the per-thread heap and the hot path.
+//!
+//! A heap keeps, per size class, a current page to pop from and a list of
+//! partially used pages (seed 004: heap -> page -> block). The hot path is
+//! `alloc` and `freeLocal`: a pop or a push on the current page's free list,
+//! no atomics, no environment. Everything else happens at event boundaries:
+//!   refill  — the current page ran dry: carve, collect remote frees, take a
+//!             partial page, or a fresh span;
+//!   retire  — a page's last block came back: its span returns to the
+//!             segment (the current page is kept, so a hot class does not
+//!             thrash);
+//!   purge   — too many free pages stay resident: madvise them away;
+//!   exit    — the thread ends: hand everything back and orphan the heap,
+//!             which the next new thread adopts whole.
+const std = @import("std");
+const builtin = @import("builtin");
+const os = @import("os.zig");
+const page_box = @import("page.zig");
+const policy = @import("policy.zig");
+const remote = @import("remote.zig");
+const segment_box = @import("segment.zig");
+const sizeclass = @import("sizeclass.zig");
+const stats = @import("stats.zig");
+const Page = page_box.Page;
+const Block = page_box.Block;
+const Segment = segment_box.Segment;
+const Class = sizeclass.Class;
+
+/// The page every class starts with: never has a free block, so the first
+/// pop falls into refill without a null check on the hot path.
+var empty_page: Page = .{};
+
+const ClassQueue = struct {
+    current: *Page = &empty_page,
+    /// Pages with free blocks other than `current` (doubly linked).
+    partial: ?*Page = null,
+};
+
+const State = enum(u8) {
+    /// Owned by a live thread.
+    active,
+    /// Its thread exited; waiting to be adopted by a new thread.
+    orphan,
+    /// Owned by a thread that a fork left behind in the parent; never
+    /// touched again in this process.
+    dead,
+};
+
+pub const Heap = struct {
+    classes: [sizeclass.class_count]ClassQueue = @splat(.{}),
+    counters: stats.Counters = .{},
+    outbox: remote.Outbox = .{},
+    /// Segments this heap owns (those with free pages kept near the front).
+    segments: ?*Segment = null,
+    /// Free pages in this heap's segments not yet purged.
+    dirty_pages: usize = 0,
+    state: State = .active,
+    /// Every heap ever made (stats, fork).
+    registry_next: ?*Heap = null,
+    orphan_next: ?*Heap = null,
+    /// Written by other threads: its own cache lines.
+    inbox: remote.Inbox align(std.atomic.cache_line) = .{},
+
+    // -----------------------------------------------------------------
+    // Hot path.
+
+    /// Pops a block of `class`; refills when the current page is dry.
+    pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
+        const page = heap.classes[class].current;
+        const block = page.free orelse return heap.refill(class);
+        page.free = block.next;
+        page.used += 1;
+        block.cookie = 0;
+        heap.counters.alloc_count.add(1);
+        heap.counters.alloc_bytes.add(page.block_size);
+        return block;
+    }
+
+    /// Gives back a block of a page this heap owns.
+    pub inline fn freeLocal(heap: *Heap, page: *Page, block: *Block) void {
+        std.debug.assert(page.heap == @as(*anyopaque, heap) and page.used > 0);
+        page.pushFree(block);
+        page.used -= 1;
+        heap.counters.free_count.add(1);
+        heap.counters.free_bytes.add(page.block_size);
+        if (page.used == 0 or page.full) heap.pageGainedFree(page);
+    }
+
+    /// Gives back a block of a page another heap owns: batched in the
+    /// outbox until flushed.
+    pub inline fn freeRemote(heap: *Heap, page: *Page, block: *Block) void {
+        block.cookie = page_box.cookieOf(block);
+        const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
+        heap.outbox.push(page, &owner.inbox, block, policy.snapshot.remote_batch, &heap.counters);
+        heap.counters.free_count.add(1);
+        heap.counters.free_bytes.add(page.block_size);
+        heap.counters.remote_free_count.add(1);
+    }
+
+    // -----------------------------------------------------------------
+    // Refill boundary.
+
+    noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
+        heap.counters.refill_count.add(1);
+        const queue = &heap.classes[class];
+        const current_page = queue.current;
+        if (current_page != &empty_page) {
+            if (current_page.carve()) return heap.alloc(class);
+            if (heap.inbox.hasPending(class)) {
+                _ = heap.inbox.collect(class, heap);
+                if (current_page.free != null) return heap.alloc(class);
+            }
+            current_page.full = true;
+            queue.current = &empty_page;
+        } else if (heap.inbox.hasPending(class)) {
+            _ = heap.inbox.collect(class, heap);
+        }
+        // Our own pending remote frees may be what another heap waits for;
+        // hand them over at this boundary rather than hold them.
+        heap.outbox.flushAll(&heap.counters);
+        if (queue.partial) |page| {
+            heap.unlinkPartial(page);
+            std.debug.assert(page.free != null);
+            queue.current = page;
+            return heap.alloc(class);
+        }
+        const page = heap.freshSpan(class) orelse return null;
+        queue.current = page;
+        std.debug.assert(page.carve());
+        return heap.alloc(class);
+    }
+
+    /// Called by `remote.Inbox.collect` for each page that got blocks back.
+    pub fn collected(heap: *Heap, page: *Page, count: u32) void {
+        std.debug.assert(page.used >= count);
+        page.used -= count;
+        heap.counters.collect_count.add(1);
+        heap.pageGainedFree(page);
+    }
+
+    /// A page got blocks back: a full page becomes partial, an empty one
+    /// retires (unless it is its class's current page).
+    noinline fn pageGainedFree(heap: *Heap, page: *Page) void {
+        const queue = &heap.classes[page.class];
+        if (page == queue.current) return;
+        if (page.used == 0) {
+            if (page.in_partial) heap.unlinkPartial(page);
+            page.full = false;
+            heap.retire(page);
+            return;
+        }
+        if (page.full) {
+            page.full = false;
+            heap.linkPartial(page);
+        }
+    }
+
+    fn linkPartial(heap: *Heap, page: *Page) void {
+        std.debug.assert(!page.in_partial and page.free != null);
+        const queue = &heap.classes[page.class];
+        page.prev = null;
+        page.next = queue.partial;
+        if (queue.partial) |head| head.prev = page;
+        queue.partial = page;
+        page.in_partial = true;
+    }
+
+    fn unlinkPartial(heap: *Heap, page: *Page) void {
+        std.debug.assert(page.in_partial);
+        const queue = &heap.classes[page.class];
+        if (page.prev) |prev| prev.next = page.next else queue.partial = page.next;
+        if (page.next) |next| next.prev = page.prev;
+        page.next = null;
+        page.prev = null;
+        page.in_partial = false;
+    }
+
+    // -----------------------------------------------------------------
+    // Spans and segments.
+
+    /// Segments looked at for a free run before a new one is taken.
+    const segment_scan_limit = 8;
+
+    fn freshSpan(heap: *Heap, class: Class) ?*Page {
+        const pages = sizeclass.span_pages[class];
+        if (heap.spanFromSegments(class, pages)) |page| return page;
+        // Blocks other threads handed back may free whole spans.
+        heap.collectAll();
+        if (heap.spanFromSegments(class, pages)) |page| return page;
+        reclaimOneOrphan();
+        const segment = segment_box.acquire(heap) orelse return null;
+        heap.linkSegmentFront(segment);
+        return segment.takeSpan(pages, heap, class).?;
+    }
+
+    fn spanFromSegments(heap: *Heap, class: Class, pages: usize) ?*Page {
+        var cursor = heap.segments;
+        var scanned: usize = 0;
+        while (cursor) |segment| : (cursor = segment.next) {
+            if (segment.takeSpan(pages, heap, class)) |page| {
+                heap.dirty_pages -|= pages;
+                return page;
+            }
+            scanned += 1;
+            if (scanned == segment_scan_limit) break;
+        }
+        return null;
+    }
+
+    fn retire(heap: *Heap, page: *Page) void {
+        const segment = Segment.of(page.start);
+        std.debug.assert(segment.heap == @as(*anyopaque, heap));
+        heap.dirty_pages += page.span_pages;
+        segment.releaseSpan(page);
+        if (segment.isEmpty() and (heap.segments != segment or segment.next != null or policy.snapshot.segment_cache == 0)) {
+            // Keep a heap's last segment: a thread that frees everything and
+            // allocates again should not pay a map and fault each time.
+            heap.releaseSegment(segment);
+        } else if (heap.segments != segment) {
+            heap.unlinkSegment(segment);
+            heap.linkSegmentFront(segment);
+        }
+        if (heap.dirty_pages > policy.snapshot.purge_pages) _ = heap.purge();
+    }
+
+    fn releaseSegment(heap: *Heap, segment: *Segment) void {
+        heap.dirty_pages -|= @popCount(segment.dirty_mask);
+        heap.unlinkSegment(segment);
+        segment_box.release(segment);
+    }
+
+    fn linkSegmentFront(heap: *Heap, segment: *Segment) void {
+        segment.prev = null;
+        segment.next = heap.segments;
+        if (heap.segments) |head| head.prev = segment;
+        heap.segments = segment;
+    }
+
+    fn unlinkSegment(heap: *Heap, segment: *Segment) void {
+        if (segment.prev) |prev| prev.next = segment.next else heap.segments = segment.next;
+        if (segment.next) |next| next.prev = segment.prev;
+        segment.next = null;
+        segment.prev = null;
+    }
+
+    /// Returns every free page's memory to the OS. Returns the bytes.
+    fn purge(heap: *Heap) usize {
+        var pages: usize = 0;
+        var cursor = heap.segments;
+        while (cursor) |segment| : (cursor = segment.next) pages += segment.purgeFree();
+        heap.dirty_pages = 0;
+        return pages * segment_box.page_size_bytes;
+    }
+
+    fn collectAll(heap: *Heap) void {
+        for (0..sizeclass.class_count) |class| {
+            if (heap.inbox.hasPending(@intCast(class))) _ = heap.inbox.collect(@intCast(class), heap);
+        }
+    }
+
+    /// Hands back everything it can: pending remote frees, frees waiting in
+    /// the inbox, empty pages (current ones too), empty segments, resident
+    /// free memory. Returns the bytes given back to the OS.
+    fn drain(heap: *Heap) usize {
+        heap.outbox.flushAll(&heap.counters);
+        heap.collectAll();
+        for (&heap.classes) |*queue| {
+            const current_page = queue.current;
+            if (current_page == &empty_page) continue;
+            queue.current = &empty_page;
+            if (current_page.used == 0) {
+                heap.retire(current_page);
+            } else if (current_page.free != null) {
+                heap.linkPartial(current_page);
+            } else {
+                current_page.full = true;
+            }
+        }
+        var bytes = heap.purge();
+        var cursor = heap.segments;
+        while (cursor) |segment| {
+            cursor = segment.next;
+            if (segment.isEmpty()) {
+                heap.releaseSegment(segment);
+                bytes += segment_box.page_size_bytes * (segment_box.pages_per_segment - 1);
+            }
+        }
+        return bytes;
+    }
+};
+
+// ---------------------------------------------------------------------------
+// Thread state. The heap pointer is the only thread-local: on x86-64 it is
+// reached with one initial-exec access (%fs-relative, no __tls_get_addr);
+// Zig has no per-variable TLS model, so the access is written in asm.
+
+const initial_exec_tls = builtin.cpu.arch == .x86_64 and !builtin.is_test;
+
+// The slot is defined in asm so that it can be hidden and accessed with an
+// initial-exec relocation; elsewhere (other targets, unit tests) a plain
+// threadlocal serves.
+comptime {
+    if (initial_exec_tls) asm (
+        \\.section .tbss,"awT",@nobits
+        \\.p2align 3
+        \\.globl hakozuna_tls_heap
+        \\.hidden hakozuna_tls_heap
+        \\.type hakozuna_tls_heap, @object
+        \\.size hakozuna_tls_heap, 8
+        \\hakozuna_tls_heap:
+        \\.zero 8
+        \\.text
+    );
+}
+threadlocal var tls_heap: ?*Heap = null;
+
+inline fn tlsSlot() *?*Heap {
+    if (initial_exec_tls) {
+        return asm ("movq %%fs:0, %[slot]\n\taddq hakozuna_tls_heap@gottpoff(%%rip), %[slot]"
+            : [slot] "=r" (-> *?*Heap),
+        );
+    }
+    return &tls_heap;
+}
+
+/// The calling thread's heap, or null before its first allocation (and
+/// after its exit handler ran).
+pub inline fn current() ?*Heap {
+    return tlsSlot().*;
+}
+
+/// The calling thread's heap, made on first use. Null when out of memory.
+pub inline fn currentOrCreate() ?*Heap {
+    return current() orelse acquire();
+}
+
+// ---------------------------------------------------------------------------
+// The heap registry: creation, orphaning at thread exit, adoption.
+
+var registry_lock: os.Lock = .{};
+var registry: ?*Heap = null;
+var orphans_head: ?*Heap = null;
+var orphans_tail: ?*Heap = null;
+var initialized = std.atomic.Value(bool).init(false);
+var exit_key: std.c.pthread_key_t = undefined;
+
+/// One-time process setup; idempotent, safe to race.
+pub fn initProcess() void {
+    if (initialized.load(.acquire)) return;
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    if (initialized.load(.monotonic)) return;
+    policy.load();
+    page_box.cookie_key = os.processRandom() | 1;
+    // Never allocates; the key's destructor returns a thread's heap.
+    if (std.c.pthread_key_create(&exit_key, threadExit) != .SUCCESS) {
+        os.writeStderr("hakozuna: pthread_key_create failed; heaps of exited threads will not be reused\n");
+    }
+    initialized.store(true, .release);
+}
+
+noinline fn acquire() ?*Heap {
+    initProcess();
+    registry_lock.lock();
+    const heap = popOrphanLocked() orelse fresh: {
+        const bytes = std.mem.alignForward(usize, @sizeOf(Heap), os.page_size_bytes);
+        const memory = os.map(bytes) orelse {
+            registry_lock.unlock();
+            return null;
+        };
+        const heap: *Heap = @ptrCast(memory);
+        heap.* = .{};
+        heap.registry_next = registry;
+        registry = heap;
+        break :fresh heap;
+    };
+    heap.state = .active;
+    registry_lock.unlock();
+    // Set the slot first: pthread_setspecific may itself allocate.
+    tlsSlot().* = heap;
+    _ = std.c.pthread_setspecific(exit_key, heap);
+    return heap;
+}
+
+fn threadExit(value: *anyopaque) callconv(.c) void {
+    const heap: *Heap = @ptrCast(@alignCast(value));
+    std.debug.assert(heap.state == .active);
+    _ = heap.drain();
+    tlsSlot().* = null;
+    registry_lock.lock();
+    heap.state = .orphan;
+    pushOrphanLocked(heap);
+    registry_lock.unlock();
+}
+
+fn popOrphanLocked() ?*Heap {
+    const heap = orphans_head orelse return null;
+    orphans_head = heap.orphan_next;
+    if (orphans_head == null) orphans_tail = null;
+    heap.orphan_next = null;
+    return heap;
+}
+
+fn pushOrphanLocked(heap: *Heap) void {
+    heap.orphan_next = null;
+    if (orphans_tail) |tail| tail.orphan_next = heap else orphans_head = heap;
+    orphans_tail = heap;
+}
+
+/// Lets a live thread give back what an orphan heap holds (frees that
+/// arrived after its thread exited), one orphan per call, round robin.
+fn reclaimOneOrphan() void {
+    registry_lock.lock();
+    const orphan = popOrphanLocked();
+    registry_lock.unlock();
+    const heap = orphan orelse return;
+    _ = heap.drain();
+    registry_lock.lock();
+    pushOrphanLocked(heap);
+    registry_lock.unlock();
+}
+
+/// hz_collect: the calling thread's heap and every orphan give back all
+/// they can; cached empty segments are unmapped. Returns the bytes.
+pub fn collectEverything() usize {
+    var bytes: usize = 0;
+    if (current()) |heap| bytes += heap.drain();
+    registry_lock.lock();
+    var orphans = orphans_head;
+    orphans_head = null;
+    orphans_tail = null;
+    registry_lock.unlock();
+    var kept: ?*Heap = null;
+    while (orphans) |heap| {
+        orphans = heap.orphan_next;
+        bytes += heap.drain();
+        heap.orphan_next = kept;
+        kept = heap;
+    }
+    registry_lock.lock();
+    while (kept) |heap| {
+        kept = heap.orphan_next;
+        pushOrphanLocked(heap);
+    }
+    registry_lock.unlock();
+    return bytes + segment_box.trimCache();
+}
+
+/// A free from a thread that has no heap (its exit handler already ran):
+/// hand the block straight to the owner.
+pub fn freeWithoutHeap(page: *Page, block: *Block) void {
+    block.cookie = page_box.cookieOf(block);
+    const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
+    remote.publish(page, &owner.inbox, block, block);
+    stats.global.free_count.add(1);
+    stats.global.free_bytes.add(page.block_size);
+    stats.global.remote_free_count.add(1);
+}
+
+/// Sums every heap's counters.
+pub fn totals() stats.Totals {
+    var sums: stats.Totals = .{};
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    var cursor = registry;
+    while (cursor) |heap| : (cursor = heap.registry_next) {
+        heap.counters.mergeInto(&sums);
+        sums.heap_count += 1;
+        if (heap.state == .active) sums.thread_count += 1;
+    }
+    return sums;
+}
+
+// fork: every global lock is held across fork() so the child inherits none
+// held by a thread that does not exist there.
+
+pub fn lockForFork() void {
+    registry_lock.lock();
+}
+
+pub fn unlockAfterFork() void {
+    registry_lock.unlock();
+}
+
+pub fn resetAfterFork() void {
+    registry_lock.resetAfterFork();
+    // Other threads' heaps may be mid-update; the child never touches them.
+    const mine = current();
+    var cursor = registry;
+    while (cursor) |heap| : (cursor = heap.registry_next) {
+        if (heap.state == .active and heap != mine) heap.state = .dead;
+    }
+}
+
+test "alloc and free through a heap, pages retire and segments return" {
+    initProcess();
+    const heap = currentOrCreate() orelse return error.OutOfMemory;
+    var blocks: [5000]*anyopaque = undefined;
+    const class = sizeclass.classOf(100);
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    for (blocks) |p| {
+        const addr = @intFromPtr(p);
+        try std.testing.expect(segment_box.contains(addr));
+        const page = Segment.of(addr).spanOf(addr);
+        heap.freeLocal(page, page.blockAt(addr).?);
+    }
+    _ = heap.drain();
+    try std.testing.expect(heap.segments == null or heap.segments.?.isEmpty());
+}
+
+test "remote frees come back through collect" {
+    initProcess();
+    const heap = currentOrCreate() orelse return error.OutOfMemory;
+    const class = sizeclass.classOf(64);
+    var blocks: [1000]*anyopaque = undefined;
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    const Freer = struct {
+        fn run(list: []*anyopaque) void {
+            const own = currentOrCreate().?;
+            for (list) |p| {
+                const addr = @intFromPtr(p);
+                const page = Segment.of(addr).spanOf(addr);
+                own.freeRemote(page, page.blockAt(addr).?);
+            }
+            own.outbox.flushAll(&own.counters);
+        }
+    };
+    const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks[0..]});
+    thread.join();
+    try std.testing.expect(heap.inbox.hasPending(class));
+    heap.collectAll();
+    const addr = @intFromPtr(blocks[0]);
+    try std.testing.expectEqual(@as(u32, 0), Segment.of(addr).spanOf(addr).used);
+    _ = heap.drain();
+}
