@@ -169,11 +169,11 @@ pub fn formatLine(buffer: []u8, snapshot: *const Snapshot, lane: []const u8) []c
     return std.fmt.bufPrint(buffer, "hakozuna: stats policy={s} allocs={d} frees={d} remote_frees={d} " ++
         "in_use_bytes={d} mapped_bytes={d} peak_mapped_bytes={d} purged_bytes={d} segments={d} " ++
         "large_blocks={d} large_bytes={d} heaps={d} threads={d} flushes={d} collects={d} refills={d}\n", .{
-        lane,                        snapshot.alloc_count,   snapshot.free_count,
-        snapshot.remote_free_count,  snapshot.bytes_in_use,  snapshot.bytes_mapped,
-        snapshot.bytes_mapped_peak,  snapshot.bytes_purged,  snapshot.segment_count,
-        snapshot.large_count,        snapshot.large_bytes,   snapshot.heap_count,
-        snapshot.thread_count,       snapshot.flush_count,   snapshot.collect_count,
+        lane,                       snapshot.alloc_count,  snapshot.free_count,
+        snapshot.remote_free_count, snapshot.bytes_in_use, snapshot.bytes_mapped,
+        snapshot.bytes_mapped_peak, snapshot.bytes_purged, snapshot.segment_count,
+        snapshot.large_count,       snapshot.large_bytes,  snapshot.heap_count,
+        snapshot.thread_count,      snapshot.flush_count,  snapshot.collect_count,
         snapshot.refill_count,
     }) catch buffer[0..0];
 }

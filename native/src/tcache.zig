@@ -58,6 +58,7 @@ pub const Heap = struct {
     /// Every heap ever made (stats, fork).
     registry_next: ?*Heap = null,
     orphan_next: ?*Heap = null,
+    orphan_prev: ?*Heap = null,
     /// Written by other threads: its own cache lines.
     inbox: remote.Inbox align(std.atomic.cache_line) = .{},
 
@@ -258,10 +259,11 @@ pub const Heap = struct {
         }
     }
 
-    /// Hands back everything it can: pending remote frees, frees waiting in
-    /// the inbox, empty pages (current ones too), empty segments, resident
-    /// free memory. Returns the bytes given back to the OS.
-    fn drain(heap: *Heap) usize {
+    /// Hands back what it holds for others: pending remote frees, frees
+    /// waiting in the inbox, and empty pages (current ones too), under the
+    /// usual purge threshold. `force` also purges every free page and
+    /// releases every empty segment. Returns the bytes given back to the OS.
+    fn drain(heap: *Heap, force: bool) usize {
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
         for (&heap.classes) |*queue| {
@@ -276,6 +278,7 @@ pub const Heap = struct {
                 current_page.full = true;
             }
         }
+        if (!force) return 0;
         var bytes = heap.purge();
         var cursor = heap.segments;
         while (cursor) |segment| {
@@ -385,7 +388,10 @@ noinline fn acquire() ?*Heap {
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const heap: *Heap = @ptrCast(@alignCast(value));
     std.debug.assert(heap.state == .active);
-    _ = heap.drain();
+    // Not forced: up to the purge threshold of free pages stay resident for
+    // the next thread, which adopts the most recently orphaned heap, so
+    // thread churn costs no purge-and-fault cycle per thread.
+    _ = heap.drain(false);
     tlsSlot().* = null;
     registry_lock.lock();
     heap.state = .orphan;
@@ -393,28 +399,43 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     registry_lock.unlock();
 }
 
+/// Orphans form a deque: new ones go to the head, where adoption takes
+/// them (warm memory); reclaim takes the oldest from the tail.
+fn pushOrphanLocked(heap: *Heap) void {
+    heap.orphan_prev = null;
+    heap.orphan_next = orphans_head;
+    if (orphans_head) |head| head.orphan_prev = heap else orphans_tail = heap;
+    orphans_head = heap;
+}
+
 fn popOrphanLocked() ?*Heap {
     const heap = orphans_head orelse return null;
-    orphans_head = heap.orphan_next;
-    if (orphans_head == null) orphans_tail = null;
-    heap.orphan_next = null;
+    unlinkOrphanLocked(heap);
     return heap;
 }
 
-fn pushOrphanLocked(heap: *Heap) void {
-    heap.orphan_next = null;
-    if (orphans_tail) |tail| tail.orphan_next = heap else orphans_head = heap;
-    orphans_tail = heap;
+fn popOldestOrphanLocked() ?*Heap {
+    const heap = orphans_tail orelse return null;
+    unlinkOrphanLocked(heap);
+    return heap;
 }
 
-/// Lets a live thread give back what an orphan heap holds (frees that
-/// arrived after its thread exited), one orphan per call, round robin.
+fn unlinkOrphanLocked(heap: *Heap) void {
+    if (heap.orphan_prev) |prev| prev.orphan_next = heap.orphan_next else orphans_head = heap.orphan_next;
+    if (heap.orphan_next) |next| next.orphan_prev = heap.orphan_prev else orphans_tail = heap.orphan_prev;
+    heap.orphan_next = null;
+    heap.orphan_prev = null;
+}
+
+/// Lets a live thread give back what the oldest orphan heap holds (frees
+/// that arrived after its thread exited, resident free pages, empty
+/// segments); it then goes back as the newest, so calls go round robin.
 fn reclaimOneOrphan() void {
     registry_lock.lock();
-    const orphan = popOrphanLocked();
+    const orphan = popOldestOrphanLocked();
     registry_lock.unlock();
     const heap = orphan orelse return;
-    _ = heap.drain();
+    _ = heap.drain(true);
     registry_lock.lock();
     pushOrphanLocked(heap);
     registry_lock.unlock();
@@ -424,16 +445,18 @@ fn reclaimOneOrphan() void {
 /// they can; cached empty segments are unmapped. Returns the bytes.
 pub fn collectEverything() usize {
     var bytes: usize = 0;
-    if (current()) |heap| bytes += heap.drain();
+    if (current()) |heap| bytes += heap.drain(true);
     registry_lock.lock();
     var orphans = orphans_head;
     orphans_head = null;
     orphans_tail = null;
     registry_lock.unlock();
+    // Detached from the deque, the list is ours; pushing back reverses it,
+    // which keeps nothing warmer than the rest after a full collect.
     var kept: ?*Heap = null;
     while (orphans) |heap| {
         orphans = heap.orphan_next;
-        bytes += heap.drain();
+        bytes += heap.drain(true);
         heap.orphan_next = kept;
         kept = heap;
     }
@@ -504,8 +527,8 @@ test "alloc and free through a heap, pages retire and segments return" {
         const page = Segment.of(addr).spanOf(addr);
         heap.freeLocal(page, page.blockAt(addr).?);
     }
-    _ = heap.drain();
-    try std.testing.expect(heap.segments == null or heap.segments.?.isEmpty());
+    _ = heap.drain(true);
+    try std.testing.expect(heap.segments == null);
 }
 
 test "remote frees come back through collect" {
@@ -531,5 +554,5 @@ test "remote frees come back through collect" {
     heap.collectAll();
     const addr = @intFromPtr(blocks[0]);
     try std.testing.expectEqual(@as(u32, 0), Segment.of(addr).spanOf(addr).used);
-    _ = heap.drain();
+    _ = heap.drain(true);
 }
