@@ -83,6 +83,14 @@ pub fn purge(ptr: [*]u8, len_bytes: usize) void {
     stats.global.purged(len_bytes);
 }
 
+/// Monotonic milliseconds (coarse clock, a vDSO read; wraps every 49
+/// days: compare with wrapping subtraction).
+pub fn nowMs() u32 {
+    const now = std.posix.clock_gettime(.MONOTONIC_COARSE) catch return 0;
+    const ms = @as(u64, @intCast(now.sec)) * 1000 + @as(u64, @intCast(now.nsec)) / std.time.ns_per_ms;
+    return @truncate(ms);
+}
+
 /// Writes all of `bytes` to stderr, retrying short writes; never allocates.
 pub fn writeStderr(bytes: []const u8) void {
     var rest = bytes;

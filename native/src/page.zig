@@ -53,6 +53,8 @@ pub const Page = struct {
     in_partial: bool = false,
     /// Taken off the class queue because no block was free.
     full: bool = false,
+    /// When this page became free (os.nowMs), for delayed purging.
+    free_since_ms: u32 = 0,
 
     // Class queue links (owner only).
     next: ?*Page = null,

@@ -5,6 +5,7 @@
 //!   HZ_POLICY=balanced|scale|compact   the lane (default balanced)
 //!   HZ_REMOTE_BATCH=N                   blocks per remote batch (1..4096)
 //!   HZ_PURGE_PAGES=N                    free 64 KiB pages a heap keeps resident
+//!   HZ_PURGE_DELAY_MS=N                 how long a free page stays before purge
 //!   HZ_SEGMENT_CACHE=N                  empty 4 MiB segments kept for reuse
 //!   HZ_STATS=1                          one line of counters on stderr at exit
 //!
@@ -18,17 +19,19 @@ pub const Policy = struct {
     lane: Lane,
     /// Remote frees a thread gathers for one page before handing them over.
     remote_batch: u32,
-    /// Free pages a heap keeps resident before purging them (0: at once).
+    /// Free pages a heap keeps resident whatever their age.
     purge_pages: u32,
+    /// Above `purge_pages`, a page free for this long is purged (0: at once).
+    purge_delay_ms: u32,
     /// Empty segments kept mapped (purged) for reuse instead of unmapped.
     segment_cache: u32,
     stats_at_exit: bool,
 
     pub fn ofLane(lane: Lane) Policy {
         return switch (lane) {
-            .balanced => .{ .lane = lane, .remote_batch = 32, .purge_pages = 64, .segment_cache = 8, .stats_at_exit = false },
-            .scale => .{ .lane = lane, .remote_batch = 128, .purge_pages = 512, .segment_cache = 64, .stats_at_exit = false },
-            .compact => .{ .lane = lane, .remote_batch = 8, .purge_pages = 0, .segment_cache = 0, .stats_at_exit = false },
+            .balanced => .{ .lane = lane, .remote_batch = 32, .purge_pages = 64, .purge_delay_ms = 100, .segment_cache = 8, .stats_at_exit = false },
+            .scale => .{ .lane = lane, .remote_batch = 128, .purge_pages = 512, .purge_delay_ms = 1000, .segment_cache = 64, .stats_at_exit = false },
+            .compact => .{ .lane = lane, .remote_batch = 8, .purge_pages = 0, .purge_delay_ms = 0, .segment_cache = 0, .stats_at_exit = false },
         };
     }
 };
@@ -60,6 +63,7 @@ pub fn parse(comptime lookup: fn ([*:0]const u8) ?[]const u8) Policy {
     var result = Policy.ofLane(lane);
     knob(lookup, "HZ_REMOTE_BATCH", &result.remote_batch, 1, 4096);
     knob(lookup, "HZ_PURGE_PAGES", &result.purge_pages, 0, 1 << 20);
+    knob(lookup, "HZ_PURGE_DELAY_MS", &result.purge_delay_ms, 0, 3_600_000);
     knob(lookup, "HZ_SEGMENT_CACHE", &result.segment_cache, 0, 1 << 16);
     if (lookup("HZ_STATS")) |value| result.stats_at_exit = value.len > 0 and !std.mem.eql(u8, value, "0");
     return result;
@@ -81,7 +85,7 @@ fn knob(comptime lookup: fn ([*:0]const u8) ?[]const u8, comptime name: [:0]cons
 fn warn(comptime name: []const u8, value: []const u8, comptime fallback: []const u8) void {
     var buffer: [256]u8 = undefined;
     const shown = value[0..@min(value.len, 64)];
-    const line = std.fmt.bufPrint(&buffer, "hakozuna: unknown " ++ name ++ "=\"{s}\", using " ++ fallback ++ "\n", .{shown}) catch return;
+    const line = std.fmt.bufPrint(&buffer, "hakozuna: invalid " ++ name ++ "=\"{s}\", using " ++ fallback ++ "\n", .{shown}) catch return;
     os.writeStderr(line);
 }
 

@@ -86,33 +86,50 @@ pub const Segment = struct {
 
     /// Gives a span's pages back to the segment; they stay resident (dirty)
     /// until purged.
-    pub fn releaseSpan(segment: *Segment, page: *Page) void {
+    pub fn releaseSpan(segment: *Segment, page: *Page, now_ms: u32) void {
         page.reset();
         const first = segment.pageIndex(page);
         const count: usize = page.span_pages;
         std.debug.assert(first >= 1 and count >= 1 and first + count <= pages_per_segment);
         const span_mask = ((@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
         std.debug.assert(segment.free_mask & span_mask == 0);
-        for (first..first + count) |index| segment.pages[index].head_offset = 0;
+        for (first..first + count) |index| {
+            segment.pages[index].head_offset = 0;
+            segment.pages[index].free_since_ms = now_ms;
+        }
         segment.free_mask |= span_mask;
         segment.dirty_mask |= span_mask;
     }
 
-    /// Returns the physical memory of free pages to the OS. Returns the
-    /// number of pages purged.
-    pub fn purgeFree(segment: *Segment) usize {
-        var dirty = segment.dirty_mask & segment.free_mask;
+    /// Returns to the OS the memory of free pages that have been free for at
+    /// least `min_age_ms` (0: all of them). Returns the pages purged.
+    pub fn purgeFree(segment: *Segment, now_ms: u32, min_age_ms: u32) usize {
+        var candidates = segment.dirty_mask & segment.free_mask;
+        if (min_age_ms > 0) {
+            var old_enough: u64 = 0;
+            var scan = candidates;
+            while (scan != 0) : (scan &= scan - 1) {
+                const index: u6 = @intCast(@ctz(scan));
+                if (now_ms -% segment.pages[index].free_since_ms >= min_age_ms) old_enough |= @as(u64, 1) << index;
+            }
+            candidates = old_enough;
+        }
         var purged: usize = 0;
-        while (dirty != 0) {
-            const first: usize = @ctz(dirty);
-            const count: usize = @ctz(~(dirty >> @intCast(first)));
+        var runs = candidates;
+        while (runs != 0) {
+            const first: usize = @ctz(runs);
+            const count: usize = @ctz(~(runs >> @intCast(first)));
             const run_mask = (if (count == 64) ~@as(u64, 0) else (@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
             os.purge(@ptrFromInt(segment.pageStart(first)), count * page_size_bytes);
-            dirty &= ~run_mask;
+            runs &= ~run_mask;
             purged += count;
         }
-        segment.dirty_mask = 0;
+        segment.dirty_mask &= ~candidates;
         return purged;
+    }
+
+    pub fn dirtyPages(segment: *const Segment) usize {
+        return @popCount(segment.dirty_mask & segment.free_mask);
     }
 };
 
@@ -183,7 +200,7 @@ pub fn release(segment: *Segment) void {
     segment.heap = null;
     cache_lock.lock();
     if (cache_count < policy.snapshot.segment_cache) {
-        _ = segment.purgeFree();
+        _ = segment.purgeFree(0, 0);
         segment.next = cache_head;
         cache_head = segment;
         cache_count += 1;
@@ -248,10 +265,12 @@ test "segments are aligned, mapped in the segment map, and spans fit" {
     try std.testing.expect(segment.spanOf(segment.pageStart(1)) == a);
     try std.testing.expect(segment.takeSpan(63, &heap_token, 0) == null);
 
-    segment.releaseSpan(a);
-    segment.releaseSpan(b);
+    segment.releaseSpan(a, 1000);
+    segment.releaseSpan(b, 1050);
     try std.testing.expect(segment.isEmpty());
-    try std.testing.expectEqual(@as(usize, 17), segment.purgeFree());
+    try std.testing.expectEqual(@as(usize, 1), segment.purgeFree(1100, 100));
+    try std.testing.expectEqual(@as(usize, 16), segment.purgeFree(1100, 0));
+    try std.testing.expectEqual(@as(usize, 0), segment.dirtyPages());
     release(segment);
     _ = trimCache();
     try std.testing.expect(!contains(@intFromPtr(segment)));

@@ -54,6 +54,8 @@ pub const Heap = struct {
     segments: ?*Segment = null,
     /// Free pages in this heap's segments not yet purged.
     dirty_pages: usize = 0,
+    /// Earliest time (os.nowMs) of the next delayed purge scan.
+    next_purge_ms: u32 = 0,
     state: State = .active,
     /// Every heap ever made (stats, fork).
     registry_next: ?*Heap = null,
@@ -179,9 +181,6 @@ pub const Heap = struct {
     // -----------------------------------------------------------------
     // Spans and segments.
 
-    /// Segments looked at for a free run before a new one is taken.
-    const segment_scan_limit = 8;
-
     fn freshSpan(heap: *Heap, class: Class) ?*Page {
         const pages = sizeclass.span_pages[class];
         if (heap.spanFromSegments(class, pages)) |page| return page;
@@ -194,16 +193,15 @@ pub const Heap = struct {
         return segment.takeSpan(pages, heap, class).?;
     }
 
+    /// First fit over the heap's segments; those that got pages back are
+    /// kept near the front, so the scan is short unless memory is full.
     fn spanFromSegments(heap: *Heap, class: Class, pages: usize) ?*Page {
         var cursor = heap.segments;
-        var scanned: usize = 0;
         while (cursor) |segment| : (cursor = segment.next) {
             if (segment.takeSpan(pages, heap, class)) |page| {
                 heap.dirty_pages -|= pages;
                 return page;
             }
-            scanned += 1;
-            if (scanned == segment_scan_limit) break;
         }
         return null;
     }
@@ -211,8 +209,9 @@ pub const Heap = struct {
     fn retire(heap: *Heap, page: *Page) void {
         const segment = Segment.of(page.start);
         std.debug.assert(segment.heap == @as(*anyopaque, heap));
+        const now_ms = os.nowMs();
         heap.dirty_pages += page.span_pages;
-        segment.releaseSpan(page);
+        segment.releaseSpan(page, now_ms);
         if (segment.isEmpty() and (heap.segments != segment or segment.next != null or policy.snapshot.segment_cache == 0)) {
             // Keep a heap's last segment: a thread that frees everything and
             // allocates again should not pay a map and fault each time.
@@ -221,11 +220,24 @@ pub const Heap = struct {
             heap.unlinkSegment(segment);
             heap.linkSegmentFront(segment);
         }
-        if (heap.dirty_pages > policy.snapshot.purge_pages) _ = heap.purge();
+        if (heap.dirty_pages > policy.snapshot.purge_pages) heap.purgeAged(now_ms);
+    }
+
+    /// Purges the pages that stayed free for the policy's delay; pages
+    /// reused sooner never pay a purge and a fault. Scans at most twice per
+    /// delay.
+    fn purgeAged(heap: *Heap, now_ms: u32) void {
+        const delay_ms = policy.snapshot.purge_delay_ms;
+        if (delay_ms > 0 and @as(i32, @bitCast(now_ms -% heap.next_purge_ms)) < 0) return;
+        heap.next_purge_ms = now_ms +% @max(1, delay_ms / 2);
+        var cursor = heap.segments;
+        while (cursor) |segment| : (cursor = segment.next) {
+            heap.dirty_pages -|= segment.purgeFree(now_ms, delay_ms);
+        }
     }
 
     fn releaseSegment(heap: *Heap, segment: *Segment) void {
-        heap.dirty_pages -|= @popCount(segment.dirty_mask);
+        heap.dirty_pages -|= segment.dirtyPages();
         heap.unlinkSegment(segment);
         segment_box.release(segment);
     }
@@ -248,7 +260,7 @@ pub const Heap = struct {
     fn purge(heap: *Heap) usize {
         var pages: usize = 0;
         var cursor = heap.segments;
-        while (cursor) |segment| : (cursor = segment.next) pages += segment.purgeFree();
+        while (cursor) |segment| : (cursor = segment.next) pages += segment.purgeFree(0, 0);
         heap.dirty_pages = 0;
         return pages * segment_box.page_size_bytes;
     }
@@ -278,7 +290,11 @@ pub const Heap = struct {
                 current_page.full = true;
             }
         }
-        if (!force) return 0;
+        if (!force) {
+            // An orphan may wait long for adoption: never leave it holding
+            // more resident free memory than a live heap may.
+            return if (heap.dirty_pages > policy.snapshot.purge_pages) heap.purge() else 0;
+        }
         var bytes = heap.purge();
         var cursor = heap.segments;
         while (cursor) |segment| {
