@@ -1,10 +1,11 @@
 //! Page box: one span of pages carved into blocks of one size class.
 //!
 //! A `Page` is the metadata of a span; it lives in its segment's header
-//! (segment.zig) at the index of the span's first page. The owner heap pops
-//! and pushes `free` without atomics; other threads only ever touch
-//! `remote_head` (remote.zig). Blocks are carved lazily, a few OS pages at a
-//! time, so an allocation never makes untouched memory resident.
+//! (segment.zig) at the index of the span's first page. Only the owner heap
+//! writes it (other threads' frees reach the page through the owner's
+//! inbox, remote.zig); other threads only read its geometry to validate a
+//! pointer. Blocks are carved lazily, a few OS pages at a time, so an
+//! allocation never makes untouched memory resident.
 const std = @import("std");
 const sizeclass = @import("sizeclass.zig");
 
@@ -60,17 +61,12 @@ pub const Page = struct {
     next: ?*Page = null,
     prev: ?*Page = null,
 
-    // Shared with other threads: see remote.zig.
-    remote_head: std.atomic.Value(?*Block) = .init(null),
-    remote_next: ?*Page = null,
-
     pub const reciprocal_shift = 40;
 
     /// Prepares a free span for blocks of `class`. The span's memory may hold
     /// stale data from an earlier use; carving overwrites what it needs.
     pub fn assign(page: *Page, heap: *anyopaque, class: sizeclass.Class, start: usize, span_bytes: usize) void {
         std.debug.assert(page.capacity.load(.monotonic) == 0 and page.used == 0);
-        std.debug.assert(page.remote_head.load(.monotonic) == null);
         const block_size = sizeclass.block_size_bytes[class];
         page.free = null;
         page.block_size = block_size;

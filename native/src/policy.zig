@@ -12,6 +12,7 @@
 //! An unknown or malformed value gets a one-line warning and the default.
 const std = @import("std");
 const os = @import("os.zig");
+const sizeclass = @import("sizeclass.zig");
 
 pub const Lane = enum { balanced, scale, compact };
 
@@ -38,10 +39,27 @@ pub const Policy = struct {
 
 pub var snapshot: Policy = .ofLane(.balanced);
 
+/// A remote batch also stops at this many bytes, so a thread never sits on
+/// megabytes of another heap's large blocks.
+pub const remote_batch_max_bytes: usize = 64 * 1024;
+
+/// Blocks per remote batch for each class: `remote_batch`, capped by
+/// `remote_batch_max_bytes` (at least one).
+pub var remote_batch_blocks: [sizeclass.class_count]u32 = batchLimits(Policy.ofLane(.balanced));
+
+fn batchLimits(policy: Policy) [sizeclass.class_count]u32 {
+    var limits: [sizeclass.class_count]u32 = undefined;
+    for (&limits, sizeclass.block_size_bytes) |*limit, size| {
+        limit.* = @intCast(std.math.clamp(remote_batch_max_bytes / size, 1, policy.remote_batch));
+    }
+    return limits;
+}
+
 /// Reads the environment into `snapshot`. Called once, at initialisation,
 /// before any heap exists.
 pub fn load() void {
     snapshot = parse(getenv);
+    remote_batch_blocks = batchLimits(snapshot);
 }
 
 fn getenv(name: [*:0]const u8) ?[]const u8 {
@@ -113,6 +131,15 @@ test "lanes and knobs parse" {
     try std.testing.expectEqual(Lane.compact, compact.lane);
     try std.testing.expectEqual(@as(u32, 5), compact.remote_batch);
     try std.testing.expect(compact.stats_at_exit);
+}
+
+test "remote batches are capped in bytes" {
+    const limits = batchLimits(Policy.ofLane(.balanced));
+    try std.testing.expectEqual(@as(u32, 32), limits[0]);
+    try std.testing.expectEqual(@as(u32, 1), limits[sizeclass.class_count - 1]);
+    for (limits, sizeclass.block_size_bytes) |limit, size| {
+        try std.testing.expect(limit == 1 or limit * size <= remote_batch_max_bytes);
+    }
 }
 
 test "bad values fall back to defaults" {

@@ -1,184 +1,163 @@
 //! Remote box: frees of blocks that another heap owns.
 //!
 //! Remote state crosses exactly two boundaries:
-//!   flush   — the freeing thread hands a batch of one page's blocks to the
-//!             owner: one CAS onto the page's `remote_head`; the thread whose
-//!             CAS made that list non-empty also queues the page in the
-//!             owner's inbox for the page's class.
-//!   collect — the owner takes back what was handed over, one class at a
-//!             time, visiting only pages queued for that class (seed 002 P0).
-//! Until a flush, a freeing thread keeps its remote frees in its outbox, a
-//! few slots of per-page batches (direct-mapped by page address).
+//!   flush   — the freeing thread hands a batch of blocks of one size class
+//!             to their owner: one CAS pushes the chain onto the owner's
+//!             inbox queue for that class;
+//!   collect — the owner takes back everything queued for one class (one
+//!             swap), so a refill of class c touches only class c's blocks
+//!             (seed 002 P0), and gives each block back to its page.
+//! Until a flush, a freeing thread keeps its remote frees in its outbox: one
+//! batch per size class, for one owner at a time (a free for another owner
+//! flushes the batch first). A hashed table of (owner, class) batches
+//! collided so often that batches averaged two blocks.
 const std = @import("std");
 const page_box = @import("page.zig");
 const sizeclass = @import("sizeclass.zig");
 const stats = @import("stats.zig");
-const Page = page_box.Page;
 const Block = page_box.Block;
+const Class = sizeclass.Class;
 
-/// Per-class queues of pages with pending remote frees; one per heap.
+/// Per-class queues of blocks other threads handed back; one per heap.
 pub const Inbox = struct {
-    queues: [sizeclass.class_count]std.atomic.Value(?*Page) = @splat(.init(null)),
+    queues: [sizeclass.class_count]std.atomic.Value(?*Block) = @splat(.init(null)),
 
-    /// Queues `page`; called by the one thread whose flush made the page's
-    /// remote list non-empty, so a page is queued at most once at a time.
-    fn notify(inbox: *Inbox, page: *Page) void {
-        const queue = &inbox.queues[page.class];
-        var head = queue.load(.monotonic);
-        while (true) {
-            page.remote_next = head;
-            head = queue.cmpxchgWeak(head, page, .release, .monotonic) orelse return;
-        }
-    }
-
-    pub inline fn hasPending(inbox: *const Inbox, class: sizeclass.Class) bool {
+    pub inline fn hasPending(inbox: *const Inbox, class: Class) bool {
         return inbox.queues[class].load(.monotonic) != null;
     }
 
-    /// Takes back every remote free queued for `class`. For each page,
-    /// splices the blocks onto its free list and calls
-    /// `owner.collected(page, block_count)`. Returns the blocks taken.
-    pub fn collect(inbox: *Inbox, class: sizeclass.Class, owner: anytype) u32 {
-        var next_page = inbox.queues[class].swap(null, .acquire);
-        var total: u32 = 0;
-        while (next_page) |page| {
-            std.debug.assert(page.class == class);
-            // Read the link before emptying the page's list: once it is empty
-            // a flusher may queue the page again and overwrite the link.
-            next_page = page.remote_next;
-            var chain = page.remote_head.swap(null, .acq_rel);
-            var count: u32 = 0;
-            while (chain) |block| {
-                chain = block.next;
-                page.pushFree(block);
-                count += 1;
-            }
-            total += count;
-            if (count > 0) owner.collected(page, count);
+    /// Takes back every block queued for `class`, calling
+    /// `owner.takeBack(block)` for each. Returns the blocks taken.
+    pub fn collect(inbox: *Inbox, class: Class, owner: anytype) u32 {
+        var chain = inbox.queues[class].swap(null, .acquire);
+        var count: u32 = 0;
+        while (chain) |block| {
+            chain = block.next;
+            owner.takeBack(block);
+            count += 1;
         }
-        return total;
+        return count;
     }
 };
 
-/// Hands the chain `head..tail` (linked through `next`) to `page`'s owner.
-pub fn publish(page: *Page, inbox: *Inbox, head: *Block, tail: *Block) void {
-    var old = page.remote_head.load(.monotonic);
+/// Hands the chain `head..tail` (linked through `next`, all of `class`) to
+/// the heap whose inbox is `inbox`.
+pub fn publish(inbox: *Inbox, class: Class, head: *Block, tail: *Block) void {
+    const queue = &inbox.queues[class];
+    var old = queue.load(.monotonic);
     while (true) {
         tail.next = old;
-        old = page.remote_head.cmpxchgWeak(old, head, .release, .monotonic) orelse break;
+        old = queue.cmpxchgWeak(old, head, .release, .monotonic) orelse return;
     }
-    if (old == null) inbox.notify(page);
 }
 
-const slot_count = 32;
-
 const Slot = struct {
-    page: ?*Page = null,
     inbox: ?*Inbox = null,
+    count: u32 = 0,
     head: ?*Block = null,
     tail: ?*Block = null,
-    count: u32 = 0,
 };
+
+const ClassSet = std.StaticBitSet(sizeclass.class_count);
 
 /// A thread's remote frees not yet handed over.
 pub const Outbox = struct {
-    slots: [slot_count]Slot = @splat(.{}),
+    slots: [sizeclass.class_count]Slot = @splat(.{}),
+    /// Classes whose slot holds a batch.
+    occupied: ClassSet = .initEmpty(),
 
-    inline fn slotOf(outbox: *Outbox, page: *const Page) *Slot {
-        const addr = @intFromPtr(page);
-        return &outbox.slots[((addr >> 7) ^ (addr >> 22)) % slot_count];
-    }
-
-    /// Adds a freed block of `page` (owned by the heap whose inbox is
-    /// `inbox`); flushes when the batch reaches `batch_limit` or the slot is
-    /// needed for another page.
-    pub inline fn push(outbox: *Outbox, page: *Page, inbox: *Inbox, block: *Block, batch_limit: u32, counters: *stats.Counters) void {
-        const slot = outbox.slotOf(page);
-        if (slot.page != page) {
-            if (slot.page != null) flushSlot(slot, counters);
-            slot.page = page;
+    /// Adds a freed block of `class` owned by the heap of `inbox`; flushes
+    /// when the batch reaches `batch_limit`, or first when the slot holds
+    /// another owner's batch.
+    pub inline fn push(outbox: *Outbox, inbox: *Inbox, class: Class, block: *Block, batch_limit: u32, counters: *stats.Counters) void {
+        const slot = &outbox.slots[class];
+        if (slot.inbox != inbox) {
+            if (slot.inbox != null) outbox.flushSlot(class, counters);
             slot.inbox = inbox;
             slot.tail = block;
-            slot.head = null;
+            outbox.occupied.set(class);
         }
         block.next = slot.head;
         slot.head = block;
         slot.count += 1;
-        if (slot.count >= batch_limit) flushSlot(slot, counters);
+        if (slot.count >= batch_limit) outbox.flushSlot(class, counters);
     }
 
     /// Hands every pending batch over.
     pub fn flushAll(outbox: *Outbox, counters: *stats.Counters) void {
-        for (&outbox.slots) |*slot| {
-            if (slot.page != null) flushSlot(slot, counters);
-        }
+        while (outbox.occupied.findFirstSet()) |class| outbox.flushSlot(@intCast(class), counters);
     }
 
-    fn flushSlot(slot: *Slot, counters: *stats.Counters) void {
-        std.debug.assert(slot.count > 0);
-        publish(slot.page.?, slot.inbox.?, slot.head.?, slot.tail.?);
+    fn flushSlot(outbox: *Outbox, class: Class, counters: *stats.Counters) void {
+        const slot = &outbox.slots[class];
+        std.debug.assert(slot.count > 0 and outbox.occupied.isSet(class));
+        publish(slot.inbox.?, class, slot.head.?, slot.tail.?);
         counters.flush_count.add(1);
         slot.* = .{};
+        outbox.occupied.unset(class);
     }
 };
 
 const TestOwner = struct {
-    pages: u32 = 0,
     blocks: u32 = 0,
-    fn collected(owner: *TestOwner, page: *Page, count: u32) void {
-        _ = page;
-        owner.pages += 1;
-        owner.blocks += count;
+    fn takeBack(owner: *TestOwner, block: *Block) void {
+        _ = block;
+        owner.blocks += 1;
     }
 };
 
-test "flush and collect move blocks to the owner's page" {
+test "flush and collect move blocks to the owner" {
     var blocks: [40]Block align(16) = undefined;
-    var page: Page = .{};
-    var heap_token: u8 = 0;
-    page.assign(&heap_token, 0, @intFromPtr(&blocks), @sizeOf(@TypeOf(blocks)));
     var inbox: Inbox = .{};
     var outbox: Outbox = .{};
     var counters: stats.Counters = .{};
-    for (&blocks) |*block| outbox.push(&page, &inbox, block, 16, &counters);
-    try std.testing.expect(inbox.hasPending(0));
+    for (&blocks) |*block| outbox.push(&inbox, 3, block, 16, &counters);
+    try std.testing.expect(inbox.hasPending(3));
+    try std.testing.expect(!inbox.hasPending(4));
     try std.testing.expectEqual(@as(u64, 2), counters.flush_count.read());
     var owner: TestOwner = .{};
-    try std.testing.expectEqual(@as(u32, 32), inbox.collect(0, &owner));
-    try std.testing.expect(!inbox.hasPending(0));
+    try std.testing.expectEqual(@as(u32, 32), inbox.collect(3, &owner));
+    try std.testing.expect(!inbox.hasPending(3));
     outbox.flushAll(&counters);
-    try std.testing.expectEqual(@as(u32, 8), inbox.collect(0, &owner));
+    try std.testing.expectEqual(@as(usize, 0), outbox.occupied.count());
+    try std.testing.expectEqual(@as(u32, 8), inbox.collect(3, &owner));
     try std.testing.expectEqual(@as(u32, 40), owner.blocks);
-    var listed: usize = 0;
-    var cursor = page.free;
-    while (cursor) |block| : (cursor = block.next) {
-        try std.testing.expect(Page.isFree(block));
-        listed += 1;
+}
+
+test "batches of different classes and owners stay apart" {
+    var blocks: [6]Block align(16) = undefined;
+    var first: Inbox = .{};
+    var second: Inbox = .{};
+    var outbox: Outbox = .{};
+    var counters: stats.Counters = .{};
+    for (&blocks, 0..) |*block, i| {
+        outbox.push(if (i % 2 == 0) &first else &second, @intCast(i % 3), block, 100, &counters);
     }
-    try std.testing.expectEqual(@as(usize, 40), listed);
+    outbox.flushAll(&counters);
+    var owner: TestOwner = .{};
+    var total: u32 = 0;
+    for (0..3) |class| total += first.collect(@intCast(class), &owner) + second.collect(@intCast(class), &owner);
+    try std.testing.expectEqual(@as(u32, 6), total);
 }
 
 test "concurrent flushes lose no block" {
     const per_thread = 2000;
     const threads = 4;
     const Worker = struct {
-        fn run(page: *Page, inbox: *Inbox, memory: []Block) void {
+        fn run(inbox: *Inbox, memory: []Block) void {
             var outbox: Outbox = .{};
             var counters: stats.Counters = .{};
-            for (memory) |*block| outbox.push(page, inbox, block, 7, &counters);
+            for (memory) |*block| outbox.push(inbox, 0, block, 7, &counters);
             outbox.flushAll(&counters);
         }
     };
     const memory = try std.testing.allocator.alignedAlloc(Block, .@"16", per_thread * threads);
     defer std.testing.allocator.free(memory);
-    var page: Page = .{};
-    var heap_token: u8 = 0;
-    page.assign(&heap_token, 0, @intFromPtr(memory.ptr), memory.len * @sizeOf(Block));
     var inbox: Inbox = .{};
     var owner: TestOwner = .{};
     var handles: [threads]std.Thread = undefined;
     for (&handles, 0..) |*handle, t| {
-        handle.* = try std.Thread.spawn(.{}, Worker.run, .{ &page, &inbox, memory[t * per_thread ..][0..per_thread] });
+        handle.* = try std.Thread.spawn(.{}, Worker.run, .{ &inbox, memory[t * per_thread ..][0..per_thread] });
     }
     var taken: u32 = 0;
     while (taken < per_thread * threads) {

@@ -94,7 +94,7 @@ pub const Heap = struct {
     pub inline fn freeRemote(heap: *Heap, page: *Page, block: *Block) void {
         block.cookie = page_box.cookieOf(block);
         const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
-        heap.outbox.push(page, &owner.inbox, block, policy.snapshot.remote_batch, &heap.counters);
+        heap.outbox.push(&owner.inbox, page.class, block, policy.remote_batch_blocks[page.class], &heap.counters);
         heap.counters.free_count.add(1);
         heap.counters.free_bytes.add(page.block_size);
         heap.counters.remote_free_count.add(1);
@@ -110,17 +110,14 @@ pub const Heap = struct {
         if (current_page != &empty_page) {
             if (current_page.carve()) return heap.alloc(class);
             if (heap.inbox.hasPending(class)) {
-                _ = heap.inbox.collect(class, heap);
+                heap.collect(class);
                 if (current_page.free != null) return heap.alloc(class);
             }
             current_page.full = true;
             queue.current = &empty_page;
         } else if (heap.inbox.hasPending(class)) {
-            _ = heap.inbox.collect(class, heap);
+            heap.collect(class);
         }
-        // Our own pending remote frees may be what another heap waits for;
-        // hand them over at this boundary rather than hold them.
-        heap.outbox.flushAll(&heap.counters);
         if (queue.partial) |page| {
             heap.unlinkPartial(page);
             std.debug.assert(page.free != null);
@@ -133,12 +130,19 @@ pub const Heap = struct {
         return heap.alloc(class);
     }
 
-    /// Called by `remote.Inbox.collect` for each page that got blocks back.
-    pub fn collected(heap: *Heap, page: *Page, count: u32) void {
-        std.debug.assert(page.used >= count);
-        page.used -= count;
-        heap.counters.collect_count.add(1);
-        heap.pageGainedFree(page);
+    /// Takes back the remote frees queued for `class` (collect boundary).
+    fn collect(heap: *Heap, class: Class) void {
+        if (heap.inbox.collect(class, heap) > 0) heap.counters.collect_count.add(1);
+    }
+
+    /// Called by `remote.Inbox.collect` for each block handed back.
+    pub fn takeBack(heap: *Heap, block: *Block) void {
+        const addr = @intFromPtr(block);
+        const page = Segment.of(addr).spanOf(addr);
+        std.debug.assert(page.heap == @as(*anyopaque, heap) and page.used > 0);
+        page.pushFree(block);
+        page.used -= 1;
+        if (page.used == 0 or page.full) heap.pageGainedFree(page);
     }
 
     /// A page got blocks back: a full page becomes partial, an empty one
@@ -267,7 +271,7 @@ pub const Heap = struct {
 
     fn collectAll(heap: *Heap) void {
         for (0..sizeclass.class_count) |class| {
-            if (heap.inbox.hasPending(@intCast(class))) _ = heap.inbox.collect(@intCast(class), heap);
+            if (heap.inbox.hasPending(@intCast(class))) heap.collect(@intCast(class));
         }
     }
 
@@ -490,7 +494,7 @@ pub fn collectEverything() usize {
 pub fn freeWithoutHeap(page: *Page, block: *Block) void {
     block.cookie = page_box.cookieOf(block);
     const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
-    remote.publish(page, &owner.inbox, block, block);
+    remote.publish(&owner.inbox, page.class, block, block);
     stats.global.free_count.add(1);
     stats.global.free_bytes.add(page.block_size);
     stats.global.remote_free_count.add(1);
