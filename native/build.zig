@@ -8,7 +8,10 @@ const std = @import("std");
 const manifest = @import("build.zig.zon");
 
 pub fn build(b: *std.Build) void {
-    const target = b.standardTargetOptions(.{});
+    // Baseline CPU by default: the library is preloaded into programs on
+    // other machines, and `native` here would emit AVX-512 (SIGILL elsewhere,
+    // and under valgrind). `-Dcpu=native` opts in.
+    const target = b.standardTargetOptions(.{ .default_target = .{ .cpu_model = .baseline } });
     // An allocator is only useful optimised: release is the default here.
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode (default ReleaseFast)") orelse .ReleaseFast;
 

@@ -23,10 +23,17 @@ fn outOfMemory() ?*anyopaque {
 
 pub inline fn malloc(size: usize) ?*anyopaque {
     if (size <= sizeclass.medium_max_bytes) {
-        const heap = tcache.currentOrCreate() orelse return outOfMemory();
+        const heap = tcache.current() orelse return mallocFirst(size);
         return heap.alloc(sizeclass.classOf(size)) orelse outOfMemory();
     }
     return mallocLarge(size, sizeclass.min_alignment_bytes);
+}
+
+/// A thread's first allocation: make its heap. Out of line so the hot path
+/// saves no registers for it.
+noinline fn mallocFirst(size: usize) ?*anyopaque {
+    const heap = tcache.currentOrCreate() orelse return outOfMemory();
+    return heap.alloc(sizeclass.classOf(size)) orelse outOfMemory();
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
@@ -62,18 +69,27 @@ fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
 pub inline fn free(ptr: ?*anyopaque) void {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return;
-    if (!segment_box.contains(addr)) {
-        if (!large.free(addr)) os.fatalPointer("free(): invalid pointer", addr);
-        return;
-    }
+    if (!segment_box.contains(addr)) return freeLarge(addr);
     const span = spanBlockOrDie(addr, "free()");
     const heap = tcache.current();
     if (span.page.heap == @as(?*anyopaque, heap)) {
         heap.?.freeLocal(span.page, span.block);
-    } else if (heap) |own| {
-        own.freeRemote(span.page, span.block);
     } else {
-        tcache.freeWithoutHeap(span.page, span.block);
+        freeOther(heap, span.page, span.block);
+    }
+}
+
+noinline fn freeLarge(addr: usize) void {
+    if (!large.free(addr)) os.fatalPointer("free(): invalid pointer", addr);
+}
+
+/// A block another heap owns. Out of line so the local path saves no
+/// registers for it.
+noinline fn freeOther(heap: ?*tcache.Heap, page: *Page, block: *Block) void {
+    if (heap) |own| {
+        own.freeRemote(page, block);
+    } else {
+        tcache.freeWithoutHeap(page, block);
     }
 }
 

@@ -6,6 +6,7 @@
 //! into `global` with atomic adds. `Snapshot` is `struct hz_stats` of
 //! native/include/hakozuna.h, field for field.
 const std = @import("std");
+const sizeclass = @import("sizeclass.zig");
 
 pub const version: u32 = 1;
 
@@ -43,22 +44,26 @@ pub const Counter = struct {
     }
 };
 
-/// Per-heap counters (written by the heap's owner thread only).
+/// Per-heap counters (written by the heap's owner thread only). Blocks are
+/// counted per size class, one update per operation; bytes follow from the
+/// class sizes when merged.
 pub const Counters = struct {
-    alloc_count: Counter = .{},
-    alloc_bytes: Counter = .{},
-    free_count: Counter = .{},
-    free_bytes: Counter = .{},
+    class_allocs: [sizeclass.class_count]Counter = @splat(.{}),
+    class_frees: [sizeclass.class_count]Counter = @splat(.{}),
     remote_free_count: Counter = .{},
     flush_count: Counter = .{},
     collect_count: Counter = .{},
     refill_count: Counter = .{},
 
     pub fn mergeInto(counters: *const Counters, totals: *Totals) void {
-        totals.alloc_count += counters.alloc_count.read();
-        totals.alloc_bytes += counters.alloc_bytes.read();
-        totals.free_count += counters.free_count.read();
-        totals.free_bytes += counters.free_bytes.read();
+        for (counters.class_allocs, counters.class_frees, sizeclass.block_size_bytes) |allocs, frees, size| {
+            const alloc_count = allocs.read();
+            const free_count = frees.read();
+            totals.alloc_count += alloc_count;
+            totals.alloc_bytes += alloc_count * size;
+            totals.free_count += free_count;
+            totals.free_bytes += free_count * size;
+        }
         totals.remote_free_count += counters.remote_free_count.read();
         totals.flush_count += counters.flush_count.read();
         totals.collect_count += counters.collect_count.read();

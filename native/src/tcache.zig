@@ -74,8 +74,7 @@ pub const Heap = struct {
         page.free = block.next;
         page.used += 1;
         block.cookie = 0;
-        heap.counters.alloc_count.add(1);
-        heap.counters.alloc_bytes.add(page.block_size);
+        heap.counters.class_allocs[class].add(1);
         return block;
     }
 
@@ -84,8 +83,7 @@ pub const Heap = struct {
         std.debug.assert(page.heap == @as(*anyopaque, heap) and page.used > 0);
         page.pushFree(block);
         page.used -= 1;
-        heap.counters.free_count.add(1);
-        heap.counters.free_bytes.add(page.block_size);
+        heap.counters.class_frees[page.class].add(1);
         if (page.used == 0 or page.full) heap.pageGainedFree(page);
     }
 
@@ -95,8 +93,7 @@ pub const Heap = struct {
         block.cookie = page_box.cookieOf(block);
         const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
         heap.outbox.push(&owner.inbox, page.class, block, policy.remote_batch_blocks[page.class], &heap.counters);
-        heap.counters.free_count.add(1);
-        heap.counters.free_bytes.add(page.block_size);
+        heap.counters.class_frees[page.class].add(1);
         heap.counters.remote_free_count.add(1);
     }
 
