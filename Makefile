@@ -43,6 +43,18 @@ test: test-native test-c test-programs test-deno
 test-native: $(ZIG)
 	cd native && $(ZIG) build test
 
+# The Deno package: static checks of its own files, then tests/deno/ with the
+# pinned Deno. Tests load $$HAKOZUNA_LIB when set, else the checkout's $(LIB).
+DENO_SOURCES := mod.ts ffi tests/deno
+DENO_TEST_FLAGS := --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net=127.0.0.1
+
+test-deno: $(DENO) $(LIB)
+	$(DENO) check mod.ts tests/deno
+	$(DENO) lint $(DENO_SOURCES)
+	$(DENO) fmt --check $(DENO_SOURCES) deno.json
+	$(DENO) doc --lint mod.ts
+	ZIG=$(ZIG) $(DENO) test $(DENO_TEST_FLAGS) tests/deno/
+
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakozuna.so
