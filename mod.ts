@@ -15,11 +15,20 @@
  * console.log(hz.policy, hz.stats().allocCount);
  * ```
  *
- * Run with `--allow-ffi --allow-env --allow-read`.
+ * Run with `--allow-ffi --allow-env --allow-read`. From a checkout, `open()`
+ * loads the library `make` built; from JSR, `await openAsync()` downloads the
+ * release library once (also `--allow-net --allow-write`) and `open()` then
+ * finds it in the cache.
  *
  * @module
  */
-export { open, type OpenOptions } from "./ffi/open.ts";
+export {
+  open,
+  openAsync,
+  type OpenAsyncOptions,
+  type OpenOptions,
+} from "./ffi/open.ts";
+export type { CacheMode } from "./ffi/cache.ts";
 export type { Block, Hakozuna } from "./ffi/handle.ts";
 export { POLICIES, type Policy } from "./ffi/policy.ts";
 export type { Stats } from "./ffi/stats.ts";

@@ -74,3 +74,35 @@ export function expectExit(output: Output, code: number): Output {
   }
   return output;
 }
+
+/**
+ * Runs `body` with environment variables set (or, for undefined, removed),
+ * then puts them back, also when `body` is async.
+ */
+export async function withEnv<T>(
+  vars: Record<string, string | undefined>,
+  body: () => T | Promise<T>,
+): Promise<T> {
+  const saved = Object.keys(vars).map((name) => [name, Deno.env.get(name)]);
+  const apply = (entries: (string | undefined)[][]) => {
+    for (const [name, value] of entries) {
+      if (value === undefined) Deno.env.delete(name!);
+      else Deno.env.set(name!, value);
+    }
+  };
+  apply(Object.entries(vars));
+  try {
+    return await body();
+  } finally {
+    apply(saved);
+  }
+}
+
+/** A temporary directory, removed when disposed. */
+export function tempDir(prefix: string): { path: string } & Disposable {
+  const path = Deno.makeTempDirSync({ prefix: `hakozuna-${prefix}-` });
+  return {
+    path,
+    [Symbol.dispose]: () => Deno.removeSync(path, { recursive: true }),
+  };
+}

@@ -1,10 +1,12 @@
 /** The package against its contracts: the C header, deno.json, the README. */
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
 import { open } from "../../mod.ts";
 import { COUNTERS } from "../../ffi/stats.ts";
 import { SYMBOLS } from "../../ffi/symbols.ts";
-import { expectExit, MOD_URL, ROOT, runDeno } from "./helpers.ts";
+import { VERSION } from "../../ffi/version.ts";
+import { expectExit, MOD_URL, ROOT, run, runDeno } from "./helpers.ts";
 
 const header = Deno.readTextFileSync(join(ROOT, "native/include/hakozuna.h"));
 const denoJson = JSON.parse(Deno.readTextFileSync(join(ROOT, "deno.json")));
@@ -31,9 +33,10 @@ Deno.test("every hz_* function of hakozuna.h is bound, and nothing else", () => 
   assert.deepEqual(Object.keys(SYMBOLS).sort(), declared.sort());
 });
 
-Deno.test("deno.json's version is the library's hz_version()", () => {
+Deno.test("deno.json's version is the library's hz_version() and VERSION", () => {
   using hz = open();
   assert.equal(denoJson.version, hz.version);
+  assert.equal(denoJson.version, VERSION);
   assert.equal(denoJson.name, "@hakozuna/hakozuna");
 });
 
@@ -60,4 +63,43 @@ Deno.test("the README's API example runs as written", async () => {
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
+});
+
+/** The local modules of an export's graph (missing ones too), from ROOT. */
+async function localModules(entry: string): Promise<string[]> {
+  const info = await run(Deno.execPath(), ["info", "--json", entry], {
+    cwd: ROOT,
+  });
+  const { modules } = JSON.parse(expectExit(info, 0).stdout);
+  return modules
+    .map((module: { specifier: string }) => module.specifier)
+    .filter((specifier: string) => specifier.startsWith("file:"))
+    .map((specifier: string) => relative(ROOT, fileURLToPath(specifier)));
+}
+
+/** A publish.include glob as a RegExp (only `**` and `*` are used). */
+const globRegExp = (glob: string) =>
+  new RegExp(
+    "^" + glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+      .replace(/\*\*\//g, "\0").replace(/\*/g, "[^/]*")
+      .replace(/\0/g, "(.*/)?") +
+      "$",
+  );
+
+Deno.test("deno.json exports mod.ts and ./cli, and publishes their modules", async () => {
+  assert.deepEqual(denoJson.exports, { ".": "./mod.ts", "./cli": "./cli.ts" });
+  const include = (denoJson.publish.include as string[]).map(globRegExp);
+  const graph = [
+    ...await localModules("mod.ts"),
+    ...await localModules("cli.ts"),
+  ];
+  assert.ok(
+    graph.includes("ffi/resolve.ts") && graph.includes("bench/compare.ts"),
+  );
+  const unpublished = graph.filter((file) =>
+    !include.some((re) => re.test(file))
+  );
+  assert.deepEqual(unpublished, [], "modules JSR users would lack");
+  assert.ok(!include.some((re) => re.test("tests/deno/api_test.ts")));
+  assert.ok(!include.some((re) => re.test("native/src/shim.zig")));
 });

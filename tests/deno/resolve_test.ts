@@ -3,21 +3,16 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { LibraryNotFoundError, open } from "../../mod.ts";
-import { resolveLibrary } from "../../ffi/resolve.ts";
-import { expectExit, fixture, runDeno } from "./helpers.ts";
+import { type ResolveContext, resolveLibrary } from "../../ffi/resolve.ts";
+import { expectExit, fixture, runDeno, withEnv } from "./helpers.ts";
 
-/** Runs `body` with HAKOZUNA_LIB set to `value` (or unset), then restores it. */
-function withLibraryEnv<T>(value: string | undefined, body: () => T): T {
-  const saved = Deno.env.get("HAKOZUNA_LIB");
-  if (value === undefined) Deno.env.delete("HAKOZUNA_LIB");
-  else Deno.env.set("HAKOZUNA_LIB", value);
-  try {
-    return body();
-  } finally {
-    if (saved === undefined) Deno.env.delete("HAKOZUNA_LIB");
-    else Deno.env.set("HAKOZUNA_LIB", saved);
-  }
-}
+/** The context of a package at `root`, on Linux x86_64, with no checksums. */
+const at = (root: URL): ResolveContext => ({
+  packageRoot: root,
+  os: "linux",
+  arch: "x86_64",
+  checksums: {},
+});
 
 /** A directory laid out like a checkout, with or without a built library. */
 function fakeCheckout(withLibrary: boolean) {
@@ -44,9 +39,9 @@ Deno.test("open({ path }) to a missing file names it", () => {
   );
 });
 
-Deno.test("HAKOZUNA_LIB to a missing file names it, with no fallback", () => {
+Deno.test("HAKOZUNA_LIB to a missing file names it, with no fallback", async () => {
   const missing = "/nonexistent/from-env/libhakozuna.so";
-  withLibraryEnv(missing, () => {
+  await withEnv({ HAKOZUNA_LIB: missing }, () => {
     assert.throws(
       () => open(),
       (error: Error) =>
@@ -64,42 +59,44 @@ Deno.test("a file that is not a library is refused with the loader's reason", ()
   );
 });
 
-Deno.test("HAKOZUNA_LIB comes before the checkout build", () => {
+Deno.test("HAKOZUNA_LIB comes before the checkout build", async () => {
   using checkout = fakeCheckout(true);
   const chosen = "/some/where/libhakozuna.so";
-  withLibraryEnv(chosen, () => {
-    assert.deepEqual(resolveLibrary({}, { packageRoot: checkout.root }), {
+  await withEnv({ HAKOZUNA_LIB: chosen }, () => {
+    assert.deepEqual(resolveLibrary({}, at(checkout.root)), {
       path: chosen,
       source: "HAKOZUNA_LIB",
     });
     assert.deepEqual(
-      resolveLibrary({ path: "/x.so" }, { packageRoot: checkout.root }),
+      resolveLibrary({ path: "/x.so" }, at(checkout.root)),
       { path: "/x.so", source: "path option" },
     );
   });
 });
 
-Deno.test("the checkout build is found next to the module", () => {
+Deno.test("the checkout build is found next to the module", async () => {
   using checkout = fakeCheckout(true);
-  withLibraryEnv(undefined, () => {
-    assert.deepEqual(resolveLibrary({}, { packageRoot: checkout.root }), {
+  await withEnv({ HAKOZUNA_LIB: undefined }, () => {
+    assert.deepEqual(resolveLibrary({}, at(checkout.root)), {
       path: checkout.library,
       source: "checkout",
     });
   });
 });
 
-Deno.test("with no library, one error lists every step and `make`", () => {
+Deno.test("with no library, one error lists every step and `make`", async () => {
   using checkout = fakeCheckout(false);
-  withLibraryEnv(undefined, () => {
+  await withEnv({ HAKOZUNA_LIB: undefined }, () => {
     assert.throws(
-      () => resolveLibrary({}, { packageRoot: checkout.root }),
+      () => resolveLibrary({}, at(checkout.root)),
       (error: LibraryNotFoundError) => {
         assert.ok(error instanceof LibraryNotFoundError);
         assert.deepEqual(error.steps, [
           "open({ path }): not given",
           "HAKOZUNA_LIB: not set",
           `checkout build ${checkout.library}: not built`,
+          "release artifact libhakozuna-linux-x86_64.so: no SHA-256 " +
+          "recorded in this package (ffi/checksums.ts, written by `make dist`)",
         ]);
         assert.match(error.message, /Fix: run `make` in /);
         return true;
@@ -108,11 +105,11 @@ Deno.test("with no library, one error lists every step and `make`", () => {
   });
 });
 
-Deno.test("a package loaded over https has no checkout step", () => {
-  withLibraryEnv(undefined, () => {
+Deno.test("a package loaded over https has no checkout step", async () => {
+  await withEnv({ HAKOZUNA_LIB: undefined }, () => {
     const root = new URL("https://jsr.io/@hakozuna/hakozuna/0.1.0/");
     assert.throws(
-      () => resolveLibrary({}, { packageRoot: root }),
+      () => resolveLibrary({}, at(root)),
       /checkout build: package loaded from https:\/\/jsr\.io\/.*, not a file/,
     );
   });
@@ -136,4 +133,25 @@ Deno.test("refused permissions count as unset and the error names the flag", asy
     error,
     /Fix: grant --allow-env=HAKOZUNA_LIB, or grant --allow-read/,
   );
+});
+
+Deno.test("on an unsupported platform the error says so first", async () => {
+  using checkout = fakeCheckout(false);
+  await withEnv({ HAKOZUNA_LIB: undefined }, () => {
+    const context = { ...at(checkout.root), os: "darwin", arch: "aarch64" };
+    assert.throws(
+      () => resolveLibrary({}, context),
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /^hakozuna: unsupported platform darwin-aarch64: no prebuilt library \(there are for linux-x86_64, linux-aarch64\)/,
+        );
+        assert.match(
+          error.message,
+          /release artifact: none for darwin-aarch64/,
+        );
+        return true;
+      },
+    );
+  });
 });
