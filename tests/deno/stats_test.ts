@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { open, type Stats } from "../../mod.ts";
 import { COUNTERS } from "../../ffi/stats.ts";
 import type { Reply, Request } from "./fixtures/worker.ts";
+import { expectExit, fixture, runDeno } from "./helpers.ts";
 
 Deno.test("stats is a frozen snapshot of numbers plus the version", () => {
   using hz = open();
@@ -152,4 +153,13 @@ Deno.test("workers allocating at once are all counted", async () => {
   } finally {
     workers.forEach((w) => w[Symbol.dispose]());
   }
+});
+
+Deno.test("blocks of Workers that ended can be freed; the library stays", async () => {
+  const output = await runDeno(
+    ["--allow-ffi", "--allow-env", "--allow-read"],
+    fixture("worker_exit.ts"),
+  );
+  const seen = JSON.parse(expectExit(output, 0).stdout);
+  assert.deepEqual(seen, { rounds: 3, owned: 300, freed: 300 });
 });
