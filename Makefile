@@ -51,12 +51,13 @@ DIST_ARCHS := x86_64 aarch64
 DIST_LIBS := $(DIST_ARCHS:%=dist/libhakozuna-linux-%.so)
 
 # The Deno package: static checks of its own files, then tests/deno/ with the
-# pinned Deno. Tests load $$HAKOZUNA_LIB when set, else the checkout's $(LIB).
+# pinned Deno. Tests load $HAKOZUNA_LIB when set, else the checkout build,
+# and check the dist libraries with readelf.
 DENO_SOURCES := mod.ts cli.ts ffi tests/deno
 DENO_TEST_FLAGS := --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net=127.0.0.1
 
 test-deno: $(DENO) $(LIB) $(DIST_LIBS)
-	$(DENO) check mod.ts cli.ts tests/deno
+	$(DENO) check --doc mod.ts cli.ts tests/deno
 	$(DENO) lint $(DENO_SOURCES)
 	$(DENO) fmt --check $(DENO_SOURCES) deno.json
 	$(DENO) doc --lint mod.ts
