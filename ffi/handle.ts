@@ -33,7 +33,11 @@ export interface Block extends Disposable {
   readonly bytes: Uint8Array<ArrayBuffer>;
   /** Whether the block was freed through {@linkcode Block.free} or disposal. */
   readonly freed: boolean;
-  /** Frees the block; freeing it again does nothing. */
+  /**
+   * Frees the block; freeing it again does nothing. Like
+   * {@linkcode Hakozuna.free}, it throws once the handle that allocated the
+   * block is closed, or if the pointer was already freed another way.
+   */
   free(): void;
 }
 
@@ -284,8 +288,7 @@ class Handle implements Hakozuna {
   }
 
   alloc(size: number): Block {
-    checkSize("size", size);
-    const pointer = this.malloc(size);
+    const pointer = this.malloc(size); // checks size and the handle
     if (pointer === null) {
       throw new Error(`hakozuna: out of memory allocating ${size} bytes`);
     }
