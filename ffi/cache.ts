@@ -109,8 +109,8 @@ const inflight = new Map<string, Promise<string>>();
 /**
  * Downloads `artifact`, verifies its SHA-256 and only then stores it, through
  * a temporary file renamed into place, so that no process ever sees a partial
- * or unverified file. Resolves to the cached file; rejects with a message
- * that names the URL.
+ * or unverified file. Resolves to the cached file; rejects with why not
+ * (the caller names the URL).
  */
 export function download(artifact: Artifact): Promise<string> {
   let pending = inflight.get(artifact.file);
@@ -128,19 +128,19 @@ async function fetchAndStore({ url, file, sha256: expected }: Artifact) {
   try {
     response = await fetch(url);
   } catch (error) {
-    throw new Error(`GET ${url}: ${explain(error)}`, { cause: error });
+    throw new Error(explain(error), { cause: error });
   }
   if (!response.ok) {
     await response.body?.cancel();
     throw new Error(
-      `GET ${url}: HTTP ${response.status} ${response.statusText}`,
+      `HTTP ${response.status} ${response.statusText}`,
     );
   }
   const bytes = new Uint8Array(await response.arrayBuffer());
   const actual = sha256(bytes);
   if (actual !== expected) {
     throw new Error(
-      `GET ${url}: SHA-256 ${actual} is not the recorded ${expected}; ` +
+      `SHA-256 ${actual} is not the recorded ${expected}; ` +
         `refused, nothing cached`,
     );
   }

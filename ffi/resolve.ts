@@ -166,7 +166,9 @@ export async function resolveLibraryAsync(
       try {
         return { path: await download(artifact), source: "download" };
       } catch (error) {
-        trail.steps.push(`download: ${(error as Error).message}`);
+        trail.steps.push(
+          `download ${artifact.url}: ${(error as Error).message}`,
+        );
         trail.fixes.push(
           "check the URL and the network, granting --allow-net --allow-write",
         );
