@@ -15,7 +15,7 @@ NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakoz
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench install clean
+.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench install clean dist
 
 all: $(LIB)
 
@@ -43,6 +43,49 @@ test: test-native test-c test-programs test-deno
 test-native: $(ZIG)
 	cd native && $(ZIG) build test
 
+# Release artifacts, cross-built with Zig for baseline CPUs (an explicit
+# -Dtarget means no -mcpu=native), and the SHA-256 table the Deno package
+# checks downloads against. Each target builds into its own prefix so that
+# the two builds do not overwrite each other's zig-out.
+DIST_ARCHS := x86_64 aarch64
+DIST_LIBS := $(DIST_ARCHS:%=dist/libhakozuna-linux-%.so)
+
+# The Deno package: static checks of its own files, then tests/deno/ with the
+# pinned Deno. Tests load $HAKOZUNA_LIB when set, else the checkout build,
+# and check the dist libraries with readelf.
+DENO_SOURCES := mod.ts cli.ts ffi tests/deno
+DENO_TEST_FLAGS := --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net=127.0.0.1
+
+test-deno: $(DENO) $(LIB) $(DIST_LIBS)
+	$(DENO) check --doc mod.ts cli.ts tests/deno
+	$(DENO) lint $(DENO_SOURCES)
+	$(DENO) fmt --check $(DENO_SOURCES) deno.json
+	$(DENO) doc --lint mod.ts
+	ZIG=$(ZIG) $(DENO) test $(DENO_TEST_FLAGS) tests/deno/
+
+dist: $(DIST_LIBS) $(DENO)
+	mkdir -p build
+	{ printf '%s\n' \
+	    '/**' \
+	    ' * SHA-256 of each release artifact, written by `make dist` from dist/*.so.' \
+	    ' * A download whose hash differs is refused. Generated: do not edit.' \
+	    ' *' \
+	    ' * @module' \
+	    ' */' \
+	    '' \
+	    '/** Artifact file name to lowercase hex SHA-256. */' \
+	    'export const CHECKSUMS: Readonly<Record<string, string>> = {'; \
+	  for f in $(DIST_LIBS); do \
+	    printf '  "%s": "%s",\n' "$${f#dist/}" "$$(sha256sum "$$f" | cut -d' ' -f1)"; \
+	  done; \
+	  echo '};'; } > build/checksums.ts
+	$(DENO) fmt -q --no-config build/checksums.ts
+	mv build/checksums.ts ffi/checksums.ts
+
+dist/libhakozuna-linux-%.so: $(ZIG) $(NATIVE_SRC)
+	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE) -Dtarget=$*-linux-gnu --prefix $(CURDIR)/build/dist-$*
+	install -D -m 0755 build/dist-$*/lib/libhakozuna.so $@
+
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakozuna.so
@@ -51,4 +94,4 @@ install: $(LIB)
 		native/hakozuna.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakozuna.pc
 
 clean:
-	rm -rf native/zig-out native/.zig-cache build
+	rm -rf native/zig-out native/.zig-cache build dist

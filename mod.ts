@@ -1,0 +1,35 @@
+/**
+ * hakozuna for Deno: the hakozuna memory allocator (a native library written
+ * in Zig) opened with `Deno.dlopen`, behind a typed and checked API.
+ *
+ * ```ts
+ * import { open } from "@hakozuna/hakozuna";
+ *
+ * using hz = open();
+ * const p = hz.malloc(64);
+ * console.log(hz.usableSize(p), hz.owns(p)); // 64 true (or more than 64)
+ * hz.free(p);
+ *
+ * using block = hz.alloc(1024); // freed at the end of the scope
+ * block.bytes.fill(7);
+ * console.log(hz.policy, hz.stats().allocCount);
+ * ```
+ *
+ * Run with `--allow-ffi --allow-env --allow-read`. From a checkout, `open()`
+ * loads the library `make` built; from JSR, `await openAsync()` downloads the
+ * release library once (also `--allow-net --allow-write`) and `open()` then
+ * finds it in the cache.
+ *
+ * @module
+ */
+export {
+  open,
+  openAsync,
+  type OpenAsyncOptions,
+  type OpenOptions,
+} from "./ffi/open.ts";
+export type { CacheMode } from "./ffi/cache.ts";
+export type { Block, Hakozuna } from "./ffi/handle.ts";
+export { POLICIES, type Policy } from "./ffi/policy.ts";
+export type { Stats } from "./ffi/stats.ts";
+export { LibraryNotFoundError } from "./ffi/resolve.ts";
