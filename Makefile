@@ -23,13 +23,13 @@ tools: $(ZIG) $(DENO)
 zig: $(ZIG)
 deno: $(DENO)
 
-$(ZIG): toolchain.env
+$(ZIG): | toolchain.env
 	rm -rf $(TOOLS)/zig-$(ZIG_VERSION)
 	$(PIP) --target $(TOOLS)/zig-$(ZIG_VERSION) ziglang==$(ZIG_VERSION)
 	@test -x $@ || { echo "make: ziglang $(ZIG_VERSION) installed no $@" >&2; exit 1; }
 	@touch $@
 
-$(DENO): toolchain.env
+$(DENO): | toolchain.env
 	rm -rf $(TOOLS)/deno-$(DENO_VERSION)
 	$(PIP) --target $(TOOLS)/deno-$(DENO_VERSION) deno==$(DENO_VERSION)
 	@test -x $@ || { echo "make: deno $(DENO_VERSION) installed no $@" >&2; exit 1; }

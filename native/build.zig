@@ -3,7 +3,7 @@
 //!
 //!   zig build                      -> zig-out/lib/libhakozuna.so
 //!   zig build test                 -> every box's unit tests
-//!   zig build -Dtarget=aarch64-linux-gnu -Dlib-name=...   cross build (make dist)
+//!   zig build -Dtarget=aarch64-linux-gnu --prefix DIR   cross build (make dist)
 const std = @import("std");
 const manifest = @import("build.zig.zon");
 
