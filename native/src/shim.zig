@@ -67,6 +67,30 @@ const Exports = struct {
         return alloc.usableSize(ptr);
     }
 
+    // glibc's own entry points: code that calls them directly must get our
+    // blocks too, or its pointers would reach our free (and glibc's ours).
+    export fn __libc_malloc(size: usize) ?*anyopaque {
+        return alloc.malloc(size);
+    }
+    export fn __libc_free(ptr: ?*anyopaque) void {
+        alloc.free(ptr);
+    }
+    export fn __libc_calloc(count: usize, size: usize) ?*anyopaque {
+        return alloc.calloc(count, size);
+    }
+    export fn __libc_realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+        return alloc.realloc(ptr, size);
+    }
+    export fn __libc_memalign(alignment: usize, size: usize) ?*anyopaque {
+        return alloc.memalign(alignment, size);
+    }
+    export fn __libc_valloc(size: usize) ?*anyopaque {
+        return alloc.valloc(size);
+    }
+    export fn __libc_pvalloc(size: usize) ?*anyopaque {
+        return alloc.pvalloc(size);
+    }
+
     // --- hz_*: hakozuna.h ---
     export fn hz_malloc(size: usize) ?*anyopaque {
         return alloc.malloc(size);
