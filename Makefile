@@ -15,7 +15,7 @@ NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakoz
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench install clean dist
+.PHONY: all tools zig deno test test-native test-install test-c test-programs test-deno bench install clean dist
 
 all: $(LIB)
 
@@ -38,10 +38,20 @@ $(DENO): | toolchain.env
 $(LIB): $(ZIG) $(NATIVE_SRC)
 	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE)
 
-test: test-native test-c test-programs test-deno
+test: test-native test-install test-c test-programs test-deno
 
 test-native: $(ZIG)
-	cd native && $(ZIG) build test
+	cd native && $(ZIG) build test --summary all
+
+# `make install` into a scratch prefix, then build and run a program that
+# finds hakozuna only through pkg-config.
+test-install: $(LIB)
+	@command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config >/dev/null; }
+	rm -rf build/install && $(MAKE) --no-print-directory install PREFIX=$(CURDIR)/build/install
+	PKG_CONFIG_PATH=$(CURDIR)/build/install/lib/pkgconfig; export PKG_CONFIG_PATH; \
+	cc -O2 -Wall -Werror tests/install/hz_api.c -o build/install/hz_api \
+		$$(pkg-config --cflags --libs hakozuna) -Wl,-rpath,$(CURDIR)/build/install/lib && \
+	build/install/hz_api
 
 # Release artifacts, cross-built with Zig for baseline CPUs (an explicit
 # -Dtarget means no -mcpu=native), and the SHA-256 table the Deno package
@@ -86,12 +96,14 @@ dist/libhakozuna-linux-%.so: $(ZIG) $(NATIVE_SRC)
 	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE) -Dtarget=$*-linux-gnu --prefix $(CURDIR)/build/dist-$*
 	install -D -m 0755 build/dist-$*/lib/libhakozuna.so $@
 
+VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.zig.zon)
+
 install: $(LIB)
-	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakozuna.so
 	install -m 0644 native/include/hakozuna.h $(DESTDIR)$(PREFIX)/include/hakozuna.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(shell sed -n 's/.*"\(.*\)".*/\1/p' native/version.txt 2>/dev/null || echo 0.1.0)|g' \
-		native/hakozuna.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakozuna.pc
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' native/hakozuna.pc.in \
+		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakozuna.pc
 
 clean:
 	rm -rf native/zig-out native/.zig-cache build dist
