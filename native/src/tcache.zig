@@ -32,8 +32,11 @@ var empty_page: Page = .{};
 
 const ClassQueue = struct {
     current: *Page = &empty_page,
-    /// Pages with free blocks other than `current` (doubly linked).
+    /// Pages with free blocks other than `current` (doubly linked), oldest
+    /// first: a page that waited longest has gathered the most frees, so a
+    /// refill from it lasts longest.
     partial: ?*Page = null,
+    partial_tail: ?*Page = null,
 };
 
 const State = enum(u8) {
@@ -162,10 +165,10 @@ pub const Heap = struct {
     fn linkPartial(heap: *Heap, page: *Page) void {
         std.debug.assert(!page.in_partial and page.free != null);
         const queue = &heap.classes[page.class];
-        page.prev = null;
-        page.next = queue.partial;
-        if (queue.partial) |head| head.prev = page;
-        queue.partial = page;
+        page.next = null;
+        page.prev = queue.partial_tail;
+        if (queue.partial_tail) |tail| tail.next = page else queue.partial = page;
+        queue.partial_tail = page;
         page.in_partial = true;
     }
 
@@ -173,7 +176,7 @@ pub const Heap = struct {
         std.debug.assert(page.in_partial);
         const queue = &heap.classes[page.class];
         if (page.prev) |prev| prev.next = page.next else queue.partial = page.next;
-        if (page.next) |next| next.prev = page.prev;
+        if (page.next) |next| next.prev = page.prev else queue.partial_tail = page.prev;
         page.next = null;
         page.prev = null;
         page.in_partial = false;
