@@ -366,6 +366,9 @@ var orphans_head: ?*Heap = null;
 var orphans_tail: ?*Heap = null;
 var initialized = std.atomic.Value(bool).init(false);
 var exit_key: std.c.pthread_key_t = undefined;
+/// False when no pthread key could be had: heaps then stay with their
+/// (exited) threads instead of being reused.
+var exit_key_valid = false;
 
 /// One-time process setup; idempotent, safe to race.
 pub fn initProcess() void {
@@ -376,7 +379,8 @@ pub fn initProcess() void {
     policy.load();
     page_box.cookie_key = os.processRandom() | 1;
     // Never allocates; the key's destructor returns a thread's heap.
-    if (std.c.pthread_key_create(&exit_key, threadExit) != .SUCCESS) {
+    exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
+    if (!exit_key_valid) {
         os.writeStderr("hakozuna: pthread_key_create failed; heaps of exited threads will not be reused\n");
     }
     initialized.store(true, .release);
@@ -401,7 +405,7 @@ noinline fn acquire() ?*Heap {
     registry_lock.unlock();
     // Set the slot first: pthread_setspecific may itself allocate.
     tlsSlot().* = heap;
-    _ = std.c.pthread_setspecific(exit_key, heap);
+    if (exit_key_valid) _ = std.c.pthread_setspecific(exit_key, heap);
     return heap;
 }
 
