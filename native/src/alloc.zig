@@ -24,7 +24,7 @@ fn outOfMemory() ?*anyopaque {
 pub inline fn malloc(size: usize) ?*anyopaque {
     if (size <= sizeclass.medium_max_bytes) {
         const heap = tcache.current() orelse return mallocFirst(size);
-        return heap.alloc(sizeclass.classOf(size)) orelse outOfMemory();
+        return heap.alloc(sizeclass.classOf(size));
     }
     return mallocLarge(size, sizeclass.min_alignment_bytes);
 }
@@ -33,7 +33,7 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// saves no registers for it.
 noinline fn mallocFirst(size: usize) ?*anyopaque {
     const heap = tcache.currentOrCreate() orelse return outOfMemory();
-    return heap.alloc(sizeclass.classOf(size)) orelse outOfMemory();
+    return heap.alloc(sizeclass.classOf(size));
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
@@ -167,7 +167,7 @@ fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
     if (size > max_request_bytes - alignment) return outOfMemory();
     if (sizeclass.alignedClassOf(size, alignment)) |class| {
         const heap = tcache.currentOrCreate() orelse return outOfMemory();
-        return heap.alloc(class) orelse outOfMemory();
+        return heap.alloc(class);
     }
     return mallocLarge(size, alignment);
 }

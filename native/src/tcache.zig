@@ -70,7 +70,8 @@ pub const Heap = struct {
     // -----------------------------------------------------------------
     // Hot path.
 
-    /// Pops a block of `class`; refills when the current page is dry.
+    /// Pops a block of `class`; refills when the current page is dry. Null
+    /// (errno ENOMEM) only when the system refuses memory.
     pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
         const page = heap.classes[class].current;
         const block = page.free orelse return heap.refill(class);
@@ -124,7 +125,10 @@ pub const Heap = struct {
             queue.current = page;
             return heap.alloc(class);
         }
-        const page = heap.freshSpan(class) orelse return null;
+        const page = heap.freshSpan(class) orelse {
+            os.setErrno(.NOMEM);
+            return null;
+        };
         queue.current = page;
         std.debug.assert(page.carve());
         return heap.alloc(class);
