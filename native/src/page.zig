@@ -27,41 +27,50 @@ pub inline fn cookieOf(block: *const Block) usize {
 /// Bytes carved at a time when a page's free list runs dry.
 const carve_bytes: usize = 16 * 1024;
 
-pub const Page = struct {
-    // Owner-thread fields (the hot path reads these).
-    free: ?*Block = null,
+/// Laid out by hand (extern) so that everything `malloc` and `free` read
+/// sits in the first cache line, and aligned to 128 bytes so the metadata of
+/// page i is at a shift, not a multiply, from the array start.
+pub const Page = extern struct {
+    // Hot: read by every malloc and free of this page.
+    free: ?*Block align(128) = null,
+    start: usize = 0,
+    /// floor(2^reciprocal_shift / block_size) + 1: turns the block-index
+    /// division into a multiply, exact for offsets within a span.
+    reciprocal: u64 = 0,
+    /// Owning heap (tcache.zig), opaque here; null while the span is free.
+    heap: ?*anyopaque = null,
     /// Blocks handed out and not yet given back to this page: in use, or in
     /// flight in some thread's remote list.
     used: u32 = 0,
     /// Blocks carved so far; blocks at or above this index were never handed
     /// out. Written by the owner, read by any thread validating a pointer.
     capacity: std.atomic.Value(u32) = .init(0),
-    /// Blocks the span can hold.
-    reserved: u32 = 0,
     block_size: u32 = 0,
-    /// floor(2^reciprocal_shift / block_size) + 1: turns the block-index
-    /// division into a multiply, exact for offsets within a span.
-    reciprocal: u64 = 0,
-    start: usize = 0,
-    /// Owning heap (tcache.zig), opaque here; null while the span is free.
-    heap: ?*anyopaque = null,
     class: sizeclass.Class = 0,
-    /// Pages in this span (on the span's first page only).
-    span_pages: u8 = 0,
     /// Index of this page minus the span's first page index; 0 on the first.
     head_offset: u8 = 0,
-    /// In the owner's partial list for its class.
-    in_partial: bool = false,
     /// Taken off the class queue because no block was free.
     full: bool = false,
+    /// In the owner's partial list for its class.
+    in_partial: bool = false,
+
+    // Cold: refill, retire and purge.
+    /// Blocks the span can hold.
+    reserved: u32 = 0,
+    /// Pages in this span (on the span's first page only).
+    span_pages: u8 = 0,
     /// When this page became free (os.nowMs), for delayed purging.
     free_since_ms: u32 = 0,
-
     // Class queue links (owner only).
     next: ?*Page = null,
     prev: ?*Page = null,
 
     pub const reciprocal_shift = 40;
+
+    comptime {
+        std.debug.assert(@sizeOf(Page) == 128);
+        std.debug.assert(@offsetOf(Page, "in_partial") < 64);
+    }
 
     /// Prepares a free span for blocks of `class`. The span's memory may hold
     /// stale data from an earlier use; carving overwrites what it needs.
