@@ -39,7 +39,8 @@ noinline fn mallocFirst(size: usize) ?*anyopaque {
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
     if (size > max_request_bytes) return outOfMemory();
     tcache.initProcess();
-    return large.alloc(size, alignment) orelse outOfMemory();
+    const block = large.alloc(size, alignment) orelse return outOfMemory();
+    return block.ptr;
 }
 
 const SpanBlock = struct { page: *Page, block: *Block };
@@ -95,10 +96,17 @@ noinline fn freeOther(heap: ?*tcache.Heap, page: *Page, block: *Block) void {
 
 pub fn calloc(count: usize, size: usize) ?*anyopaque {
     const total = std.math.mul(usize, count, size) catch return outOfMemory();
-    const ptr = malloc(total) orelse return null;
-    // Large blocks are fresh mappings: already zero.
-    if (total <= sizeclass.medium_max_bytes) @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
-    return ptr;
+    if (total <= sizeclass.medium_max_bytes) {
+        const ptr = malloc(total) orelse return null;
+        @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
+        return ptr;
+    }
+    if (total > max_request_bytes) return outOfMemory();
+    tcache.initProcess();
+    const block = large.alloc(total, sizeclass.min_alignment_bytes) orelse return outOfMemory();
+    // A fresh mapping is zero already; only a reused one needs clearing.
+    if (!block.zeroed) @memset(@as([*]u8, @ptrCast(block.ptr))[0..total], 0);
+    return block.ptr;
 }
 
 pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {

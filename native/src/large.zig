@@ -5,8 +5,13 @@
 //! under one lock. It makes "is this a large block of ours?" exact, so a
 //! foreign pointer that happens to fall near one is still rejected; large
 //! allocations cost a syscall anyway, so the lock is not the bottleneck.
+//!
+//! Freed mappings are kept in a small cache (policy `large_cache_bytes`) for
+//! the purge delay, so a program that allocates and frees the same big
+//! buffer over and over pays no map, unmap and refault each time.
 const std = @import("std");
 const os = @import("os.zig");
+const policy = @import("policy.zig");
 const stats = @import("stats.zig");
 
 const Entry = struct {
@@ -80,10 +85,108 @@ fn lengthFor(size_bytes: usize) ?usize {
     return std.mem.alignForward(usize, @max(size_bytes, 1), os.page_size_bytes);
 }
 
+// ---------------------------------------------------------------------------
+// The cache of freed mappings (under `lock`).
+
+const cache_slots = 16;
+const Cached = struct { addr: usize = 0, len_bytes: usize = 0, freed_ms: u32 = 0 };
+var cache: [cache_slots]Cached = @splat(.{});
+var cache_bytes: usize = 0;
+
+/// Mappings taken out of the cache, to unmap once the lock is released.
+const Evicted = struct {
+    entries: [cache_slots + 1]Cached = undefined,
+    count: usize = 0,
+
+    fn add(evicted: *Evicted, entry: Cached) void {
+        evicted.entries[evicted.count] = entry;
+        evicted.count += 1;
+    }
+
+    fn unmapAll(evicted: *const Evicted) void {
+        for (evicted.entries[0..evicted.count]) |entry| os.unmap(@ptrFromInt(entry.addr), entry.len_bytes);
+    }
+};
+
+/// Moves cache entries older than the purge delay (all of them when
+/// `everything`) to `evicted`.
+fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
+    for (&cache) |*slot| {
+        if (slot.addr == 0) continue;
+        if (!everything and now_ms -% slot.freed_ms < policy.snapshot.purge_delay_ms) continue;
+        evicted.add(slot.*);
+        cache_bytes -= slot.len_bytes;
+        slot.* = .{};
+    }
+}
+
+/// A cached mapping of `len` to `len + len/4` bytes (the closest), removed
+/// from the cache.
+fn takeCachedLocked(len: usize) ?Cached {
+    var best: ?*Cached = null;
+    for (&cache) |*slot| {
+        if (slot.addr == 0 or slot.len_bytes < len or slot.len_bytes > len + len / 4) continue;
+        if (best == null or slot.len_bytes < best.?.len_bytes) best = slot;
+    }
+    const slot = best orelse return null;
+    const entry = slot.*;
+    slot.* = .{};
+    cache_bytes -= entry.len_bytes;
+    return entry;
+}
+
+/// Keeps a freed mapping if the cache has room; false when it must be
+/// unmapped.
+fn cacheLocked(addr: usize, len: usize, now_ms: u32) bool {
+    if (cache_bytes + len > policy.snapshot.large_cache_bytes) return false;
+    for (&cache) |*slot| {
+        if (slot.addr != 0) continue;
+        slot.* = .{ .addr = addr, .len_bytes = len, .freed_ms = now_ms };
+        cache_bytes += len;
+        return true;
+    }
+    return false;
+}
+
+/// Unmaps every cached mapping. Returns the bytes.
+pub fn trimCache() usize {
+    var evicted: Evicted = .{};
+    lock.lock();
+    expireLocked(0, true, &evicted);
+    lock.unlock();
+    evicted.unmapAll();
+    var bytes: usize = 0;
+    for (evicted.entries[0..evicted.count]) |entry| bytes += entry.len_bytes;
+    return bytes;
+}
+
+pub const Block = struct {
+    ptr: *anyopaque,
+    /// Fresh from the kernel, so already zero (a cached mapping is not).
+    zeroed: bool,
+};
+
 /// A block of at least `size_bytes`, aligned to `alignment_bytes` (a power
 /// of two). Null when the system refuses the memory.
-pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?*anyopaque {
+pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Block {
     const len = lengthFor(size_bytes) orelse return null;
+    var evicted: Evicted = .{};
+    defer evicted.unmapAll();
+    lock.lock();
+    if (!reserveLocked()) {
+        lock.unlock();
+        return null;
+    }
+    expireLocked(os.nowMs(), false, &evicted);
+    if (alignment_bytes <= os.page_size_bytes) {
+        if (takeCachedLocked(len)) |entry| {
+            insertLocked(entry.addr, entry.len_bytes);
+            lock.unlock();
+            counted(entry.len_bytes);
+            return .{ .ptr = @ptrFromInt(entry.addr), .zeroed = false };
+        }
+    }
+    lock.unlock();
     const memory = if (alignment_bytes <= os.page_size_bytes)
         os.map(len) orelse return null
     else
@@ -96,11 +199,15 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?*anyopaque {
     }
     insertLocked(@intFromPtr(memory), len);
     lock.unlock();
+    counted(len);
+    return .{ .ptr = memory, .zeroed = true };
+}
+
+fn counted(len: usize) void {
     stats.global.large_count.add(1);
     stats.global.large_bytes.add(len);
     stats.global.alloc_count.add(1);
     stats.global.alloc_bytes.add(len);
-    return memory;
 }
 
 /// Usable bytes of the large block at `addr`, or null if it is not one.
@@ -113,6 +220,9 @@ pub fn usableSize(addr: usize) ?usize {
 
 /// Frees the large block at `addr`. False (nothing done) if it is not one.
 pub fn free(addr: usize) bool {
+    var evicted: Evicted = .{};
+    defer evicted.unmapAll();
+    const now_ms = os.nowMs();
     lock.lock();
     const entry = findLocked(addr) orelse {
         lock.unlock();
@@ -120,12 +230,13 @@ pub fn free(addr: usize) bool {
     };
     const len = entry.len_bytes;
     removeLocked(entry);
+    expireLocked(now_ms, false, &evicted);
+    if (!cacheLocked(addr, len, now_ms)) evicted.add(.{ .addr = addr, .len_bytes = len });
     lock.unlock();
     stats.global.large_count.sub(1);
     stats.global.large_bytes.sub(len);
     stats.global.free_count.add(1);
     stats.global.free_bytes.add(len);
-    os.unmap(@ptrFromInt(addr), len);
     return true;
 }
 
@@ -173,7 +284,7 @@ pub fn resetAfterFork() void {
 }
 
 test "large blocks are registered, resized and freed" {
-    const p = alloc(1 << 20, 16) orelse return error.OutOfMemory;
+    const p = (alloc(1 << 20, 16) orelse return error.OutOfMemory).ptr;
     const addr = @intFromPtr(p);
     try std.testing.expectEqual(@as(?usize, 1 << 20), usableSize(addr));
     try std.testing.expectEqual(@as(?usize, null), usableSize(addr + 4096));
@@ -191,11 +302,29 @@ test "aligned large blocks and a full registry" {
     var blocks: [300]usize = undefined;
     for (&blocks, 0..) |*slot, i| {
         const alignment: usize = if (i % 3 == 0) 1 << 20 else 16;
-        const p = alloc(300 * 1024, alignment) orelse return error.OutOfMemory;
+        const p = (alloc(300 * 1024, alignment) orelse return error.OutOfMemory).ptr;
         try std.testing.expect(@intFromPtr(p) % alignment == 0);
         slot.* = @intFromPtr(p);
     }
     for (blocks) |addr| try std.testing.expect(usableSize(addr) != null);
     for (blocks) |addr| try std.testing.expect(free(addr));
     try std.testing.expectEqual(@as(usize, 0), live);
+    _ = trimCache();
+}
+
+test "a freed mapping is reused from the cache, not zeroed, and only by a close size" {
+    _ = trimCache();
+    const first = alloc(1 << 20, 16) orelse return error.OutOfMemory;
+    try std.testing.expect(first.zeroed);
+    @as([*]u8, @ptrCast(first.ptr))[0] = 7;
+    try std.testing.expect(free(@intFromPtr(first.ptr)));
+    try std.testing.expect(!free(@intFromPtr(first.ptr)));
+    const far = alloc(600 * 1024, 16) orelse return error.OutOfMemory;
+    try std.testing.expect(far.zeroed);
+    const again = alloc(1 << 20, 16) orelse return error.OutOfMemory;
+    try std.testing.expectEqual(first.ptr, again.ptr);
+    try std.testing.expect(!again.zeroed);
+    try std.testing.expect(free(@intFromPtr(again.ptr)));
+    try std.testing.expect(free(@intFromPtr(far.ptr)));
+    try std.testing.expect(trimCache() >= (1 << 20) + 600 * 1024);
 }

@@ -7,6 +7,7 @@
 //!   HZ_PURGE_PAGES=N                    free 64 KiB pages a heap keeps resident
 //!   HZ_PURGE_DELAY_MS=N                 how long a free page stays before purge
 //!   HZ_SEGMENT_CACHE=N                  empty 4 MiB segments kept for reuse
+//!   HZ_LARGE_CACHE_MB=N                 freed large blocks kept for reuse (MiB)
 //!   HZ_STATS=1                          one line of counters on stderr at exit
 //!
 //! An unknown or malformed value gets a one-line warning and the default.
@@ -26,13 +27,15 @@ pub const Policy = struct {
     purge_delay_ms: u32,
     /// Empty segments kept mapped (purged) for reuse instead of unmapped.
     segment_cache: u32,
+    /// Bytes of freed large blocks kept mapped, for the purge delay, for reuse.
+    large_cache_bytes: usize,
     stats_at_exit: bool,
 
     pub fn ofLane(lane: Lane) Policy {
         return switch (lane) {
-            .balanced => .{ .lane = lane, .remote_batch = 32, .purge_pages = 64, .purge_delay_ms = 100, .segment_cache = 8, .stats_at_exit = false },
-            .scale => .{ .lane = lane, .remote_batch = 128, .purge_pages = 512, .purge_delay_ms = 1000, .segment_cache = 64, .stats_at_exit = false },
-            .compact => .{ .lane = lane, .remote_batch = 8, .purge_pages = 0, .purge_delay_ms = 0, .segment_cache = 0, .stats_at_exit = false },
+            .balanced => .{ .lane = lane, .remote_batch = 32, .purge_pages = 64, .purge_delay_ms = 100, .segment_cache = 8, .large_cache_bytes = 64 << 20, .stats_at_exit = false },
+            .scale => .{ .lane = lane, .remote_batch = 128, .purge_pages = 512, .purge_delay_ms = 1000, .segment_cache = 64, .large_cache_bytes = 512 << 20, .stats_at_exit = false },
+            .compact => .{ .lane = lane, .remote_batch = 8, .purge_pages = 0, .purge_delay_ms = 0, .segment_cache = 0, .large_cache_bytes = 0, .stats_at_exit = false },
         };
     }
 };
@@ -83,6 +86,9 @@ pub fn parse(comptime lookup: fn ([*:0]const u8) ?[]const u8) Policy {
     knob(lookup, "HZ_PURGE_PAGES", &result.purge_pages, 0, 1 << 20);
     knob(lookup, "HZ_PURGE_DELAY_MS", &result.purge_delay_ms, 0, 3_600_000);
     knob(lookup, "HZ_SEGMENT_CACHE", &result.segment_cache, 0, 1 << 16);
+    var large_cache_mb: u32 = @intCast(result.large_cache_bytes >> 20);
+    knob(lookup, "HZ_LARGE_CACHE_MB", &large_cache_mb, 0, 1 << 20);
+    result.large_cache_bytes = @as(usize, large_cache_mb) << 20;
     if (lookup("HZ_STATS")) |value| result.stats_at_exit = value.len > 0 and !std.mem.eql(u8, value, "0");
     return result;
 }

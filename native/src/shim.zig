@@ -118,7 +118,7 @@ const Exports = struct {
         return stats.copyOut(&snapshot, out, out_size);
     }
     export fn hz_collect() usize {
-        return tcache.collectEverything();
+        return tcache.collectEverything() + large.trimCache();
     }
     export fn hz_policy_name() [*:0]const u8 {
         tcache.initProcess();
