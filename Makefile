@@ -15,7 +15,7 @@ NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakoz
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench install clean
+.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench bench-programs peers install clean
 
 all: $(LIB)
 
@@ -42,6 +42,38 @@ test: test-native test-c test-programs test-deno
 
 test-native: $(ZIG)
 	cd native && $(ZIG) build test
+
+# --- benchmarks (bench/) ---------------------------------------------------
+# C workloads and the rusage helper, built into build/bench/ with identical
+# flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
+BENCH_CC ?= cc
+BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
+BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow rusage_exec
+BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS))
+# Debian packages of the peer allocators the runner compares against.
+PEER_PACKAGES := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4
+# make bench QUICK=1 (short run), ROUNDS=N (rounds after the warm-up);
+# HAKOZUNA_LIB=path measures that library instead of building $(LIB).
+HAKOZUNA_LIB ?=
+BENCH_FLAGS := $(if $(filter 1,$(QUICK)),--quick) $(if $(ROUNDS),--rounds $(ROUNDS)) \
+	$(if $(HAKOZUNA_LIB),--hakozuna $(HAKOZUNA_LIB))
+
+build/bench/%: bench/%.c bench/bench.h
+	@mkdir -p $(@D)
+	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
+
+bench-programs: $(BENCH_BIN)
+
+bench: $(DENO) $(BENCH_BIN) $(if $(HAKOZUNA_LIB),,$(LIB))
+	$(DENO) run -A bench/compare.ts $(BENCH_FLAGS)
+
+# Installs the peer allocators from Debian (needs root); skips when present.
+peers:
+	@missing=; for p in $(PEER_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "peers: $(PEER_PACKAGES) already installed"; \
+	else apt-get update && apt-get install -y $$missing; fi
 
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
