@@ -4,7 +4,8 @@
  * missing and how to get them.
  */
 import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
+import { sha256 } from "./exec.ts";
 import { ROOT } from "./workloads.ts";
 
 export interface Allocator {
@@ -172,4 +173,42 @@ export function describe(a: Allocator): string {
   return `${env}${
     a.lib ? `LD_PRELOAD=${a.lib}` : "(no preload: glibc malloc)"
   }`;
+}
+
+/** Where a pinned library came from. */
+export interface LibraryOrigin {
+  path: string;
+  sha256: string;
+}
+
+/**
+ * Copies each allocator's library into a private directory for the length of
+ * a run and records its SHA-256.  Development snapshots get replaced while a
+ * benchmark runs; without the copy one result could mix two builds.
+ */
+export async function pinLibraries(allocs: Allocator[]): Promise<{
+  pinned: Allocator[];
+  origins: Record<string, LibraryOrigin | null>;
+  [Symbol.asyncDispose](): Promise<void>;
+}> {
+  const dir = await Deno.makeTempDir({ prefix: "hakozuna-bench-" });
+  const pinned: Allocator[] = [];
+  const origins: Record<string, LibraryOrigin | null> = {};
+  for (const [i, a] of allocs.entries()) {
+    if (!a.lib) {
+      pinned.push(a);
+      origins[a.name] = null;
+      continue;
+    }
+    const bytes = await Deno.readFile(a.lib);
+    const copy = join(dir, `${i}-${basename(a.lib)}`);
+    await Deno.writeFile(copy, bytes, { mode: 0o755 });
+    pinned.push({ ...a, lib: copy });
+    origins[a.name] = { path: a.lib, sha256: await sha256(bytes) };
+  }
+  return {
+    pinned,
+    origins,
+    [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
+  };
 }

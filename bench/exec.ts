@@ -108,3 +108,11 @@ export function parseOpsPerSec(stdout: Uint8Array): number | null {
   const m = new TextDecoder().decode(stdout).match(/ops\/s=([0-9.eE+]+)/);
   return m ? Number(m[1]) : null;
 }
+
+/** Hex SHA-256 of some bytes (library identity, stdout comparison). */
+export async function sha256(bytes: Uint8Array): Promise<string> {
+  const h = new Uint8Array(
+    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
+  );
+  return Array.from(h, (x) => x.toString(16).padStart(2, "0")).join("");
+}

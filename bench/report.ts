@@ -109,7 +109,8 @@ export async function machineInfo(): Promise<Record<string, unknown>> {
 
 // ---- formatting -----------------------------------------------------------
 
-function si(x: number): string {
+/** 12345678 -> "12.35M". */
+export function si(x: number): string {
   if (x >= 1e9) return `${(x / 1e9).toFixed(2)}G`;
   if (x >= 1e6) return `${(x / 1e6).toFixed(2)}M`;
   if (x >= 1e3) return `${(x / 1e3).toFixed(1)}k`;
@@ -254,7 +255,7 @@ export function toSvg(res: Results, reference: string): string {
     labelW = 170,
     left = labelW + 20,
     right = W - 70,
-    top = 96,
+    top = 112,
     bar = 11,
     gap = 12;
   const groupH = others.length * bar + gap;
@@ -277,21 +278,25 @@ export function toSvg(res: Results, reference: string): string {
         esc(reference)
       } (median ops/s, log scale)</text>`,
   );
-  o.push(
-    `<text x="${W / 2}" y="40" text-anchor="middle" fill="#444">` +
-      esc(
-        `bars right of 1× are faster than ${reference}, left are slower · ${res.machine.cpu}, ` +
-          `${res.machine.cores} cores, ${
-            String(res.machine.date).slice(0, 10)
-          } · ${res.machine.method}`,
-      ) + `</text>`,
+  const subtitle = [
+    `bars right of 1× are faster than ${reference}, left of it slower`,
+    `${res.machine.cpu}, ${res.machine.cores} cores, ${
+      String(res.machine.date).slice(0, 10)
+    } · ${res.machine.method}`,
+  ];
+  subtitle.forEach((line, i) =>
+    o.push(
+      `<text x="${W / 2}" y="${40 + 16 * i}" text-anchor="middle" fill="#444">${
+        esc(line)
+      }</text>`,
+    )
   );
   others.forEach((a, i) => {
     const lx = left + i * 130;
     o.push(
-      `<rect x="${lx}" y="52" width="12" height="12" fill="${color(a, i)}"/>`,
+      `<rect x="${lx}" y="68" width="12" height="12" fill="${color(a, i)}"/>`,
     );
-    o.push(`<text x="${lx + 17}" y="62">${esc(a)}</text>`);
+    o.push(`<text x="${lx + 17}" y="78">${esc(a)}</text>`);
   });
   for (let l = -maxLog; l <= maxLog; l++) {
     const r = 2 ** l, gx = x(r);
