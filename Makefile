@@ -48,7 +48,8 @@ test-native: $(ZIG)
 # flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
 BENCH_CC ?= cc
 BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
-BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow rusage_exec
+BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow \
+	rusage_exec malloc_owner
 BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS))
 # Debian packages of the peer allocators the runner compares against.
 PEER_PACKAGES := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4

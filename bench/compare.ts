@@ -28,9 +28,11 @@ import {
   parseOpsPerSec,
   runMeasured,
   sha256,
+  verifyMalloc,
 } from "./exec.ts";
 import {
   type AllocatorResult,
+  loadavg,
   machineInfo,
   median,
   mib,
@@ -186,14 +188,23 @@ function parseOptions(args: string[]): Options {
 
 // ---- the interleaved loop ---------------------------------------------------
 
-/** Progress on stderr: rewritten in place on a terminal, a line per step in a log. */
+/**
+ * Progress on stderr: rewritten in place on a terminal; in a log (make bench
+ * in CI) a line every 10 seconds, so the log stays readable.
+ */
 class Progress {
   #tty = Deno.stderr.isTerminal();
   #start = performance.now();
+  #lastLine = -Infinity;
   #enc = new TextEncoder();
   constructor(private total: number) {}
   show(done: number, what: string) {
-    const el = (performance.now() - this.#start) / 1000;
+    const now = performance.now();
+    if (!this.#tty && now - this.#lastLine < 10_000 && done < this.total) {
+      return;
+    }
+    this.#lastLine = now;
+    const el = (now - this.#start) / 1000;
     const left = done > 0 ? (el / done) * (this.total - done) : NaN;
     const line = `[${done}/${this.total} runs, ${fmtTime(el)} elapsed` +
       `${Number.isFinite(left) ? `, ~${fmtTime(left)} left` : ""}] ${what}`;
@@ -250,6 +261,22 @@ async function interleave<T>(
   progress.end();
 }
 
+/**
+ * Builds the programs, pins the allocators' libraries for the run and checks
+ * that each one really replaces malloc.
+ */
+async function prepare(allocs: Allocator[]) {
+  await ensurePrograms();
+  const libs = await pinLibraries(allocs);
+  try {
+    await verifyMalloc(libs.pinned);
+  } catch (e) {
+    await libs[Symbol.asyncDispose]();
+    throw e;
+  }
+  return libs;
+}
+
 // ---- workload suite (full comparison and A/B) --------------------------------
 
 /** Runs the workloads interleaved; returns per-workload results keyed by allocator name. */
@@ -284,7 +311,12 @@ async function measureWorkloads(
       }
       if (measured) {
         const list = runs.get(key(w, alloc)) ?? [];
-        list.push({ value, wallS: m.wallS, peakRssKiB: m.peakRssKiB });
+        list.push({
+          value,
+          wallS: m.wallS,
+          cpuS: m.userS + m.sysS,
+          peakRssKiB: m.peakRssKiB,
+        });
         runs.set(key(w, alloc), list);
       }
       return true;
@@ -335,8 +367,7 @@ async function suiteMode(o: Options): Promise<number> {
     ? "hakozuna"
     : found[0].name;
   const rounds = o.rounds ?? (o.quick ? 3 : 5);
-  await ensurePrograms();
-  await using libs = await pinLibraries(found);
+  await using libs = await prepare(found);
   const machine = await machineInfo();
   console.error(
     `compare: ${list.length} workloads × ${found.length} allocators (${
@@ -358,6 +389,7 @@ async function suiteMode(o: Options): Promise<number> {
     allocators: found.map((a) => a.name),
     workloads: await measureWorkloads(libs.pinned, list, rounds, o.warmup),
   };
+  results.machine.loadavgEnd = loadavg();
   const notes = [
     ...(reference !== "hakozuna"
       ? [`hakozuna was not measured, so ratios are to ${reference}.`]
@@ -459,8 +491,7 @@ async function abMode(o: Options): Promise<number> {
     b = await side("B", o.b, o.bPolicy);
   const list = selectWorkloads(o);
   const rounds = o.rounds ?? (o.quick ? 3 : 20);
-  await ensurePrograms();
-  await using libs = await pinLibraries([a, b]);
+  await using libs = await prepare([a, b]);
   console.error(`compare: A = ${describe(a)}\ncompare: B = ${describe(b)}`);
   console.error(
     `compare: ${list.length} workloads, ${
@@ -482,6 +513,7 @@ async function abMode(o: Options): Promise<number> {
     allocators: ["A", "B"],
     workloads: await measureWorkloads(libs.pinned, list, rounds, o.warmup),
   };
+  results.machine.loadavgEnd = loadavg();
   const delta = new Map<string, number | null>();
   const spread = (r: AllocatorResult) =>
     r.median ? `±${(((r.max! - r.min!) / r.median) * 50).toFixed(1)}%` : "–";
@@ -538,8 +570,7 @@ async function commandMode(o: Options): Promise<number> {
   }
   reportMissing(missing);
   const rounds = o.rounds ?? (o.quick ? 3 : 5);
-  await ensurePrograms();
-  await using libs = await pinLibraries(found);
+  await using libs = await prepare(found);
   const [cmd, ...args] = o.command;
   console.error(
     `compare: ${o.command.join(" ")} under ${

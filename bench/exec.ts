@@ -3,7 +3,7 @@
  * `build/bench/rusage_exec`, which reports wall time and the child's peak
  * RSS from wait4 (Deno's subprocess API gives no rusage).
  */
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import type { Allocator } from "./allocators.ts";
 import { BUILD_DIR, ROOT } from "./workloads.ts";
@@ -85,12 +85,6 @@ export async function runMeasured(
       `rusage_exec gave no report for ${program} under ${alloc.name}:\n${stderr}`,
     );
   }
-  const own = stderr.slice(0, m.index);
-  // ld.so only warns and carries on with glibc when a preload fails; a run
-  // like that would silently measure the wrong allocator.
-  if (alloc.lib && /cannot be preloaded/.test(own)) {
-    throw new Error(`${alloc.lib} could not be preloaded:\n${own.trim()}`);
-  }
   return {
     status: m[1],
     ok: m[1] === "exit:0",
@@ -99,8 +93,36 @@ export async function runMeasured(
     sysS: Number(m[4]),
     peakRssKiB: Number(m[5]),
     stdout: out.stdout,
-    stderr: own,
+    stderr: stderr.slice(0, m.index),
   };
+}
+
+/**
+ * Checks that each allocator's malloc is the one its programs will call, by
+ * running `malloc_owner` under it.  ld.so only warns when a preload fails,
+ * and a library without malloc leaves glibc's in place: either way the run
+ * would measure glibc under another name.
+ */
+export async function verifyMalloc(allocs: Allocator[]): Promise<void> {
+  for (const a of allocs) {
+    const m = await runMeasured(a, join(BUILD_DIR, "malloc_owner"), []);
+    const owner = new TextDecoder().decode(m.stdout).trim();
+    if (!m.ok) {
+      throw new Error(
+        `${a.name}: the malloc probe ended with ${m.status}:\n${m.stderr}`,
+      );
+    }
+    const right = a.lib
+      ? existsSync(owner) && realpathSync(owner) === realpathSync(a.lib)
+      : /\/libc\.so/.test(owner);
+    if (!right) {
+      throw new Error(
+        `${a.name}: programs would call the malloc of ${owner}, not of ${
+          a.lib ?? "glibc"
+        }`,
+      );
+    }
+  }
 }
 
 /** The workload's own figure: the `ops/s=X` it printed. */

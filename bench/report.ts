@@ -11,6 +11,8 @@ export interface Run {
   /** The workload's own figure (its `ops/s=`). */
   value: number;
   wallS: number;
+  /** User + system CPU time: less disturbed than wall time by other load. */
+  cpuS: number;
   peakRssKiB: number;
 }
 
@@ -83,6 +85,14 @@ async function firstLine(cmd: string, args: string[]): Promise<string | null> {
   }
 }
 
+/**
+ * 1, 5 and 15 minute load averages: other work on the machine (at the start
+ * and end of a run) is what makes figures noisy.
+ */
+export function loadavg(): number[] {
+  return Deno.loadavg().map((x) => Math.round(x * 100) / 100);
+}
+
 /** What the figures were measured on, for the JSON's `machine`. */
 export async function machineInfo(): Promise<Record<string, unknown>> {
   let cpu = cpus()[0]?.model ?? "unknown";
@@ -101,8 +111,7 @@ export async function machineInfo(): Promise<Record<string, unknown>> {
       "",
     ) ?? "unknown",
     date: new Date().toISOString(),
-    // Other work on the machine when the run began: a busy machine makes noisy figures.
-    loadavg: Deno.loadavg().map((x) => Math.round(x * 100) / 100),
+    loadavg: loadavg(),
     deno: Deno.version.deno,
   };
 }
@@ -148,7 +157,7 @@ export function toMarkdown(
   const L: string[] = [];
   L.push(`# Allocator comparison`, ``);
   L.push(
-    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.kernel}, glibc ${m.glibc}; load average at start ${m.loadavg}`,
+    `- Machine: ${m.cpu}, ${m.cores} cores, ${m.kernel}, glibc ${m.glibc}; load average at start ${m.loadavg}, at end ${m.loadavgEnd}`,
   );
   L.push(`- Date: ${m.date}; ${m.method}`);
   L.push(

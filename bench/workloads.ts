@@ -35,11 +35,25 @@ export type Scale = "full" | "quick";
 
 const THREADS = "2";
 
-/** The mixed-workload lanes of the seeds: size range of each. */
+/**
+ * The mixed-workload lanes of the seeds: size range, and iterations per
+ * thread at R = 0, 50, 90 (remote frees make a run several times slower, so
+ * R=0 gets more iterations to run long enough to measure).
+ */
 const LANES = [
-  { lane: "guard", min: 16, max: 2048, iters: 1_000_000 },
-  { lane: "main", min: 16, max: 32768, iters: 400_000 },
-  { lane: "cross128", min: 16, max: 131072, iters: 200_000 },
+  {
+    lane: "guard",
+    min: 16,
+    max: 2048,
+    iters: [3_000_000, 1_000_000, 1_000_000],
+  },
+  { lane: "main", min: 16, max: 32768, iters: [1_200_000, 400_000, 400_000] },
+  {
+    lane: "cross128",
+    min: 16,
+    max: 131072,
+    iters: [400_000, 200_000, 200_000],
+  },
 ] as const;
 const REMOTE_PCTS = [0, 50, 90] as const;
 
@@ -53,13 +67,13 @@ export function workloads(scale: Scale = "full"): Workload[] {
     String(scale === "quick" ? Math.max(1, Math.round(full / 4)) : full);
   const list: Workload[] = [];
   for (const { lane, min, max, iters } of LANES) {
-    for (const r of REMOTE_PCTS) {
+    for (const [ri, r] of REMOTE_PCTS.entries()) {
       list.push({
         name: `mixed-${lane}-r${r}`,
         program: "random_mixed_mt_remote",
         args: [
           THREADS,
-          n(iters),
+          n(iters[ri]),
           "400",
           String(min),
           String(max),
@@ -91,14 +105,14 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "cache-thrash",
       program: "cache_thrash",
-      args: [THREADS, n(200_000), "50", "8"],
+      args: [THREADS, n(500_000), "50", "8"],
       unit: "ops/s",
       description: "Hoard cache-thrash: active false sharing of 8-byte blocks",
     },
     {
       name: "cache-scratch",
       program: "cache_scratch",
-      args: [THREADS, n(200_000), "50", "8"],
+      args: [THREADS, n(500_000), "50", "8"],
       unit: "ops/s",
       description:
         "Hoard cache-scratch: passive false sharing after a remote free",
@@ -106,7 +120,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "larson",
       program: "larson",
-      args: [THREADS, "40", n(40_000), "1000", "16", "1024"],
+      args: [THREADS, "40", n(80_000), "1000", "16", "1024"],
       unit: "ops/s",
       description:
         "larson server: random replacement, worker threads replaced 40 times",

@@ -6,13 +6,19 @@
  * better); `make bench` is the interleaved, median-based comparison.
  */
 import { findAllocators } from "./allocators.ts";
-import { ensurePrograms, parseOpsPerSec, runMeasured } from "./exec.ts";
+import {
+  ensurePrograms,
+  parseOpsPerSec,
+  runMeasured,
+  verifyMalloc,
+} from "./exec.ts";
 import { requireBenchPermissions } from "./permissions.ts";
 import { programPath, workloads } from "./workloads.ts";
 
 requireBenchPermissions();
 await ensurePrograms();
 const { found, missing } = await findAllocators();
+await verifyMalloc(found);
 const baseline = found.some((a) => a.name === "hakozuna")
   ? "hakozuna"
   : "glibc";
