@@ -17,8 +17,7 @@ export function requireBenchPermissions(): void {
     throw new Error(
       `the allocator benches need --allow-${
         missing.join(", --allow-")
-      }: run \`deno bench -P\` ` +
-        "(permissions from deno.json) or `deno task bench`",
+      }: run \`deno bench -A\` or \`deno task bench\``,
     );
   }
 }
