@@ -15,7 +15,7 @@ NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakoz
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench bench-programs peers install clean
+.PHONY: all tools zig deno test test-native test-c test-programs test-deno bench install clean
 
 all: $(LIB)
 
@@ -38,13 +38,10 @@ $(DENO): toolchain.env
 $(LIB): $(ZIG) $(NATIVE_SRC)
 	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE)
 
-test: test-native test-c test-programs test-deno
-
-test-native: $(ZIG)
-	cd native && $(ZIG) build test
-
 # --- benchmarks (bench/) ---------------------------------------------------
-# C workloads and the rusage helper, built into build/bench/ with identical
+.PHONY: bench-programs peers
+
+# C workloads and their helpers (rusage_exec, malloc_owner), built into build/bench/ with identical
 # flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
 BENCH_CC ?= cc
 BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
@@ -75,6 +72,11 @@ peers:
 	done; \
 	if [ -z "$$missing" ]; then echo "peers: $(PEER_PACKAGES) already installed"; \
 	else apt-get update && apt-get install -y $$missing; fi
+
+test: test-native test-c test-programs test-deno
+
+test-native: $(ZIG)
+	cd native && $(ZIG) build test
 
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
