@@ -40,6 +40,7 @@ import {
   type Results,
   type Run,
   si,
+  spread,
   summarize,
   toMarkdown,
   writeReports,
@@ -515,8 +516,6 @@ async function abMode(o: Options): Promise<number> {
   };
   results.machine.loadavgEnd = loadavg();
   const delta = new Map<string, number | null>();
-  const spread = (r: AllocatorResult) =>
-    r.median ? `±${(((r.max! - r.min!) / r.median) * 50).toFixed(1)}%` : "–";
   const rows = [[
     "workload",
     "A median",

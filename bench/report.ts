@@ -130,6 +130,11 @@ export function mib(kib: number): string {
   return (kib / 1024).toFixed(1);
 }
 
+/** "±12%": half the min–max range of an allocator's runs, relative to the median. */
+export function spread(r: AllocatorResult): string {
+  return r.median ? `±${((r.max! - r.min!) / r.median * 50).toFixed(1)}%` : "–";
+}
+
 export function ratioText(r: number): string {
   return `${r >= 10 ? r.toFixed(1) : r.toFixed(2)}×`;
 }
@@ -167,22 +172,25 @@ export function toMarkdown(
   for (const n of notes) L.push(`- ${n}`);
   L.push(
     ``,
-    `## Throughput ratio to ${reference} (median ops/s of ${reference} in the first column)`,
+    `## Throughput ratio to ${reference}`,
+    ``,
+    `The ${reference} column is its median ops/s ± half the min–max range of its runs: ` +
+      `ratios closer to 1 than that spread are within this run's noise.`,
     ``,
   );
   L.push(`| workload | ${reference} | ${others.join(" | ")} |`);
   L.push(`|---|---:|${others.map(() => "---:").join("|")}|`);
   for (const w of res.workloads) {
-    const refMed = w.results[reference]?.median;
+    const ref = w.results[reference];
     const cells = others.map((a) => {
       if (w.results[a]?.error) return "failed";
       const r = ratio(w, a, reference, (x) => x.median);
       return r == null ? "–" : ratioText(r);
     });
     L.push(
-      `| ${w.name} | ${refMed != null ? si(refMed) : "failed"} | ${
-        cells.join(" | ")
-      } |`,
+      `| ${w.name} | ${
+        ref?.median != null ? `${si(ref.median)} ${spread(ref)}` : "failed"
+      } | ${cells.join(" | ")} |`,
     );
   }
   L.push(``, `## Every figure`, ``);
