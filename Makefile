@@ -71,6 +71,7 @@ peers:
 		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
 	done; \
 	if [ -z "$$missing" ]; then echo "peers: $(PEER_PACKAGES) already installed"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
 	else apt-get update && apt-get install -y $$missing; fi
 
 test: test-native test-c test-programs test-deno
