@@ -45,14 +45,14 @@ const LANES = [
     lane: "guard",
     min: 16,
     max: 2048,
-    iters: [3_000_000, 1_000_000, 1_000_000],
+    iters: [6_000_000, 1_000_000, 1_000_000],
   },
-  { lane: "main", min: 16, max: 32768, iters: [1_200_000, 400_000, 400_000] },
+  { lane: "main", min: 16, max: 32768, iters: [2_400_000, 400_000, 400_000] },
   {
     lane: "cross128",
     min: 16,
     max: 131072,
-    iters: [400_000, 200_000, 200_000],
+    iters: [800_000, 200_000, 200_000],
   },
 ] as const;
 const REMOTE_PCTS = [0, 50, 90] as const;
@@ -90,7 +90,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "dist-app",
       program: "size_dist",
-      args: ["app", THREADS, n(2_000_000), "2000"],
+      args: ["app", THREADS, n(4_000_000), "2000"],
       unit: "ops/s",
       description:
         "application-like size distribution (mostly small, thin tail to 256 KiB)",
@@ -98,21 +98,21 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "dist-uniform",
       program: "size_dist",
-      args: ["uniform", THREADS, n(1_000_000), "2000"],
+      args: ["uniform", THREADS, n(2_000_000), "2000"],
       unit: "ops/s",
       description: "uniform sizes 16-8192 B",
     },
     {
       name: "cache-thrash",
       program: "cache_thrash",
-      args: [THREADS, n(500_000), "50", "8"],
+      args: [THREADS, n(1_000_000), "50", "8"],
       unit: "ops/s",
       description: "Hoard cache-thrash: active false sharing of 8-byte blocks",
     },
     {
       name: "cache-scratch",
       program: "cache_scratch",
-      args: [THREADS, n(500_000), "50", "8"],
+      args: [THREADS, n(1_000_000), "50", "8"],
       unit: "ops/s",
       description:
         "Hoard cache-scratch: passive false sharing after a remote free",
@@ -120,7 +120,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "larson",
       program: "larson",
-      args: [THREADS, "40", n(80_000), "1000", "16", "1024"],
+      args: [THREADS, "40", n(160_000), "1000", "16", "1024"],
       unit: "ops/s",
       description:
         "larson server: random replacement, worker threads replaced 40 times",
@@ -128,7 +128,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "xmalloc",
       program: "xmalloc",
-      args: ["1", n(2_000_000), "16", "1024", "100"],
+      args: ["1", n(6_000_000), "16", "1024", "100"],
       unit: "ops/s",
       description:
         "xmalloc producer/consumer: every block freed by another thread",
