@@ -46,13 +46,13 @@ import {
   writeReports,
 } from "./report.ts";
 import {
-  programPath,
-  ROOT,
-  VERDICT_GUARDED,
-  VERDICT_MAIN,
-  type Workload,
-  workloads,
-} from "./workloads.ts";
+  type Change,
+  interval,
+  pairedChange,
+  pct,
+  verdict,
+} from "./verdict.ts";
+import { programPath, ROOT, type Workload, workloads } from "./workloads.ts";
 
 const USAGE = `usage:
   deno task compare [options]                   every workload under every allocator
@@ -72,7 +72,8 @@ options:
                      run that side with HZ_POLICY=P (e.g. compare two hakozuna policies)
 
 Exit status: 0 done; 1 a run failed, an A/B verdict is NO-GO, or a command's exit
-status or stdout differed from glibc's; 2 usage error.`;
+status or stdout differed from glibc's; 2 usage error; 3 an A/B verdict is
+INCONCLUSIVE (too noisy to decide).`;
 
 interface Options {
   quick: boolean;
@@ -421,58 +422,6 @@ function reportMissing(missing: Missing[]) {
 
 // ---- A/B ------------------------------------------------------------------------
 
-export type Verdict = "GO" | "NO-GO" | "NEUTRAL";
-
-/**
- * The seeds' rule on B against A, from each workload's change in median
- * throughput (B/A − 1; null when a side failed): NO-GO when main R=50, a
- * size-distribution workload or cache-thrash loses more than 1%; GO when
- * main R=50 stays within 1% (or gains) and some workload gains more than 1%;
- * NEUTRAL when nothing moves by more than 1% (no evidence either way).
- * `warnings` lists losses beyond 1% on the other workloads: the seeds' rule
- * lets them pass, DESIGN.md §3 does not (unless B is a policy lane).
- */
-export function verdict(
-  delta: Map<string, number | null>,
-): { verdict: Verdict; reasons: string[]; warnings: string[] } {
-  const pct = (d: number) => `${d >= 0 ? "+" : ""}${(d * 100).toFixed(1)}%`;
-  const guarded = [VERDICT_MAIN, ...VERDICT_GUARDED];
-  const lossesOf = (names: string[]) =>
-    names.filter((n) => delta.has(n)).flatMap((n) => {
-      const d = delta.get(n);
-      if (d == null) return [`${n} failed`];
-      return d < -0.01 ? [`${n} ${pct(d)}`] : [];
-    });
-  const losses = lossesOf(guarded);
-  if (!delta.has(VERDICT_MAIN)) losses.push(`${VERDICT_MAIN} was not measured`);
-  const other = lossesOf([...delta.keys()].filter((n) => !guarded.includes(n)));
-  const warnings = other.length
-    ? [`losses elsewhere: ${other.join(", ")}`]
-    : [];
-  if (losses.length) {
-    return {
-      verdict: "NO-GO",
-      reasons: [`loss beyond 1%: ${losses.join(", ")}`],
-      warnings,
-    };
-  }
-  const gains = [...delta].filter(([, d]) => d != null && d > 0.01)
-    .map(([n, d]) => `${n} ${pct(d!)}`);
-  const main = `${VERDICT_MAIN} ${pct(delta.get(VERDICT_MAIN)!)}`;
-  if (gains.length) {
-    return {
-      verdict: "GO",
-      reasons: [`${main} (no loss beyond 1%)`, `gains: ${gains.join(", ")}`],
-      warnings,
-    };
-  }
-  return {
-    verdict: "NEUTRAL",
-    reasons: [`${main}; no workload moves by more than 1%`],
-    warnings,
-  };
-}
-
 async function abMode(o: Options): Promise<number> {
   const side = async (
     name: "A" | "B",
@@ -515,32 +464,44 @@ async function abMode(o: Options): Promise<number> {
     workloads: await measureWorkloads(libs.pinned, list, rounds, o.warmup),
   };
   results.machine.loadavgEnd = loadavg();
-  const delta = new Map<string, number | null>();
+  const changes = new Map<string, Change | null>();
   const rows = [[
     "workload",
     "A median",
     "B median",
     "B/A",
+    `interval`,
     "A spread",
     "B spread",
   ]];
   for (const w of results.workloads) {
     const ra = w.results.A, rb = w.results.B;
-    const d = ra.median && rb.median ? rb.median / ra.median - 1 : null;
-    delta.set(w.name, d);
+    // Runs of a side that never failed are one per round, in round order:
+    // ra.runs[i] and rb.runs[i] ran next to each other.
+    const c = ra.error || rb.error
+      ? null
+      : pairedChange(ra.runs.map((r) => r.value), rb.runs.map((r) => r.value));
+    changes.set(w.name, c);
     rows.push([
       w.name,
       ra.median != null ? si(ra.median) : "failed",
       rb.median != null ? si(rb.median) : "failed",
-      d == null ? "–" : `${d >= 0 ? "+" : ""}${(d * 100).toFixed(2)}%`,
+      c ? pct(c.delta) : "–",
+      c ? interval(c) : "–",
       spread(ra),
       spread(rb),
     ]);
   }
-  const v = verdict(delta);
+  const v = verdict(changes);
+  const widths = rows[0].map((_, i) =>
+    Math.max(...rows.map((r) => r[i].length))
+  );
   const table = rows.map((r) =>
-    r.map((c, i) => (i ? c.padStart(11) : c.padEnd(18))).join(" ")
+    r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(
+      "  ",
+    )
   ).join("\n");
+  const confidence = [...changes.values()].find((c) => c)?.confidence ?? 0;
   const summary = `verdict: ${v.verdict} — ${v.reasons.join("; ")}` +
     v.warnings.map((w) =>
       `\nwarning: ${w} (DESIGN.md §3: NO-GO unless B is a policy lane)`
@@ -549,12 +510,15 @@ async function abMode(o: Options): Promise<number> {
     `A = ${describe(a)}\nB = ${describe(b)}\n\n${table}\n\n${summary}`,
   );
   console.log(
-    "spread = half the min–max range of a side's runs: a change smaller than the spread is within this machine's noise.",
+    `B/A is the median of the rounds' paired ratios; interval: its ${
+      Math.round(confidence * 100)
+    }% confidence interval; spread: half the min–max range of a side's runs.`,
   );
   const notes = [`A = ${describe(a)}`, `B = ${describe(b)}`, summary];
   const paths = await writeReports(results, "A", notes, o.out, "ab-latest");
   console.log(`wrote ${paths.join(", ")}`);
-  return v.verdict === "NO-GO" || [...delta.values()].includes(null) ? 1 : 0;
+  if (v.verdict === "NO-GO") return 1;
+  return v.verdict === "INCONCLUSIVE" ? 3 : 0;
 }
 
 // ---- any command ----------------------------------------------------------------
