@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { join } from "node:path";
+import { pairedChange } from "./verdict.ts";
 
 /** One measured run of one workload under one allocator. */
 export interface Run {
@@ -195,9 +196,9 @@ export function toMarkdown(
   }
   L.push(``, `## Every figure`, ``);
   L.push(
-    `| workload | allocator | median ops/s | min | max | runs | ratio | peak RSS MiB | RSS ratio |`,
+    `| workload | allocator | median ops/s | min | max | runs | ratio | paired interval | peak RSS MiB | RSS ratio |`,
   );
-  L.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|`);
+  L.push(`|---|---|---:|---:|---:|---:|---:|---:|---:|---:|`);
   for (const w of res.workloads) {
     for (const a of res.allocators) {
       const r = w.results[a];
@@ -206,23 +207,38 @@ export function toMarkdown(
         L.push(
           `| ${w.name} | ${a} | failed: ${
             r.error.split("\n")[0].replaceAll("|", "\\|")
-          } | | | ${r.runs.length} | | | |`,
+          } | | | ${r.runs.length} | | | | |`,
         );
         continue;
       }
       const tr = ratio(w, a, reference, (x) => x.median);
       const rr = ratio(w, a, reference, (x) => x.peakRssKiB);
+      const ref = w.results[reference];
+      const paired = a !== reference && ref && !ref.error &&
+          ref.runs.length === r.runs.length
+        ? pairedChange(
+          ref.runs.map((x) => x.value),
+          r.runs.map((x) => x.value),
+        )
+        : null;
+      const interval = paired
+        ? `${(paired.lo + 1).toFixed(2)}–${ratioText(paired.hi + 1)}`
+        : "–";
       L.push(
         `| ${w.name} | ${a} | ${si(r.median!)} | ${si(r.min!)} | ${
           si(r.max!)
         } | ${r.runs.length} | ` +
-          `${tr == null ? "–" : ratioText(tr)} | ${mib(r.peakRssKiB!)} | ${
-            rr == null ? "–" : ratioText(rr)
-          } |`,
+          `${tr == null ? "–" : ratioText(tr)} | ${interval} | ${
+            mib(r.peakRssKiB!)
+          } | ${rr == null ? "–" : ratioText(rr)} |`,
       );
     }
   }
   L.push(
+    ``,
+    `Paired interval: the range of the per-round ratios to ${reference} that holds their median with ` +
+      `about 95% confidence from 9 rounds on (with fewer rounds, their whole range); the runs of one round ` +
+      `ran next to each other, under the same load.`,
     ``,
     `Arguments of each workload are in latest.json (\`workloads[].args\`), identical for every allocator.`,
   );
