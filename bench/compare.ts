@@ -8,7 +8,8 @@
  * Every mode runs interleaved rounds after a warm-up: in each round every
  * allocator runs each item once, in an order rotated every time, so drift in
  * the machine's load spreads over all allocators instead of hitting one.
- * Figures are medians over the rounds.  `compare()` is also what the Deno
+ * Figures are medians over the rounds (for A/B, medians of the rounds'
+ * paired ratios, see verdict.ts).  `compare()` is also what the Deno
  * package's CLI (`hakozuna compare`) calls.
  */
 import { join } from "node:path";
