@@ -6,7 +6,7 @@
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { sha256 } from "./exec.ts";
-import { ROOT } from "./workloads.ts";
+import { BUILD_DIR, ROOT } from "./workloads.ts";
 
 export interface Allocator {
   name: string;
@@ -191,7 +191,9 @@ export async function pinLibraries(allocs: Allocator[]): Promise<{
   origins: Record<string, LibraryOrigin | null>;
   [Symbol.asyncDispose](): Promise<void>;
 }> {
-  const dir = await Deno.makeTempDir({ prefix: "hakozuna-bench-" });
+  // Under build/ rather than /tmp, which may be mounted noexec.
+  await Deno.mkdir(BUILD_DIR, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: BUILD_DIR, prefix: "pinned-" });
   const pinned: Allocator[] = [];
   const origins: Record<string, LibraryOrigin | null> = {};
   for (const [i, a] of allocs.entries()) {
