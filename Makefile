@@ -38,6 +38,42 @@ $(DENO): | toolchain.env
 $(LIB): $(ZIG) $(NATIVE_SRC)
 	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE)
 
+# --- benchmarks (bench/) ---------------------------------------------------
+.PHONY: bench-programs peers
+
+# C workloads and their helpers (rusage_exec, malloc_owner), built into build/bench/ with identical
+# flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
+BENCH_CC ?= cc
+BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
+BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow \
+	rusage_exec malloc_owner
+BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS))
+# Debian packages of the peer allocators the runner compares against.
+PEER_PACKAGES := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4
+# make bench QUICK=1 (short run), ROUNDS=N (rounds after the warm-up);
+# HAKOZUNA_LIB=path measures that library instead of building $(LIB).
+HAKOZUNA_LIB ?=
+BENCH_FLAGS := $(if $(filter 1,$(QUICK)),--quick) $(if $(ROUNDS),--rounds $(ROUNDS)) \
+	$(if $(HAKOZUNA_LIB),--hakozuna $(HAKOZUNA_LIB))
+
+build/bench/%: bench/%.c bench/bench.h
+	@mkdir -p $(@D)
+	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
+
+bench-programs: $(BENCH_BIN)
+
+bench: $(DENO) $(BENCH_BIN) $(if $(HAKOZUNA_LIB),,$(LIB))
+	$(DENO) run -A bench/compare.ts $(BENCH_FLAGS)
+
+# Installs the peer allocators from Debian (needs root); skips when present.
+peers:
+	@missing=; for p in $(PEER_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}' $$p 2>/dev/null | grep -qx installed || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "peers: $(PEER_PACKAGES) already installed"; \
+	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
+	else apt-get update && apt-get install -y $$missing; fi
+
 test: test-native test-install test-c test-programs test-deno
 
 test-native: $(ZIG)
