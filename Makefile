@@ -64,6 +64,12 @@ test-c: $(LIB)
 	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
 	tests/c/run.sh $(LIB) build/c
 
+# Real programs (python3's own tests, sqlite3, xz, gzip, sort, git, perl), each
+# run plain and under LD_PRELOAD=$(LIB); outputs must be identical.
+test-programs: $(LIB)
+	tests/programs/install-deps.sh
+	tests/programs/run.sh $(LIB)
+
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakozuna.so
