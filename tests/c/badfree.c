@@ -25,7 +25,14 @@
 
 #include "util.h"
 
-extern void *__libc_malloc(size_t);
+/* A block from glibc's own malloc, bypassing the preloaded one: looked up in
+ * libc.so.6's scope (its __libc_malloc may be interposed by the preload too). */
+static void *glibc_block(size_t n) {
+  void *libc = dlopen("libc.so.6", RTLD_LAZY | RTLD_NOLOAD);
+  void *(*glibc_malloc)(size_t) = libc ? (void *(*)(size_t))dlsym(libc, "malloc") : NULL;
+  if (!glibc_malloc) fail("cannot find glibc's malloc: %s", dlerror());
+  return glibc_malloc(n);
+}
 
 static int failures;
 static char static_array[256];
@@ -110,7 +117,7 @@ static void free_mmap(void) {
   void *m = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   free(opaque_ptr((char *)m + 4096));
 }
-static void free_libc_heap(void) { free(opaque_ptr(__libc_malloc(64))); }
+static void free_libc_heap(void) { free(opaque_ptr(glibc_block(64))); }
 static void free_interior_misaligned(void) { free((char *)opaque_ptr(malloc(100)) + 8); }
 static void free_interior_small(void) { free((char *)opaque_ptr(malloc(1000)) + 64); }
 static void free_interior_medium(void) { free((char *)opaque_ptr(malloc(100000)) + 4096); }
@@ -156,7 +163,7 @@ static void check_owns(void) {
       {"a stack address", stack},
       {"a static array", static_array},
       {"an mmap'ed page", m},
-      {"glibc's heap", __libc_malloc(64)},
+      {"a block of glibc's heap", glibc_block(64)},
       {"the inside of a 1000-byte block (+8)", small + 8},
       {"the inside of a 1000-byte block (+64)", small + 64},
       {"the inside of a 4 MiB block (+8192)", large + 8192},
