@@ -134,6 +134,33 @@ dist/libhakozuna-linux-%.so: $(ZIG) $(NATIVE_SRC)
 
 VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.zig.zon)
 
+# C tests (tests/c/run.sh says what each checks), built with the system cc and
+# run under LD_PRELOAD=$(LIB); `make test-c LIB=/path/libhakozuna.so` tests another build.
+TEST_CFLAGS := -O2 -Wall -Wextra -Werror -pthread -fno-builtin -Inative/include
+TEST_SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
+C_TESTS := contract xthread churn forkstress badfree
+
+build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $<
+
+build/c/contract-asan: tests/c/contract.c tests/c/util.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) $(TEST_SANITIZE) -o $@ $<
+
+test-c: $(LIB)
+	@command -v $(CC) >/dev/null 2>&1 || { apt-get update && apt-get install -y gcc libc6-dev; }
+	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) contract-asan)
+	@# api links the library itself: relinked every run, so it uses this $(LIB)
+	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
+	tests/c/run.sh $(LIB) build/c
+
+# Real programs (python3's own tests, sqlite3, xz, gzip, sort, git, perl), each
+# run plain and under LD_PRELOAD=$(LIB); outputs must be identical.
+test-programs: $(LIB)
+	tests/programs/install-deps.sh
+	tests/programs/run.sh $(LIB)
+
 install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakozuna.so

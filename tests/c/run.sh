@@ -1,0 +1,85 @@
+#!/bin/sh
+# Runs the C tests (built by `make test-c` into BIN) against the library LIB.
+#   tests/c/run.sh LIB BIN
+# Prints "PASS name" or "FAIL name: reason" per test, then "N passed, M failed";
+# exits 1 if any failed. Each test's full output is kept in BIN/logs/NAME.log.
+set -u
+lib=$(readlink -f "$1")
+bin=$2
+logs=$bin/logs
+mkdir -p "$logs"
+passed=0
+failed=0
+# A hung test fails instead of blocking the run.
+limit="timeout -k 10 600"
+
+pass() { echo "PASS $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+
+# Reason for a failed run: the first "FAIL: " line of its log, else how it ended.
+reason() { # name status
+  r=$(grep -m1 '^FAIL: ' "$logs/$1.log" | cut -c7-300)
+  if [ -n "$r" ]; then echo "$r"
+  elif [ "$2" -eq 124 ] || [ "$2" -eq 137 ]; then echo "timed out (log: $logs/$1.log)"
+  elif [ "$2" -gt 128 ]; then echo "killed by signal $(($2 - 128)) (log: $logs/$1.log)"
+  else echo "exit status $2 (log: $logs/$1.log)"
+  fi
+}
+
+# check NAME COMMAND...: passes when COMMAND exits 0.
+check() {
+  name=$1
+  shift
+  "$@" >"$logs/$name.log" 2>&1
+  st=$?
+  if [ $st -eq 0 ]; then pass "$name"; else fail "$name" "$(reason "$name" $st)"; fi
+}
+
+if [ ! -f "$lib" ]; then
+  echo "FAIL setup: no library at $1"
+  echo "0 passed, 1 failed"
+  exit 1
+fi
+
+# The library really is loaded under LD_PRELOAD (ld.so only warns otherwise).
+if LD_PRELOAD="$lib" cat /proc/self/maps 2>"$logs/preload.log" | grep -qF "$lib"; then
+  pass preload-loads
+else
+  fail preload-loads "$lib does not show in /proc/self/maps under LD_PRELOAD ($(head -c 200 "$logs/preload.log"))"
+fi
+
+# The contract test itself is sound: built with ASan and UBSan, without
+# preload (a sanitizer brings its own allocator), it runs clean.
+check contract-sanitized env ASAN_OPTIONS=allocator_may_return_null=1 $limit "$bin/contract-asan"
+
+# Differential contract test: the transcript under hakozuna, in every policy
+# lane, must equal glibc's.
+$limit "$bin/contract" >"$logs/contract.glibc.txt" 2>"$logs/contract.glibc.err"
+st=$?
+if [ $st -ne 0 ]; then
+  fail contract "the glibc run itself failed with status $st ($logs/contract.glibc.err)"
+else
+  for lane in balanced scale compact; do
+    name=contract-$lane
+    HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/contract" >"$logs/$name.txt" 2>"$logs/$name.err"
+    st=$?
+    diff -u "$logs/contract.glibc.txt" "$logs/$name.txt" >"$logs/$name.diff"
+    if [ $st -ne 0 ]; then
+      fail "$name" "exit status $st after $(wc -l <"$logs/$name.txt") transcript lines; last: $(tail -n1 "$logs/$name.txt") (stderr: $(head -c 200 "$logs/$name.err"))"
+    elif [ -s "$logs/$name.diff" ]; then
+      fail "$name" "transcript differs from glibc's: $(grep -c '^+[^+]' "$logs/$name.diff") lines, first: $(grep -m1 '^+[^+]' "$logs/$name.diff" | cut -c2-200) (diff: $logs/$name.diff)"
+      sed -n '1,40s/^/    /p' "$logs/$name.diff"
+    else
+      pass "$name"
+    fi
+  done
+fi
+
+for t in xthread churn forkstress badfree; do
+  check "$t" env LD_PRELOAD="$lib" $limit "$bin/$t"
+done
+
+check api env -u HZ_POLICY -u HZ_STATS -u LD_PRELOAD $limit "$bin/api"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

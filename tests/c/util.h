@@ -1,0 +1,85 @@
+/* Helpers shared by the C tests: opaque values, byte patterns, failing. */
+#ifndef HZ_TEST_UTIL_H
+#define HZ_TEST_UTIL_H
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+#define GiB ((size_t)1 << 30)
+
+/* Hides a value from the optimiser, so calls with constant arguments (say
+ * malloc(SIZE_MAX)) are really made and not folded or warned about. */
+static inline size_t opaque(size_t x) {
+  __asm__ volatile("" : "+r"(x));
+  return x;
+}
+static inline void *opaque_ptr(void *p) {
+  __asm__ volatile("" : "+r"(p));
+  return p;
+}
+
+/* Word w of the pattern keyed by key: different keys and positions give
+ * different words, so a block that overlaps another, or is copied short,
+ * or is copied from the wrong place, shows up in check_pattern. */
+static inline uint64_t pattern_word(uint64_t key, size_t w) {
+  uint64_t x = (key + 1) * 0xD6E8FEB86659FD93ull ^ (w * 0x9E3779B97F4A7C15ull);
+  return x ^ (x >> 29);
+}
+
+static inline void fill_pattern(void *p, size_t n, uint64_t key) {
+  unsigned char *b = p;
+  size_t w = 0;
+  for (; w * 8 + 8 <= n; w++) {
+    uint64_t v = pattern_word(key, w);
+    memcpy(b + w * 8, &v, 8);
+  }
+  if (w * 8 < n) {
+    uint64_t v = pattern_word(key, w);
+    memcpy(b + w * 8, &v, n - w * 8);
+  }
+}
+
+/* Offset of the first byte of p[0..n) that is not the pattern of key, or n. */
+static inline size_t check_pattern(const void *p, size_t n, uint64_t key) {
+  const unsigned char *b = p;
+  size_t w = 0;
+  for (; w * 8 + 8 <= n; w++) {
+    uint64_t v = pattern_word(key, w), got;
+    memcpy(&got, b + w * 8, 8);
+    if (got != v) break;
+  }
+  for (size_t i = w * 8; i < n; i++) {
+    uint64_t v = pattern_word(key, i / 8);
+    if (b[i] != ((const unsigned char *)&v)[i % 8]) return i;
+  }
+  return n;
+}
+
+/* Prints "FAIL: <reason>" on stderr and exits 1: the runner shows that line. */
+__attribute__((format(printf, 1, 2), noreturn)) static inline void fail(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fflush(stdout);
+  fputs("FAIL: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+/* Resident set size in bytes, from /proc/self/statm. */
+static inline size_t rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, resident = 0;
+  if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) fail("cannot read /proc/self/statm");
+  fclose(f);
+  return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+#endif
