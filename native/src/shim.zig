@@ -32,100 +32,80 @@ comptime {
 }
 
 const Exports = struct {
-    // --- the malloc family, glibc 2.36's contract ---
-    export fn malloc(size: usize) ?*anyopaque {
+    // Each entry point is one function exported under every name it
+    // answers to: the malloc family (glibc 2.36's contract), glibc's own
+    // __libc_* entry points (code that calls them directly must get our
+    // blocks too, or its pointers would reach our free), and hz_* of
+    // hakozuna.h.
+    fn malloc(size: usize) callconv(.c) ?*anyopaque {
         return alloc.malloc(size);
     }
-    export fn free(ptr: ?*anyopaque) void {
+    fn free(ptr: ?*anyopaque) callconv(.c) void {
         alloc.free(ptr);
     }
-    export fn calloc(count: usize, size: usize) ?*anyopaque {
+    fn calloc(count: usize, size: usize) callconv(.c) ?*anyopaque {
         return alloc.calloc(count, size);
     }
-    export fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+    fn realloc(ptr: ?*anyopaque, size: usize) callconv(.c) ?*anyopaque {
         return alloc.realloc(ptr, size);
     }
-    export fn reallocarray(ptr: ?*anyopaque, count: usize, size: usize) ?*anyopaque {
+    fn reallocarray(ptr: ?*anyopaque, count: usize, size: usize) callconv(.c) ?*anyopaque {
         return alloc.reallocarray(ptr, count, size);
     }
-    export fn posix_memalign(out: *?*anyopaque, alignment: usize, size: usize) c_int {
+    fn posixMemalign(out: *?*anyopaque, alignment: usize, size: usize) callconv(.c) c_int {
         return alloc.posixMemalign(out, alignment, size);
     }
-    export fn aligned_alloc(alignment: usize, size: usize) ?*anyopaque {
+    fn memalign(alignment: usize, size: usize) callconv(.c) ?*anyopaque {
         return alloc.memalign(alignment, size);
     }
-    export fn memalign(alignment: usize, size: usize) ?*anyopaque {
-        return alloc.memalign(alignment, size);
-    }
-    export fn valloc(size: usize) ?*anyopaque {
+    fn valloc(size: usize) callconv(.c) ?*anyopaque {
         return alloc.valloc(size);
     }
-    export fn pvalloc(size: usize) ?*anyopaque {
+    fn pvalloc(size: usize) callconv(.c) ?*anyopaque {
         return alloc.pvalloc(size);
     }
-    export fn malloc_usable_size(ptr: ?*const anyopaque) usize {
+    fn usableSize(ptr: ?*const anyopaque) callconv(.c) usize {
         return alloc.usableSize(ptr);
     }
-
-    // glibc's own entry points: code that calls them directly must get our
-    // blocks too, or its pointers would reach our free (and glibc's ours).
-    export fn __libc_malloc(size: usize) ?*anyopaque {
-        return alloc.malloc(size);
-    }
-    export fn __libc_free(ptr: ?*anyopaque) void {
-        alloc.free(ptr);
-    }
-    export fn __libc_calloc(count: usize, size: usize) ?*anyopaque {
-        return alloc.calloc(count, size);
-    }
-    export fn __libc_realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
-        return alloc.realloc(ptr, size);
-    }
-    export fn __libc_memalign(alignment: usize, size: usize) ?*anyopaque {
-        return alloc.memalign(alignment, size);
-    }
-    export fn __libc_valloc(size: usize) ?*anyopaque {
-        return alloc.valloc(size);
-    }
-    export fn __libc_pvalloc(size: usize) ?*anyopaque {
-        return alloc.pvalloc(size);
-    }
-
-    // --- hz_*: hakozuna.h ---
-    export fn hz_malloc(size: usize) ?*anyopaque {
-        return alloc.malloc(size);
-    }
-    export fn hz_free(ptr: ?*anyopaque) void {
-        alloc.free(ptr);
-    }
-    export fn hz_calloc(count: usize, size: usize) ?*anyopaque {
-        return alloc.calloc(count, size);
-    }
-    export fn hz_realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
-        return alloc.realloc(ptr, size);
-    }
-    export fn hz_aligned_alloc(alignment: usize, size: usize) ?*anyopaque {
-        return alloc.memalign(alignment, size);
-    }
-    export fn hz_usable_size(ptr: ?*const anyopaque) usize {
-        return alloc.usableSize(ptr);
-    }
-    export fn hz_owns(ptr: ?*const anyopaque) c_int {
+    fn owns(ptr: ?*const anyopaque) callconv(.c) c_int {
         return @intFromBool(alloc.owns(ptr));
     }
-    export fn hz_stats(out: ?*anyopaque, out_size: usize) usize {
+    fn statsInto(out: ?*anyopaque, out_size: usize) callconv(.c) usize {
         const snapshot = currentStats();
         return stats.copyOut(&snapshot, out, out_size);
     }
-    export fn hz_collect() usize {
+    fn collect() callconv(.c) usize {
         return tcache.collectEverything() + large.trimCache();
     }
-    export fn hz_policy_name() [*:0]const u8 {
+    fn policyName() callconv(.c) [*:0]const u8 {
         tcache.initProcess();
         return policy.laneName();
     }
-    export fn hz_version() [*:0]const u8 {
+    fn versionString() callconv(.c) [*:0]const u8 {
         return version.ptr;
+    }
+
+    comptime {
+        exportAs(&malloc, &.{ "malloc", "__libc_malloc", "hz_malloc" });
+        exportAs(&free, &.{ "free", "__libc_free", "hz_free" });
+        exportAs(&calloc, &.{ "calloc", "__libc_calloc", "hz_calloc" });
+        exportAs(&realloc, &.{ "realloc", "__libc_realloc", "hz_realloc" });
+        exportAs(&reallocarray, &.{"reallocarray"});
+        exportAs(&posixMemalign, &.{"posix_memalign"});
+        // glibc 2.36's aligned_alloc is its memalign.
+        exportAs(&memalign, &.{ "memalign", "aligned_alloc", "__libc_memalign", "hz_aligned_alloc" });
+        exportAs(&valloc, &.{ "valloc", "__libc_valloc" });
+        exportAs(&pvalloc, &.{ "pvalloc", "__libc_pvalloc" });
+        exportAs(&usableSize, &.{ "malloc_usable_size", "hz_usable_size" });
+        exportAs(&owns, &.{"hz_owns"});
+        exportAs(&statsInto, &.{"hz_stats"});
+        exportAs(&collect, &.{"hz_collect"});
+        exportAs(&policyName, &.{"hz_policy_name"});
+        exportAs(&versionString, &.{"hz_version"});
+    }
+
+    fn exportAs(function: anytype, comptime names: []const []const u8) void {
+        for (names) |name| @export(function, .{ .name = name });
     }
 
     // --- setup and teardown ---
