@@ -75,9 +75,14 @@ else
   done
 fi
 
-for t in xthread churn forkstress badfree; do
-  check "$t" env LD_PRELOAD="$lib" $limit "$bin/$t"
+# The threaded tests run in every policy lane too: lanes change the paths
+# that remote frees, thread exit and purging take.
+for t in xthread churn forkstress; do
+  for lane in balanced scale compact; do
+    check "$t-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/$t"
+  done
 done
+check badfree env LD_PRELOAD="$lib" $limit "$bin/badfree"
 
 check api env -u HZ_POLICY -u HZ_STATS -u LD_PRELOAD $limit "$bin/api"
 
