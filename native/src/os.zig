@@ -93,15 +93,29 @@ pub fn nowMs() u32 {
 
 /// Writes all of `bytes` to stderr, retrying short writes; never allocates.
 pub fn writeStderr(bytes: []const u8) void {
+    writeAll(2, bytes);
+}
+
+/// Writes all of `bytes` to `fd`, retrying short writes; never allocates.
+pub fn writeAll(fd: i32, bytes: []const u8) void {
     var rest = bytes;
     while (rest.len > 0) {
-        const rc = linux.write(2, rest.ptr, rest.len);
+        const rc = linux.write(fd, rest.ptr, rest.len);
         if (failed(rc)) {
             if (linux.E.init(rc) == .INTR) continue;
             return;
         }
         rest = rest[rc..];
     }
+}
+
+/// A private duplicate of stderr (close-on-exec, numbered from 100 so it
+/// takes none of the low numbers programs expect), or null.
+pub fn duplicateStderr() ?i32 {
+    const dupfd_cloexec = 1030; // F_DUPFD_CLOEXEC
+    const rc = linux.fcntl(2, dupfd_cloexec, 100);
+    if (failed(rc)) return null;
+    return @intCast(rc);
 }
 
 /// Prints one line `hakozuna: <what> 0x<addr>` and aborts, as glibc does on a

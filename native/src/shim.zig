@@ -134,6 +134,9 @@ extern "c" fn dladdr(address: *const anyopaque, info: *DlInfo) c_int;
 /// have been called before this: initialisation is lazy and idempotent.
 fn constructor() callconv(.c) void {
     tcache.initProcess();
+    // Programs often close stderr before they exit (coreutils do), or
+    // reopen fd 2 on a file: the exit line goes to the stderr of the start.
+    if (policy.snapshot.stats_at_exit) stats_fd = os.duplicateStderr() orelse 2;
     if (std.c.pthread_atfork(forkPrepare, forkParent, forkChild) != 0) {
         os.writeStderr("hakozuna: pthread_atfork failed; fork() of a threaded program may deadlock\n");
     }
@@ -149,11 +152,14 @@ fn pinLibrary() void {
     _ = std.c.dlopen(path, .{ .NOW = true, .NOLOAD = true, .NODELETE = true });
 }
 
+/// Where HZ_STATS=1 writes its line at exit.
+var stats_fd: i32 = 2;
+
 fn destructor() callconv(.c) void {
     if (!policy.snapshot.stats_at_exit) return;
     const snapshot = currentStats();
     var buffer: [512]u8 = undefined;
-    os.writeStderr(stats.formatLine(&buffer, &snapshot, std.mem.span(policy.laneName())));
+    os.writeAll(stats_fd, stats.formatLine(&buffer, &snapshot, std.mem.span(policy.laneName())));
 }
 
 // Lock order: heap registry, segment cache, large registry.
