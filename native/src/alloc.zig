@@ -117,11 +117,10 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
         free(ptr);
         return null;
     }
-    if (size > max_request_bytes) {
-        _ = ownerOrDie(addr, "realloc()");
-        return outOfMemory();
-    }
-    switch (ownerOrDie(addr, "realloc()")) {
+    // A bad pointer aborts even when the size alone would fail.
+    const owner = ownerOrDie(addr, "realloc()");
+    if (size > max_request_bytes) return outOfMemory();
+    switch (owner) {
         .span => |span| {
             const usable: usize = span.page.block_size;
             // Fits, and not so much smaller that keeping it wastes half.

@@ -74,7 +74,7 @@ pub const Segment = struct {
         if (runs == 0) return null;
         const first: usize = @ctz(runs);
         std.debug.assert(first >= 1 and first + count <= pages_per_segment);
-        const span_mask = (if (count == 64) ~@as(u64, 0) else (@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
+        const span_mask = runMask(first, count);
         segment.free_mask &= ~span_mask;
         segment.dirty_mask &= ~span_mask;
         for (first..first + count) |index| segment.pages[index].head_offset = @intCast(index - first);
@@ -91,7 +91,7 @@ pub const Segment = struct {
         const first = segment.pageIndex(page);
         const count: usize = page.span_pages;
         std.debug.assert(first >= 1 and count >= 1 and first + count <= pages_per_segment);
-        const span_mask = ((@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
+        const span_mask = runMask(first, count);
         std.debug.assert(segment.free_mask & span_mask == 0);
         for (first..first + count) |index| {
             segment.pages[index].head_offset = 0;
@@ -119,13 +119,20 @@ pub const Segment = struct {
         while (runs != 0) {
             const first: usize = @ctz(runs);
             const count: usize = @ctz(~(runs >> @intCast(first)));
-            const run_mask = (if (count == 64) ~@as(u64, 0) else (@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
+            const run_mask = runMask(first, count);
             os.purge(@ptrFromInt(segment.pageStart(first)), count * page_size_bytes);
             runs &= ~run_mask;
             purged += count;
         }
         segment.dirty_mask &= ~candidates;
         return purged;
+    }
+
+    /// Bits first..first+count-1. Page 0 is never free, so a run has at
+    /// most 63 pages and the shift never overflows.
+    fn runMask(first: usize, count: usize) u64 {
+        std.debug.assert(first >= 1 and count >= 1 and first + count <= pages_per_segment);
+        return ((@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
     }
 
     pub fn dirtyPages(segment: *const Segment) usize {
