@@ -128,7 +128,7 @@ export function verdict(
         `no loss shown, but the noise is too wide to rule out one beyond 1%: ${
           unsure.join(", ")
         }; ` +
-        "run more rounds (ROUNDS=20 or more) on a quieter machine",
+        "run more rounds (--rounds N) when the machine is quieter",
       ],
       warnings,
     };
