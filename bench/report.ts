@@ -5,7 +5,7 @@
  */
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { type Change, pairedChange } from "./verdict.ts";
+import { type Change, median, pairedChange } from "./stats.ts";
 
 /** One measured run of one workload under one allocator. */
 export interface Run {
@@ -41,12 +41,6 @@ export interface Results {
   machine: Record<string, unknown>;
   allocators: string[];
   workloads: WorkloadResult[];
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** Summary of an allocator's runs of one workload. */
