@@ -35,7 +35,6 @@ import {
   type AllocatorResult,
   loadavg,
   machineInfo,
-  median,
   mib,
   ratioText,
   type Results,
@@ -46,13 +45,8 @@ import {
   toMarkdown,
   writeReports,
 } from "./report.ts";
-import {
-  type Change,
-  interval,
-  pairedChange,
-  pct,
-  verdict,
-} from "./verdict.ts";
+import { type Change, median, pairedChange } from "./stats.ts";
+import { interval, pct, verdict } from "./verdict.ts";
 import { programPath, ROOT, type Workload, workloads } from "./workloads.ts";
 
 const USAGE = `usage:

@@ -5,7 +5,7 @@
  */
 import { cpus } from "node:os";
 import { join } from "node:path";
-import { pairedChange } from "./verdict.ts";
+import { type Change, median, pairedChange } from "./stats.ts";
 
 /** One measured run of one workload under one allocator. */
 export interface Run {
@@ -41,12 +41,6 @@ export interface Results {
   machine: Record<string, unknown>;
   allocators: string[];
   workloads: WorkloadResult[];
-}
-
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
 /** Summary of an allocator's runs of one workload. */
@@ -152,6 +146,23 @@ function ratio(
   return x != null && y != null && y > 0 ? x / y : null;
 }
 
+/**
+ * The change of `alloc` against the reference from the rounds' paired runs
+ * (see verdict.ts); null for the reference itself or when runs are missing.
+ */
+function pairedVsReference(
+  w: WorkloadResult,
+  alloc: string,
+  ref: string,
+): Change | null {
+  const a = w.results[alloc], b = w.results[ref];
+  if (
+    alloc === ref || !a || !b || a.error || b.error ||
+    a.runs.length !== b.runs.length
+  ) return null;
+  return pairedChange(b.runs.map((x) => x.value), a.runs.map((x) => x.value));
+}
+
 /** Markdown report: a ratio matrix, then every figure. */
 export function toMarkdown(
   res: Results,
@@ -213,14 +224,7 @@ export function toMarkdown(
       }
       const tr = ratio(w, a, reference, (x) => x.median);
       const rr = ratio(w, a, reference, (x) => x.peakRssKiB);
-      const ref = w.results[reference];
-      const paired = a !== reference && ref && !ref.error &&
-          ref.runs.length === r.runs.length
-        ? pairedChange(
-          ref.runs.map((x) => x.value),
-          r.runs.map((x) => x.value),
-        )
-        : null;
+      const paired = pairedVsReference(w, a, reference);
       const interval = paired
         ? `${(paired.lo + 1).toFixed(2)}–${ratioText(paired.hi + 1)}`
         : "–";
@@ -374,13 +378,25 @@ export function toSvg(res: Results, reference: string): string {
         return;
       }
       const x0 = Math.min(x(1), x(r)), x1 = Math.max(x(1), x(r));
+      // Whisker: the paired-ratio interval, so noise is visible where the
+      // bars are read.
+      const p = pairedVsReference(w, a, reference);
+      const wl = p ? x(p.lo + 1) : x0, wh = p ? x(p.hi + 1) : x1;
       o.push(
         `<rect x="${x0}" y="${y}" width="${Math.max(1, x1 - x0)}" height="${
           bar - 2
         }" fill="${color(a, i)}">` +
           `<title>${esc(`${w.name} ${a}: ${ratioText(r)}`)}</title></rect>`,
       );
-      const tx = r >= 1 ? x1 + 3 : x0 - 3;
+      if (p) {
+        const my = y + (bar - 2) / 2;
+        o.push(
+          `<path d="M${wl} ${my}H${wh}M${wl} ${my - 3}v6M${wh} ${
+            my - 3
+          }v6" stroke="#222" stroke-width="1" fill="none"/>`,
+        );
+      }
+      const tx = r >= 1 ? Math.max(x1, wh) + 3 : Math.min(x0, wl) - 3;
       o.push(
         `<text x="${tx}" y="${y + bar - 2}" font-size="10" text-anchor="${
           r >= 1 ? "start" : "end"
@@ -394,7 +410,7 @@ export function toSvg(res: Results, reference: string): string {
       esc(
         `Ratios beyond ${
           2 ** maxLog
-        }× are drawn at the edge; figures and spread in latest.md / latest.json.`,
+        }× are drawn at the edge. Whiskers: interval of the rounds' paired ratios (latest.md).`,
       ) +
       `</text>`,
   );

@@ -1,6 +1,7 @@
 // The A/B verdict and the paired-change statistics it rests on.
 import { deepStrictEqual as eq, ok } from "node:assert";
-import { type Change, pairedChange, verdict } from "./verdict.ts";
+import { type Change, pairedChange } from "./stats.ts";
+import { verdict } from "./verdict.ts";
 
 /** A change known precisely (interval ±0.2% around it). */
 const at = (d: number): Change => ({
