@@ -41,7 +41,9 @@ pub const medium_span_max_bytes: usize = 256 * 1024;
 pub const span_pages: [class_count]u8 = blk: {
     var pages: [class_count]u8 = undefined;
     for (0..class_count) |c| {
-        const bytes = std.math.clamp(@as(usize, block_size_bytes[c]) * 8, segment.page_size_bytes, medium_span_max_bytes);
+        const size: usize = block_size_bytes[c];
+        // At least one block, whatever the cap.
+        const bytes = @max(size, std.math.clamp(size * 8, segment.page_size_bytes, medium_span_max_bytes));
         pages[c] = @intCast(std.math.divCeil(usize, bytes, segment.page_size_bytes) catch unreachable);
     }
     break :blk pages;
