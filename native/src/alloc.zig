@@ -37,10 +37,21 @@ noinline fn mallocFirst(size: usize) ?*anyopaque {
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
-    if (size > max_request_bytes) return outOfMemory();
-    tcache.initProcess();
-    const block = large.alloc(size, alignment) orelse return outOfMemory();
+    const block = largeBlock(size, alignment) orelse return null;
     return block.ptr;
+}
+
+/// A large block, or null with errno ENOMEM.
+fn largeBlock(size: usize, alignment: usize) ?large.Block {
+    if (size > max_request_bytes) {
+        os.setErrno(.NOMEM);
+        return null;
+    }
+    tcache.initProcess();
+    return large.alloc(size, alignment) orelse {
+        os.setErrno(.NOMEM);
+        return null;
+    };
 }
 
 const SpanBlock = struct { page: *Page, block: *Block };
@@ -101,9 +112,7 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
         @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
         return ptr;
     }
-    if (total > max_request_bytes) return outOfMemory();
-    tcache.initProcess();
-    const block = large.alloc(total, sizeclass.min_alignment_bytes) orelse return outOfMemory();
+    const block = largeBlock(total, sizeclass.min_alignment_bytes) orelse return null;
     // A fresh mapping is zero already; only a reused one needs clearing.
     if (!block.zeroed) @memset(@as([*]u8, @ptrCast(block.ptr))[0..total], 0);
     return block.ptr;

@@ -201,20 +201,25 @@ pub fn acquire(heap: *anyopaque) ?*Segment {
 }
 
 /// Hands an empty segment back: kept in the cache (purged) up to the policy's
-/// limit, unmapped beyond it.
-pub fn release(segment: *Segment) void {
+/// limit, unmapped beyond it. Returns the bytes given back to the OS.
+pub fn release(segment: *Segment) usize {
     std.debug.assert(segment.isEmpty());
     segment.heap = null;
     cache_lock.lock();
     if (cache_count < policy.snapshot.segment_cache) {
-        _ = segment.purgeFree(0, 0);
+        const purged_pages = segment.purgeFree(0, 0);
         segment.next = cache_head;
         cache_head = segment;
         cache_count += 1;
         cache_lock.unlock();
-        return;
+        return purged_pages * page_size_bytes;
     }
     cache_lock.unlock();
+    unmapSegment(segment);
+    return segment_size_bytes;
+}
+
+fn unmapSegment(segment: *Segment) void {
     mapMark(segment, false);
     stats.global.segments.sub(1);
     os.unmap(@ptrCast(@alignCast(segment)), segment_size_bytes);
@@ -239,9 +244,7 @@ pub fn trimCache() usize {
     var bytes: usize = 0;
     while (list) |segment| {
         list = segment.next;
-        mapMark(segment, false);
-        stats.global.segments.sub(1);
-        os.unmap(@ptrCast(@alignCast(segment)), segment_size_bytes);
+        unmapSegment(segment);
         bytes += segment_size_bytes;
     }
     return bytes;
@@ -278,7 +281,7 @@ test "segments are aligned, mapped in the segment map, and spans fit" {
     try std.testing.expectEqual(@as(usize, 1), segment.purgeFree(1100, 100));
     try std.testing.expectEqual(@as(usize, 16), segment.purgeFree(1100, 0));
     try std.testing.expectEqual(@as(usize, 0), segment.dirtyPages());
-    release(segment);
+    _ = release(segment);
     _ = trimCache();
     try std.testing.expect(!contains(@intFromPtr(segment)));
 }

@@ -84,10 +84,15 @@ pub const Heap = struct {
 
     /// Gives back a block of a page this heap owns.
     pub inline fn freeLocal(heap: *Heap, page: *Page, block: *Block) void {
+        heap.counters.class_frees[page.class].add(1);
+        heap.giveBack(page, block);
+    }
+
+    /// Puts a block back on its page (local free or collect).
+    inline fn giveBack(heap: *Heap, page: *Page, block: *Block) void {
         std.debug.assert(page.heap == @as(*anyopaque, heap) and page.used > 0);
         page.pushFree(block);
         page.used -= 1;
-        heap.counters.class_frees[page.class].add(1);
         if (page.used == 0 or page.full) heap.pageGainedFree(page);
     }
 
@@ -95,8 +100,7 @@ pub const Heap = struct {
     /// outbox until flushed.
     pub inline fn freeRemote(heap: *Heap, page: *Page, block: *Block) void {
         block.cookie = page_box.cookieOf(block);
-        const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
-        heap.outbox.push(&owner.inbox, page.class, block, policy.remote_batch_blocks[page.class], &heap.counters);
+        heap.outbox.push(&ownerOf(page).inbox, page.class, block, policy.remote_batch_blocks[page.class], &heap.counters);
         heap.counters.class_frees[page.class].add(1);
         heap.counters.remote_free_count.add(1);
     }
@@ -142,11 +146,7 @@ pub const Heap = struct {
     /// Called by `remote.Inbox.collect` for each block handed back.
     pub fn takeBack(heap: *Heap, block: *Block) void {
         const addr = @intFromPtr(block);
-        const page = Segment.of(addr).spanOf(addr);
-        std.debug.assert(page.heap == @as(*anyopaque, heap) and page.used > 0);
-        page.pushFree(block);
-        page.used -= 1;
-        if (page.used == 0 or page.full) heap.pageGainedFree(page);
+        heap.giveBack(Segment.of(addr).spanOf(addr), block);
     }
 
     /// A page got blocks back: a full page becomes partial, an empty one
@@ -223,7 +223,7 @@ pub const Heap = struct {
         if (segment.isEmpty() and (heap.segments != segment or segment.next != null or policy.snapshot.segment_cache == 0)) {
             // Keep a heap's last segment: a thread that frees everything and
             // allocates again should not pay a map and fault each time.
-            heap.releaseSegment(segment);
+            _ = heap.releaseSegment(segment);
         } else if (heap.segments != segment) {
             heap.unlinkSegment(segment);
             heap.linkSegmentFront(segment);
@@ -244,10 +244,11 @@ pub const Heap = struct {
         }
     }
 
-    fn releaseSegment(heap: *Heap, segment: *Segment) void {
+    /// Returns the bytes the release gave back to the OS.
+    fn releaseSegment(heap: *Heap, segment: *Segment) usize {
         heap.dirty_pages -|= segment.dirtyPages();
         heap.unlinkSegment(segment);
-        segment_box.release(segment);
+        return segment_box.release(segment);
     }
 
     fn linkSegmentFront(heap: *Heap, segment: *Segment) void {
@@ -307,10 +308,7 @@ pub const Heap = struct {
         var cursor = heap.segments;
         while (cursor) |segment| {
             cursor = segment.next;
-            if (segment.isEmpty()) {
-                heap.releaseSegment(segment);
-                bytes += segment_box.page_size_bytes * (segment_box.pages_per_segment - 1);
-            }
+            if (segment.isEmpty()) bytes += heap.releaseSegment(segment);
         }
         return bytes;
     }
@@ -497,12 +495,16 @@ pub fn collectEverything() usize {
     return bytes + segment_box.trimCache();
 }
 
+/// The heap that owns a live page.
+inline fn ownerOf(page: *const Page) *Heap {
+    return @ptrCast(@alignCast(page.heap.?));
+}
+
 /// A free from a thread that has no heap (its exit handler already ran):
 /// hand the block straight to the owner.
 pub fn freeWithoutHeap(page: *Page, block: *Block) void {
     block.cookie = page_box.cookieOf(block);
-    const owner: *Heap = @ptrCast(@alignCast(page.heap.?));
-    remote.publish(&owner.inbox, page.class, block, block);
+    remote.publish(&ownerOf(page).inbox, page.class, block, block);
     stats.global.free_count.add(1);
     stats.global.free_bytes.add(page.block_size);
     stats.global.remote_free_count.add(1);
