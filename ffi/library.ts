@@ -8,9 +8,16 @@
  *
  * @module
  */
+import { LibraryLoadError, PermissionError, PolicyError } from "./errors.ts";
 import { isPolicy, type Policy, POLICY_ENV } from "./policy.ts";
-import type { ResolvedLibrary } from "./resolve.ts";
+import {
+  LIBRARY_ENV,
+  LIBRARY_FILE,
+  LibraryNotFoundError,
+  type ResolvedLibrary,
+} from "./resolve.ts";
 import { type Native, SYMBOLS } from "./symbols.ts";
+import { VERSION } from "./version.ts";
 
 /** A loaded library and the facts read from it once. */
 export interface Library {
@@ -34,19 +41,40 @@ export function loadLibrary(
   resolved: ResolvedLibrary,
   policy: Policy | undefined,
 ): Library {
+  requireFfi(resolved.path);
   const library = loaded.get(resolved.path) ??
     dlopen(resolved, policy);
   loaded.set(resolved.path, library);
   if (policy !== undefined && library.policy !== policy) {
-    throw new Error(
+    throw new PolicyError(
       `hakozuna: cannot open with policy "${policy}": ${library.path} is ` +
         `already loaded in this process with policy "${library.policy}", and ` +
         `the policy is read once per process, at load. Open without a ` +
         `policy to share it, or start a new process with ` +
         `${POLICY_ENV}=${policy}.`,
+      library.policy,
     );
   }
   return library;
+}
+
+/**
+ * The package needs unscoped `--allow-ffi`: Deno lets code read memory through
+ * a pointer (the library's version string, block views) only with it, and a
+ * scoped grant would fail later, deep inside Deno, with its own message.
+ */
+function requireFfi(path: string): void {
+  if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") return;
+  const scoped =
+    Deno.permissions.querySync({ name: "ffi", path }).state === "granted";
+  throw new PermissionError(
+    scoped
+      ? `hakozuna: scoped --allow-ffi=<path> is not enough: Deno reads ` +
+        `memory through pointers (block views, the library's version) only ` +
+        `with unscoped --allow-ffi; run with --allow-ffi`
+      : `hakozuna: loading ${path} needs --allow-ffi`,
+    "--allow-ffi",
+  );
 }
 
 function dlopen(
@@ -62,28 +90,71 @@ function dlopen(
     try {
       symbols = Deno.dlopen(resolved.path, SYMBOLS).symbols;
     } catch (error) {
-      throw new Error(
-        `hakozuna: cannot load ${resolved.path} (from ${resolved.source}): ` +
-          (error instanceof Error ? error.message : String(error)),
-        { cause: error },
-      );
+      throw loadError(resolved, error);
     }
-    const name = cString(symbols.hz_policy_name());
+    const name = cString(symbols.hz_policy_name(), resolved.path);
     if (!isPolicy(name)) {
-      throw new Error(
+      throw new LibraryLoadError(
         `hakozuna: ${resolved.path} reports policy "${name}", which this ` +
           `package does not know; is it a different version?`,
+        resolved.path,
       );
     }
     return {
       path: resolved.path,
       symbols,
-      version: cString(symbols.hz_version()),
+      version: cString(symbols.hz_version(), resolved.path),
       policy: name,
     };
   } finally {
     restore?.();
   }
+}
+
+/**
+ * The package error for a failed `Deno.dlopen`, with Deno's message once
+ * (Deno itself repeats "Could not open library: ") and the fix.
+ */
+function loadError(resolved: ResolvedLibrary, error: unknown): Error {
+  const { path, source } = resolved;
+  const options = { cause: error };
+  if (error instanceof Deno.errors.NotCapable) {
+    return new PermissionError(
+      `hakozuna: loading ${path} needs --allow-ffi`,
+      "--allow-ffi",
+      options,
+    );
+  }
+  const message = String((error as Error)?.message ?? error)
+    .replaceAll("Could not open library: ", "");
+  const from = source === LIBRARY_ENV ? `$${LIBRARY_ENV}` : source;
+  if (/No such file or directory/.test(message)) {
+    return new LibraryNotFoundError(
+      `no library at ${path}`,
+      [`${from} ${path}: no such file`],
+      [
+        source === LIBRARY_ENV
+          ? `set ${LIBRARY_ENV} to a built ${LIBRARY_FILE}`
+          : `give the path of a built ${LIBRARY_FILE}`,
+        "run `make` in a checkout to build one",
+      ],
+    );
+  }
+  const symbol = message.match(/Failed to register symbol (\w+)/)?.[1];
+  if (symbol !== undefined) {
+    return new LibraryLoadError(
+      `hakozuna: ${path} (from ${from}) has no ${symbol}: it is not a ` +
+        `hakozuna library, or one older than this package (${VERSION}); ` +
+        `rebuild it with \`make\``,
+      path,
+      options,
+    );
+  }
+  return new LibraryLoadError(
+    `hakozuna: cannot load ${path} (from ${from}): ${message}`,
+    path,
+    options,
+  );
 }
 
 /** Sets HZ_POLICY and returns how to put the previous value back. */
@@ -97,15 +168,18 @@ function setPolicyEnv(policy: Policy): () => void {
     };
   } catch (error) {
     if (!(error instanceof Deno.errors.NotCapable)) throw error;
-    throw new Error(
+    throw new PermissionError(
       `hakozuna: open({ policy }) sets ${POLICY_ENV} before loading the ` +
         `library; grant --allow-env=${POLICY_ENV}`,
+      `--allow-env=${POLICY_ENV}`,
       { cause: error },
     );
   }
 }
 
-function cString(pointer: Deno.PointerValue): string {
-  if (pointer === null) throw new Error("hakozuna: library returned NULL");
+function cString(pointer: Deno.PointerValue, path: string): string {
+  if (pointer === null) {
+    throw new LibraryLoadError(`hakozuna: ${path} returned NULL`, path);
+  }
   return Deno.UnsafePointerView.getCString(pointer);
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { CACHE_MODES, type CacheMode } from "./cache.ts";
+import { ArgumentError } from "./errors.ts";
 import { createHandle, type Hakozuna } from "./handle.ts";
 import { loadLibrary } from "./library.ts";
 import { isPolicy, POLICIES, type Policy } from "./policy.ts";
@@ -67,10 +68,14 @@ export interface OpenAsyncOptions extends OpenOptions {
  * checkout's build output, and the download cache, but never downloads:
  * {@linkcode openAsync} does.
  *
- * Throws `TypeError` for a bad option (an unknown policy is refused before
- * anything is loaded), and `Error` when no library is found (the message
- * lists every place tried and how to get one), when it fails to load, or
- * when it is already loaded with another policy.
+ * Throws {@linkcode ArgumentError} (a `TypeError`) for a bad option (an
+ * unknown policy is refused before anything is loaded),
+ * {@linkcode LibraryNotFoundError} when no library is found (the message
+ * lists every place tried and how to get one), {@linkcode LibraryLoadError}
+ * when the file found cannot be loaded, {@linkcode PermissionError} when a
+ * permission is missing (unscoped `--allow-ffi` is needed), and
+ * {@linkcode PolicyError} when the library is already loaded with another
+ * policy.
  *
  * Permissions: `--allow-ffi`; `--allow-env` to read `HAKOZUNA_LIB`,
  * `HZ_POLICY` and the cache location (and to set `HZ_POLICY` for the
@@ -85,8 +90,8 @@ export interface OpenAsyncOptions extends OpenOptions {
  * console.log(hz.policy, hz.stats().bytesInUse);
  * ```
  */
-export function open(options: OpenOptions = {}): Hakozuna {
-  const { path, policy } = checkOptions(options);
+export function open(options?: OpenOptions): Hakozuna {
+  const { path, policy } = checkOptions(options === undefined ? {} : options);
   return createHandle(loadLibrary(resolveLibrary({ path }), policy));
 }
 
@@ -109,36 +114,40 @@ export function open(options: OpenOptions = {}): Hakozuna {
  * ```
  */
 export async function openAsync(
-  options: OpenAsyncOptions = {},
+  options?: OpenAsyncOptions,
 ): Promise<Hakozuna> {
-  const { path, policy, url, cache } = checkOptions(options);
+  const { path, policy, url, cache } = checkOptions(
+    options === undefined ? {} : options,
+  );
   const resolved = await resolveLibraryAsync({ path, url, cache });
   return createHandle(loadLibrary(resolved, policy));
 }
 
 function checkOptions(options: unknown): OpenAsyncOptions {
   if (typeof options !== "object" || options === null) {
-    throw new TypeError("hakozuna: open() options must be an object");
+    throw new ArgumentError("hakozuna: open() options must be an object");
   }
   const { path, policy, url, cache } = options as Record<string, unknown>;
   if (path !== undefined && (typeof path !== "string" || path === "")) {
-    throw new TypeError("hakozuna: open({ path }) must be a non-empty string");
+    throw new ArgumentError(
+      "hakozuna: open({ path }) must be a non-empty string",
+    );
   }
   if (policy !== undefined && !isPolicy(policy)) {
-    throw new TypeError(
+    throw new ArgumentError(
       `hakozuna: unknown policy ${JSON.stringify(policy)}; ` +
         `expected one of ${POLICIES.join(", ")}`,
     );
   }
   if (url !== undefined && !isHttpUrl(url)) {
-    throw new TypeError(
+    throw new ArgumentError(
       `hakozuna: open({ url }) must be an http or https URL, got ${
         String(url)
       }`,
     );
   }
   if (cache !== undefined && !(CACHE_MODES as unknown[]).includes(cache)) {
-    throw new TypeError(
+    throw new ArgumentError(
       `hakozuna: unknown cache mode ${JSON.stringify(cache)}; ` +
         `expected one of ${CACHE_MODES.join(", ")}`,
     );

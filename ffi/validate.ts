@@ -1,52 +1,74 @@
 /**
  * Argument checks shared by every method of a handle, so that bad input is a
- * JavaScript exception and never reaches the native library.
+ * package error (errors.ts) and never reaches the native library. The hot
+ * paths test the common case inline (`(size >>> 0) === size`) and call these
+ * only for the rest, so a check costs nothing measurable.
  *
  * @module
  */
+import { ArgumentError, PointerError, SizeError } from "./errors.ts";
 
 /**
- * Checks a byte count or element count. Sizes are plain numbers: every size a
+ * Checks a byte count or element count; `call` names the argument for the
+ * message, e.g. `"malloc(size)"`. Sizes are plain numbers: every size a
  * process can allocate fits in a safe integer (2**53 - 1 bytes is 8 PiB), and
  * refusing bigint keeps one representation in and out.
  */
-export function checkSize(what: string, value: unknown): number {
+export function checkSize(call: string, value: unknown): number {
   if (typeof value !== "number") {
-    throw new TypeError(`${what} must be a number, got ${describe(value)}`);
+    throw new ArgumentError(
+      `hakozuna: ${call} must be a number, got ${describe(value)}`,
+    );
   }
   if (!Number.isSafeInteger(value) || value < 0) {
-    throw new RangeError(
-      `${what} must be an integer from 0 to Number.MAX_SAFE_INTEGER, got ${value}`,
+    throw new SizeError(
+      `hakozuna: ${call} must be an integer from 0 to ` +
+        `Number.MAX_SAFE_INTEGER, got ${value}`,
     );
   }
   return value;
 }
 
 /** Checks an alignment: a power of two, as `hz_aligned_alloc` requires. */
-export function checkAlignment(value: unknown): number {
-  const alignment = checkSize("alignment", value);
+export function checkAlignment(call: string, value: unknown): number {
+  const alignment = checkSize(call, value);
   // Powers of two above 2**30 do not survive `&` (32-bit), so test by division.
   let rest = alignment;
   while (rest > 1 && rest % 2 === 0) rest /= 2;
   if (rest !== 1) {
-    throw new RangeError(
-      `alignment must be a power of two, got ${alignment}`,
+    throw new SizeError(
+      `hakozuna: ${call} must be a power of two, got ${alignment}`,
     );
   }
   return alignment;
 }
 
+/**
+ * The error for a value that is not a `Deno.PointerValue`: thrown before the
+ * native call for non-objects, and in place of Deno's own `TypeError` (kept as
+ * `cause`) for objects that are not pointers.
+ */
+export function pointerTypeError(
+  call: string,
+  value: unknown,
+  cause?: unknown,
+): PointerError {
+  return new PointerError(
+    `hakozuna: ${call} must be a Deno.PointerObject or null, got ` +
+      describe(value),
+    "type",
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 /** Checks that a value has the shape of a pointer (`Deno.PointerValue`). */
 export function checkPointer(
-  what: string,
+  call: string,
   value: unknown,
 ): asserts value is Deno.PointerValue {
-  // Pointer objects have a null prototype; Deno itself rejects other objects
-  // with a TypeError when they reach the call.
+  // Objects other than pointers are caught when Deno refuses them.
   if (value !== null && typeof value !== "object") {
-    throw new TypeError(
-      `${what} must be a Deno.PointerObject or null, got ${describe(value)}`,
-    );
+    throw pointerTypeError(call, value);
   }
 }
 
@@ -55,6 +77,14 @@ export function hex(pointer: Deno.PointerValue): string {
   return `0x${Deno.UnsafePointer.value(pointer).toString(16)}`;
 }
 
-function describe(value: unknown): string {
-  return typeof value === "string" ? JSON.stringify(value) : typeof value;
+/** A value as a message shows it: strings quoted, the type for the rest. */
+export function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "an array";
+  if (typeof value === "object") {
+    const name = Object.getPrototypeOf(value)?.constructor?.name;
+    return name && name !== "Object" ? `a ${name}` : "an object";
+  }
+  return typeof value;
 }

@@ -58,7 +58,10 @@ Deno.test("the README's API example runs as written", async () => {
     const { stdout } = expectExit(output, 0);
     assert.match(stdout, /^hakozuna \d+\.\d+\.\d+, policy \w+$/m);
     assert.match(stdout, /^usable bytes: \d+ owned: true$/m);
-    assert.match(stdout, /^refused: TypeError: .*not a live block/m);
+    assert.match(
+      stdout,
+      /^refused: PointerError: hakozuna: free\(0x[0-9a-f]+\): not a live block/m,
+    );
     assert.match(stdout, /^\d+ allocations, \d+ bytes in use$/m);
   } finally {
     Deno.removeSync(dir, { recursive: true });

@@ -1,6 +1,6 @@
 /** The policy switch: HZ_POLICY, open({ policy }), and a second policy. */
 import assert from "node:assert/strict";
-import { open, POLICIES } from "../../mod.ts";
+import { open, POLICIES, PolicyError } from "../../mod.ts";
 import { expectExit, fixture, runDeno } from "./helpers.ts";
 
 const PERMISSIONS = ["--allow-ffi", "--allow-env", "--allow-read"];
@@ -39,20 +39,20 @@ Deno.test("open({ policy }) loads each lane, and leaves HZ_POLICY as it was", as
   });
 });
 
-Deno.test("an unknown policy is a TypeError before the library loads", async () => {
+Deno.test("an unknown policy is an ArgumentError before the library loads", async () => {
   const seen = await policyOf(["--unknown"]);
-  assert.match(seen.error, /^TypeError: .*unknown policy "turbo"/);
+  assert.match(seen.error, /^ArgumentError: hakozuna: unknown policy "turbo"/);
   assert.equal(seen.loaded, false);
 });
 
-Deno.test("a second policy in one process is refused with a clear Error", () => {
+Deno.test("a second policy in one process is refused with a PolicyError", () => {
   using hz = open();
   const before = Deno.env.get("HZ_POLICY");
   const other = POLICIES.find((policy) => policy !== hz.policy)!;
   assert.throws(
     () => open({ policy: other }),
     (error: Error) =>
-      error.constructor === Error &&
+      error instanceof PolicyError && error.loaded === hz.policy &&
       error.message.includes(`with policy "${hz.policy}"`) &&
       error.message.includes(`HZ_POLICY=${other}`),
   );
