@@ -103,7 +103,7 @@ DENO_SOURCES := mod.ts cli.ts ffi tests/deno
 DENO_TEST_FLAGS := --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net=127.0.0.1
 
 test-deno: $(DENO) $(LIB) $(DIST_LIBS)
-	$(DENO) check --doc mod.ts cli.ts tests/deno
+	$(DENO) check --doc mod.ts cli.ts ffi tests/deno
 	$(DENO) lint $(DENO_SOURCES)
 	$(DENO) fmt --check $(DENO_SOURCES) deno.json
 	$(DENO) doc --lint mod.ts

@@ -11,7 +11,24 @@
  * @module
  */
 
-/** Why a pointer was refused; the `reason` of a {@linkcode PointerError}. */
+/**
+ * Why a pointer was refused; the `reason` of a {@linkcode PointerError}.
+ *
+ * @example
+ * ```ts
+ * import { open, PointerError, type PointerProblem } from "@hakozuna/hakozuna";
+ * using hz = open();
+ * const p = hz.malloc(16);
+ * hz.free(p);
+ * let reason: PointerProblem | undefined;
+ * try {
+ *   hz.free(p);
+ * } catch (error) {
+ *   if (error instanceof PointerError) reason = error.reason;
+ * }
+ * console.log(reason); // "freed"
+ * ```
+ */
 export type PointerProblem =
   /** Not a `Deno.PointerObject` or `null` (a number, a string, `{}`). */
   | "type"

@@ -28,6 +28,18 @@ import {
 /**
  * The typed arrays a {@linkcode Block} can be viewed as: the constructors
  * `Uint8Array`, `Int32Array`, `Float64Array`, `BigUint64Array`, ...
+ *
+ * @example
+ * ```ts
+ * import { type Block, open, type TypedArrayConstructor } from "@hakozuna/hakozuna";
+ * function sum(block: Block, type: TypedArrayConstructor<Float64Array<ArrayBuffer>>) {
+ *   return block.view(type).reduce((total, x) => total + x, 0);
+ * }
+ * using hz = open();
+ * using block = hz.alloc(64);
+ * block.view(Float64Array).fill(0.25);
+ * console.log(sum(block, Float64Array)); // 2
+ * ```
  */
 export type TypedArrayConstructor<T extends ArrayBufferView<ArrayBuffer>> = {
   new (buffer: ArrayBuffer, byteOffset: number, length: number): T;
