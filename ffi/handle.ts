@@ -646,10 +646,11 @@ function newAddressArray(count: number, size: number): BigUint64Array {
 }
 
 /**
- * Typed array constructors share one prototype (%TypedArray%), which tells
- * them from any other function.
+ * The prototype every typed array inherits (%TypedArray%.prototype), which
+ * tells typed array constructors (and their subclasses) from any other
+ * function.
  */
-const TYPED_ARRAY = Object.getPrototypeOf(Uint8Array);
+const TYPED_ARRAY_PROTOTYPE = Object.getPrototypeOf(Uint8Array.prototype);
 
 class OwnedBlock implements Block {
   readonly #native: Native;
@@ -715,7 +716,11 @@ class OwnedBlock implements Block {
   ): T {
     this.#live("view");
     if (
-      typeof type !== "function" || Object.getPrototypeOf(type) !== TYPED_ARRAY
+      typeof type !== "function" ||
+      !Object.prototype.isPrototypeOf.call(
+        TYPED_ARRAY_PROTOTYPE,
+        type.prototype,
+      )
     ) {
       throw new ArgumentError(
         `hakozuna: block.view(type) must be a typed array constructor such ` +

@@ -83,6 +83,8 @@ Deno.test("typed views share the block's memory and are 16-byte aligned", () => 
   u64[3] = 2n ** 63n;
   assert.equal(block.bytes[31], 0x80);
   assert.equal(block.view(Uint8Array).length, 100);
+  class Samples extends Float32Array {}
+  assert.ok(block.view(Samples) instanceof Samples);
 });
 
 Deno.test("freeing a block detaches every view of it", () => {
