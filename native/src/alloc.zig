@@ -67,6 +67,32 @@ const Owner = union(enum) {
     large: usize,
 };
 
+/// What a pointer is, found without aborting. A freed large block is
+/// unmapped or cached, not registered: it reads as `invalid`.
+const Classified = union(enum) {
+    span: SpanBlock,
+    large: usize,
+    /// Not the start of a block we handed out (foreign, interior, never carved).
+    invalid,
+    /// A span block that is on a free list: freed already.
+    freed,
+};
+
+/// Status codes of the checked C API (hakozuna.h: HZ_OK, HZ_INVALID, HZ_FREED).
+pub const Status = enum(c_int) { ok = 0, invalid = 1, freed = 2 };
+
+/// Classifies `addr` (non-zero). Never aborts.
+fn classify(addr: usize) Classified {
+    if (segment_box.contains(addr)) {
+        const span = Segment.of(addr).spanOf(addr);
+        const block = span.blockAt(addr) orelse return .invalid;
+        if (Span.isFree(block)) return .freed;
+        return .{ .span = .{ .span = span, .block = block } };
+    }
+    if (large.usableSize(addr) == null) return .invalid;
+    return .{ .large = addr };
+}
+
 /// The live block at `addr`, which lies in one of our segments, or an abort
 /// with glibc's kind of message. `operation` names the caller, e.g. "free()".
 inline fn spanBlockOrDie(addr: usize, comptime operation: []const u8) SpanBlock {
@@ -78,22 +104,71 @@ inline fn spanBlockOrDie(addr: usize, comptime operation: []const u8) SpanBlock 
 
 /// Classifies `addr` (non-zero), or aborts when it is not a live block.
 fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
-    if (segment_box.contains(addr)) return .{ .span = spanBlockOrDie(addr, operation) };
-    if (large.usableSize(addr) == null) os.fatalPointer(operation ++ ": invalid pointer", addr);
-    return .{ .large = addr };
+    return switch (classify(addr)) {
+        .span => |span| .{ .span = span },
+        .large => .{ .large = addr },
+        .invalid => os.fatalPointer(operation ++ ": invalid pointer", addr),
+        .freed => os.fatalPointer(operation ++ ": double free detected", addr),
+    };
 }
 
 pub inline fn free(ptr: ?*anyopaque) void {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return;
     if (!segment_box.contains(addr)) return freeLarge(addr);
-    const found = spanBlockOrDie(addr, "free()");
+    freeSpan(spanBlockOrDie(addr, "free()"));
+}
+
+inline fn freeSpan(found: SpanBlock) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
         heap.?.freeLocal(found.span, found.block);
     } else {
         freeOther(heap, found.span, found.block);
     }
+}
+
+/// free that never aborts: `.ok` when freed (or NULL), else what the pointer
+/// is, and nothing is done.
+pub fn freeChecked(ptr: ?*anyopaque) Status {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return .ok;
+    switch (classify(addr)) {
+        .span => |span| freeSpan(span),
+        .large => if (!large.free(addr)) return .invalid,
+        .invalid => return .invalid,
+        .freed => return .freed,
+    }
+    return .ok;
+}
+
+/// Fills `out[0..count]` with blocks of `size` bytes, stopping at the first
+/// failure (errno ENOMEM). Returns how many were allocated.
+pub fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) usize {
+    if (size <= sizeclass.medium_max_bytes and count > 0) {
+        const heap = thread.currentOrCreate() orelse {
+            _ = outOfMemory();
+            return 0;
+        };
+        const class = sizeclass.classOf(size);
+        for (0..count) |index| {
+            out[index] = heap.alloc(class) orelse return index;
+        }
+        return count;
+    }
+    for (0..count) |index| {
+        out[index] = malloc(size) orelse return index;
+    }
+    return count;
+}
+
+/// freeChecked over `ptrs[0..count]`, stopping at the first pointer that is
+/// not a live block (or NULL). Returns how many were freed.
+pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
+    for (0..count) |index| {
+        if (freeChecked(ptrs[index]) != .ok) return index;
+    }
+    return count;
 }
 
 noinline fn freeLarge(addr: usize) void {
@@ -231,17 +306,26 @@ pub fn usableSize(ptr: ?*const anyopaque) usize {
     };
 }
 
+/// Usable bytes of a live block; 0 for NULL or anything else. Never aborts.
+pub fn usableSizeChecked(ptr: ?*const anyopaque) usize {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return 0;
+    return switch (classify(addr)) {
+        .span => |found| found.span.usableBytes(),
+        .large => |at| large.usableSize(at) orelse 0,
+        .invalid, .freed => 0,
+    };
+}
+
 /// True when `ptr` is a block we handed out that is not known to be free.
 /// Never aborts.
 pub fn owns(ptr: ?*const anyopaque) bool {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return false;
-    if (segment_box.contains(addr)) {
-        const span = Segment.of(addr).spanOf(addr);
-        const block = span.blockAt(addr) orelse return false;
-        return !Span.isFree(block);
-    }
-    return large.usableSize(addr) != null;
+    return switch (classify(addr)) {
+        .span, .large => true,
+        .invalid, .freed => false,
+    };
 }
 
 test "malloc family basics" {
@@ -291,4 +375,34 @@ test "large realloc grows and shrinks in place or by mremap" {
     const r: [*]u8 = @ptrCast(realloc(q, 1000) orelse return error.OutOfMemory);
     try std.testing.expectEqual(@as(u8, 1), r[0]);
     free(r);
+}
+
+test "checked free, usable size and batches never abort" {
+    const p = malloc(100) orelse return error.OutOfMemory;
+    try std.testing.expect(usableSizeChecked(p) >= 100);
+    const interior: *anyopaque = @ptrFromInt(@intFromPtr(p) + 16);
+    try std.testing.expectEqual(Status.invalid, freeChecked(interior));
+    try std.testing.expectEqual(@as(usize, 0), usableSizeChecked(interior));
+    try std.testing.expectEqual(Status.ok, freeChecked(p));
+    try std.testing.expectEqual(Status.freed, freeChecked(p));
+    try std.testing.expectEqual(@as(usize, 0), usableSizeChecked(p));
+    try std.testing.expectEqual(Status.ok, freeChecked(null));
+    var local: usize = 0;
+    try std.testing.expectEqual(Status.invalid, freeChecked(@ptrCast(&local)));
+
+    const big = malloc(1 << 20) orelse return error.OutOfMemory;
+    try std.testing.expect(usableSizeChecked(big) >= 1 << 20);
+    try std.testing.expectEqual(Status.ok, freeChecked(big));
+    try std.testing.expectEqual(Status.invalid, freeChecked(big));
+
+    for ([_]usize{ 0, 48, 5000, 300 * 1024 }) |size| {
+        var blocks: [40]?*anyopaque = undefined;
+        try std.testing.expectEqual(@as(usize, 40), mallocMany(size, &blocks, 40));
+        for (blocks) |block| try std.testing.expect(usableSizeChecked(block) >= size);
+        const kept = blocks[30];
+        blocks[30] = blocks[29]; // a pointer twice: the second is refused
+        try std.testing.expectEqual(@as(usize, 30), freeMany(&blocks, 40));
+        try std.testing.expectEqual(@as(usize, 9), freeMany(blocks[31..].ptr, 9));
+        free(kept);
+    }
 }

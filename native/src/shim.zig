@@ -71,6 +71,18 @@ const Exports = struct {
     fn owns(ptr: ?*const anyopaque) callconv(.c) c_int {
         return @intFromBool(alloc.owns(ptr));
     }
+    fn freeChecked(ptr: ?*anyopaque) callconv(.c) c_int {
+        return @intFromEnum(alloc.freeChecked(ptr));
+    }
+    fn usableSizeChecked(ptr: ?*const anyopaque) callconv(.c) usize {
+        return alloc.usableSizeChecked(ptr);
+    }
+    fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) callconv(.c) usize {
+        return alloc.mallocMany(size, out, count);
+    }
+    fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) callconv(.c) usize {
+        return alloc.freeMany(ptrs, count);
+    }
     fn statsInto(out: ?*anyopaque, out_size: usize) callconv(.c) usize {
         const snapshot = thread.snapshot();
         return stats.copyOut(&snapshot, out, out_size);
@@ -99,6 +111,10 @@ const Exports = struct {
         exportAs(&pvalloc, &.{ "pvalloc", "__libc_pvalloc" });
         exportAs(&usableSize, &.{ "malloc_usable_size", "hz_usable_size" });
         exportAs(&owns, &.{"hz_owns"});
+        exportAs(&freeChecked, &.{"hz_free_checked"});
+        exportAs(&usableSizeChecked, &.{"hz_usable_size_checked"});
+        exportAs(&mallocMany, &.{"hz_malloc_many"});
+        exportAs(&freeMany, &.{"hz_free_many"});
         exportAs(&statsInto, &.{"hz_stats"});
         exportAs(&collect, &.{"hz_collect"});
         exportAs(&policyName, &.{"hz_policy_name"});
