@@ -10,7 +10,9 @@ const std = @import("std");
 const os = @import("os.zig");
 const sizeclass = @import("sizeclass.zig");
 
-pub const Lane = enum { balanced, scale, compact };
+/// `hardened` is `balanced`'s knobs with every detection on (span.zig and
+/// heap.zig route its blocks off the hot path; large.zig adds guard pages).
+pub const Lane = enum { balanced, scale, compact, hardened };
 
 /// Where HZ_STATS sends the counters at exit.
 pub const StatsOutput = enum {
@@ -51,6 +53,10 @@ pub const Policy = struct {
         return policy;
     }
 
+    pub fn hardened(policy: *const Policy) bool {
+        return policy.lane == .hardened;
+    }
+
     pub fn largeCacheBytes(policy: *const Policy) usize {
         return @as(usize, policy.large_cache_mb) << 20;
     }
@@ -74,7 +80,7 @@ pub const knobs = [_]Knob{
         .field = "remote_batch",
         .min = 1,
         .max = 4096,
-        .default = .init(.{ .balanced = 32, .scale = 128, .compact = 8 }),
+        .default = .init(.{ .balanced = 32, .scale = 128, .compact = 8, .hardened = 32 }),
         .meaning = "blocks a thread gathers per size class before handing frees to their owner (also capped at 64 KiB)",
     },
     .{
@@ -82,7 +88,7 @@ pub const knobs = [_]Knob{
         .field = "purge_slices",
         .min = 0,
         .max = 1 << 20,
-        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0 }),
+        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0, .hardened = 64 }),
         .meaning = "free 64 KiB slices a heap keeps resident whatever their age",
     },
     .{
@@ -90,7 +96,7 @@ pub const knobs = [_]Knob{
         .field = "purge_delay_ms",
         .min = 0,
         .max = 3_600_000,
-        .default = .init(.{ .balanced = 100, .scale = 1000, .compact = 0 }),
+        .default = .init(.{ .balanced = 100, .scale = 1000, .compact = 0, .hardened = 100 }),
         .meaning = "above that, a slice free this long is returned to the OS",
     },
     .{
@@ -98,7 +104,7 @@ pub const knobs = [_]Knob{
         .field = "segment_cache",
         .min = 0,
         .max = 1 << 16,
-        .default = .init(.{ .balanced = 8, .scale = 64, .compact = 0 }),
+        .default = .init(.{ .balanced = 8, .scale = 64, .compact = 0, .hardened = 8 }),
         .meaning = "empty 4 MiB segments kept (purged) for reuse",
     },
     .{
@@ -106,7 +112,7 @@ pub const knobs = [_]Knob{
         .field = "large_cache_mb",
         .min = 0,
         .max = 1 << 20,
-        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0 }),
+        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0, .hardened = 64 }),
         .meaning = "freed large blocks (> 256 KiB) kept mapped for reuse, at most for the purge delay",
     },
 };
@@ -271,7 +277,7 @@ test "every knob's lane defaults lie in its range" {
 
 /// The README's row for a knob, as the table under "Policy and knobs" has
 /// it (cells trimmed: the formatter pads them).
-fn readmeCells(comptime knob: Knob) [6][]const u8 {
+fn readmeCells(comptime knob: Knob) [7][]const u8 {
     return .{
         "`" ++ knob.env ++ "`",
         knob.meaning,
@@ -279,6 +285,7 @@ fn readmeCells(comptime knob: Knob) [6][]const u8 {
         std.fmt.comptimePrint("{d}", .{knob.default.get(.balanced)}),
         std.fmt.comptimePrint("{d}", .{knob.default.get(.scale)}),
         std.fmt.comptimePrint("{d}", .{knob.default.get(.compact)}),
+        std.fmt.comptimePrint("{d}", .{knob.default.get(.hardened)}),
     };
 }
 
