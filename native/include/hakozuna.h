@@ -86,7 +86,7 @@ size_t hz_stats(struct hz_stats *out, size_t out_size);
 /* Flushes this thread's pending remote frees, takes back frees other threads
  * handed over, and returns empty memory to the OS. Returns the bytes returned. */
 size_t hz_collect(void);
-/* Name of the active policy lane: "balanced", "scale" or "compact". */
+/* Name of the active policy lane: "balanced", "scale", "compact" or "hardened". */
 const char *hz_policy_name(void);
 /* Library version, e.g. "0.1.0". */
 const char *hz_version(void);

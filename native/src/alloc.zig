@@ -1,17 +1,22 @@
 //! The allocator's entry points with glibc's contract (2.36): what malloc,
 //! free, calloc, realloc and the aligned family do for every input. Sizes up
-//! to `sizeclass.medium_max_bytes` go to the thread's heap (tcache.zig),
-//! larger ones to large.zig. The C symbols themselves are in shim.zig.
+//! to `sizeclass.medium_max_bytes` go to the thread's heap (heap.zig,
+//! thread.zig), larger ones to large.zig. The C symbols themselves are in
+//! shim.zig.
 const std = @import("std");
-const os = @import("os.zig");
+const heap_box = @import("heap.zig");
 const large = @import("large.zig");
-const page_box = @import("page.zig");
+const layout = @import("layout.zig");
+const os = @import("os.zig");
 const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
-const tcache = @import("tcache.zig");
-const Page = page_box.Page;
-const Block = page_box.Block;
+const span_box = @import("span.zig");
+const thread = @import("thread.zig");
+const Span = span_box.Span;
+const Block = span_box.Block;
 const Segment = segment_box.Segment;
+const Heap = heap_box.Heap;
+const page_size_bytes = layout.page_size_bytes;
 
 /// glibc refuses any request above PTRDIFF_MAX before trying.
 const max_request_bytes: usize = std.math.maxInt(isize);
@@ -23,7 +28,7 @@ fn outOfMemory() ?*anyopaque {
 
 pub inline fn malloc(size: usize) ?*anyopaque {
     if (size <= sizeclass.medium_max_bytes) {
-        const heap = tcache.current() orelse return mallocFirst(size);
+        const heap = thread.current() orelse return mallocFirst(size);
         return heap.alloc(sizeclass.classOf(size));
     }
     return mallocLarge(size, sizeclass.min_alignment_bytes);
@@ -32,29 +37,29 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// A thread's first allocation: make its heap. Out of line so the hot path
 /// saves no registers for it.
 noinline fn mallocFirst(size: usize) ?*anyopaque {
-    const heap = tcache.currentOrCreate() orelse return outOfMemory();
+    const heap = thread.currentOrCreate() orelse return outOfMemory();
     return heap.alloc(sizeclass.classOf(size));
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
-    const block = largeBlock(size, alignment) orelse return null;
-    return block.ptr;
+    const mapping = largeMapping(size, alignment) orelse return null;
+    return mapping.ptr;
 }
 
 /// A large block, or null with errno ENOMEM.
-fn largeBlock(size: usize, alignment: usize) ?large.Block {
+fn largeMapping(size: usize, alignment: usize) ?large.Mapping {
     if (size > max_request_bytes) {
         os.setErrno(.NOMEM);
         return null;
     }
-    tcache.initProcess();
+    thread.start();
     return large.alloc(size, alignment) orelse {
         os.setErrno(.NOMEM);
         return null;
     };
 }
 
-const SpanBlock = struct { page: *Page, block: *Block };
+const SpanBlock = struct { span: *Span, block: *Block };
 
 /// Where a pointer given to free/realloc/usable_size lives.
 const Owner = union(enum) {
@@ -79,10 +84,10 @@ pub const Status = enum(c_int) { ok = 0, invalid = 1, freed = 2 };
 /// Classifies `addr` (non-zero). Never aborts.
 fn classify(addr: usize) Classified {
     if (segment_box.contains(addr)) {
-        const page = Segment.of(addr).spanOf(addr);
-        const block = page.blockAt(addr) orelse return .invalid;
-        if (Page.isFree(block)) return .freed;
-        return .{ .span = .{ .page = page, .block = block } };
+        const span = Segment.of(addr).spanOf(addr);
+        const block = span.blockAt(addr) orelse return .invalid;
+        if (Span.isFree(block)) return .freed;
+        return .{ .span = .{ .span = span, .block = block } };
     }
     if (large.usableSize(addr) == null) return .invalid;
     return .{ .large = addr };
@@ -91,10 +96,10 @@ fn classify(addr: usize) Classified {
 /// The live block at `addr`, which lies in one of our segments, or an abort
 /// with glibc's kind of message. `operation` names the caller, e.g. "free()".
 inline fn spanBlockOrDie(addr: usize, comptime operation: []const u8) SpanBlock {
-    const page = Segment.of(addr).spanOf(addr);
-    const block = page.blockAt(addr) orelse os.fatalPointer(operation ++ ": invalid pointer", addr);
-    if (Page.isFree(block)) os.fatalPointer(operation ++ ": double free detected", addr);
-    return .{ .page = page, .block = block };
+    const span = Segment.of(addr).spanOf(addr);
+    const block = span.blockAt(addr) orelse os.fatalPointer(operation ++ ": invalid pointer", addr);
+    if (Span.isFree(block)) os.fatalPointer(operation ++ ": double free detected", addr);
+    return .{ .span = span, .block = block };
 }
 
 /// Classifies `addr` (non-zero), or aborts when it is not a live block.
@@ -114,12 +119,12 @@ pub inline fn free(ptr: ?*anyopaque) void {
     freeSpan(spanBlockOrDie(addr, "free()"));
 }
 
-inline fn freeSpan(span: SpanBlock) void {
-    const heap = tcache.current();
-    if (span.page.heap == @as(?*anyopaque, heap)) {
-        heap.?.freeLocal(span.page, span.block);
+inline fn freeSpan(found: SpanBlock) void {
+    const heap = thread.current();
+    if (found.span.heap == @as(?*anyopaque, heap)) {
+        heap.?.freeLocal(found.span, found.block);
     } else {
-        freeOther(heap, span.page, span.block);
+        freeOther(heap, found.span, found.block);
     }
 }
 
@@ -141,7 +146,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
 /// failure (errno ENOMEM). Returns how many were allocated.
 pub fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) usize {
     if (size <= sizeclass.medium_max_bytes and count > 0) {
-        const heap = tcache.currentOrCreate() orelse {
+        const heap = thread.currentOrCreate() orelse {
             _ = outOfMemory();
             return 0;
         };
@@ -172,11 +177,11 @@ noinline fn freeLarge(addr: usize) void {
 
 /// A block another heap owns. Out of line so the local path saves no
 /// registers for it.
-noinline fn freeOther(heap: ?*tcache.Heap, page: *Page, block: *Block) void {
+noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block) void {
     if (heap) |own| {
-        own.freeRemote(page, block);
+        own.freeRemote(span, block);
     } else {
-        tcache.freeWithoutHeap(page, block);
+        heap_box.freeWithoutHeap(span, block);
     }
 }
 
@@ -187,10 +192,10 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
         @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
         return ptr;
     }
-    const block = largeBlock(total, sizeclass.min_alignment_bytes) orelse return null;
+    const mapping = largeMapping(total, sizeclass.min_alignment_bytes) orelse return null;
     // A fresh mapping is zero already; only a reused one needs clearing.
-    if (!block.zeroed) @memset(@as([*]u8, @ptrCast(block.ptr))[0..total], 0);
-    return block.ptr;
+    if (!mapping.zeroed) @memset(@as([*]u8, @ptrCast(mapping.ptr))[0..total], 0);
+    return mapping.ptr;
 }
 
 pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
@@ -205,8 +210,8 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     const owner = ownerOrDie(addr, "realloc()");
     if (size > max_request_bytes) return outOfMemory();
     switch (owner) {
-        .span => |span| {
-            const usable: usize = span.page.block_size;
+        .span => |found| {
+            const usable: usize = found.span.block_size;
             // Fits, and not so much smaller that keeping it wastes half.
             if (size <= usable and size * 2 >= usable) return ptr;
             return move(ptr.?, usable, size);
@@ -255,9 +260,12 @@ pub fn memalign(alignment: usize, size: usize) ?*anyopaque {
 /// A block aligned to `alignment` (a power of two above 16).
 fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
     std.debug.assert(std.math.isPowerOfTwo(alignment));
+    // Checked in two steps: `max_request_bytes - alignment` would wrap for
+    // alignments above it (posix_memalign accepts up to SIZE_MAX/2+1).
+    if (alignment > max_request_bytes) return outOfMemory();
     if (size > max_request_bytes - alignment) return outOfMemory();
     if (sizeclass.alignedClassOf(size, alignment)) |class| {
-        const heap = tcache.currentOrCreate() orelse return outOfMemory();
+        const heap = thread.currentOrCreate() orelse return outOfMemory();
         return heap.alloc(class);
     }
     return mallocLarge(size, alignment);
@@ -280,12 +288,12 @@ pub fn posixMemalign(out: *?*anyopaque, alignment: usize, size: usize) c_int {
 }
 
 pub fn valloc(size: usize) ?*anyopaque {
-    return memalign(os.page_size_bytes, size);
+    return memalign(page_size_bytes, size);
 }
 
 pub fn pvalloc(size: usize) ?*anyopaque {
-    const rounded = std.math.add(usize, size, os.page_size_bytes - 1) catch return outOfMemory();
-    return memalign(os.page_size_bytes, rounded & ~(os.page_size_bytes - 1));
+    const rounded = std.math.add(usize, size, page_size_bytes - 1) catch return outOfMemory();
+    return memalign(page_size_bytes, rounded & ~(page_size_bytes - 1));
 }
 
 /// Usable bytes of a live block; 0 for NULL. Aborts on a foreign pointer.
@@ -293,7 +301,7 @@ pub fn usableSize(ptr: ?*const anyopaque) usize {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return 0;
     return switch (ownerOrDie(addr, "malloc_usable_size()")) {
-        .span => |span| span.page.usableBytes(),
+        .span => |found| found.span.usableBytes(),
         .large => large.usableSize(addr).?,
     };
 }
@@ -303,7 +311,7 @@ pub fn usableSizeChecked(ptr: ?*const anyopaque) usize {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return 0;
     return switch (classify(addr)) {
-        .span => |span| span.page.usableBytes(),
+        .span => |found| found.span.usableBytes(),
         .large => |at| large.usableSize(at) orelse 0,
         .invalid, .freed => 0,
     };
