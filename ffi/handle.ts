@@ -52,7 +52,9 @@ export type TypedArrayConstructor<T extends ArrayBufferView<ArrayBuffer>> = {
  * `ArrayBuffer` that the block detaches when it is freed or moved by
  * `resize`, so no view can read or write memory the block no longer owns.
  *
- * Only `block.free()` (or disposal) frees a block: its `pointer` is refused
+ * A block takes 16 bytes more than its size: `pointer` lies past a header
+ * at the start of the allocation. Only `block.free()` (or disposal) frees a
+ * block: its `pointer` is refused
  * by `free`, `realloc`, `usableSize` and `freeMany` of every handle (with a
  * {@linkcode PointerError} whose `reason` is `"block"`), and by the C
  * library's checked calls too, since it is not the start of an allocation.
@@ -436,6 +438,22 @@ function refused(
   );
 }
 
+/**
+ * The error for an object Deno refused as a pointer (`error`, kept as the
+ * cause). A Block itself gets the Block message: what was meant is clear.
+ */
+function notAPointer(call: string, value: unknown, error: unknown): Error {
+  if (value instanceof OwnedBlock) {
+    return new PointerError(
+      `hakozuna: ${call}(pointer) was given a Block; only block.free() ` +
+        `frees it`,
+      "block",
+      { cause: error },
+    );
+  }
+  return pointerTypeError(`${call}(pointer)`, value, error);
+}
+
 class Handle implements Hakozuna {
   readonly path: string;
   readonly version: string;
@@ -490,7 +508,7 @@ class Handle implements Hakozuna {
     try {
       status = this.#freeChecked(pointer);
     } catch (error) {
-      throw pointerTypeError("free(pointer)", pointer, error);
+      throw notAPointer("free", pointer, error);
     }
     if (status !== STATUS.ok) {
       throw refused(this.#native, "free", pointer!, status);
@@ -566,7 +584,7 @@ class Handle implements Hakozuna {
     try {
       usable = this.#native.hz_usable_size_checked(pointer);
     } catch (error) {
-      throw pointerTypeError("usableSize(pointer)", pointer, error);
+      throw notAPointer("usableSize", pointer, error);
     }
     if (usable === 0n) throw refused(this.#native, "usableSize", pointer);
     return Number(usable);
@@ -627,7 +645,7 @@ class Handle implements Hakozuna {
     try {
       return this.#native.hz_owns(pointer) !== 0;
     } catch (error) {
-      throw pointerTypeError(`${call}(pointer)`, pointer, error);
+      throw notAPointer(call, pointer, error);
     }
   }
 }

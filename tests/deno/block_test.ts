@@ -56,6 +56,21 @@ Deno.test("freeing a Block's pointer is refused by every handle; the block lives
   b.free();
 });
 
+Deno.test("a Block given where a pointer goes is refused as a Block", () => {
+  using hz = open();
+  using b = hz.alloc(8);
+  const asPointer = b as unknown as Deno.PointerObject;
+  for (const call of [() => hz.free(asPointer), () => hz.owns(asPointer)]) {
+    assert.throws(
+      call,
+      (error) =>
+        error instanceof PointerError && error.reason === "block" &&
+        /given a Block; only block.free\(\) frees it/.test(error.message),
+    );
+  }
+  assert.equal(b.freed, false);
+});
+
 Deno.test("the same pointer rebuilt from its address is refused too", () => {
   using hz = open();
   using b = hz.alloc(32);
