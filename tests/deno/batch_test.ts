@@ -3,7 +3,13 @@
  * operation, counted on a handle whose symbols are wrapped.
  */
 import assert from "node:assert/strict";
-import { ArgumentError, open, PointerError, SizeError } from "../../mod.ts";
+import {
+  ArgumentError,
+  open,
+  OutOfMemoryError,
+  PointerError,
+  SizeError,
+} from "../../mod.ts";
 import { createHandle } from "../../ffi/handle.ts";
 import { SYMBOLS } from "../../ffi/symbols.ts";
 
@@ -50,6 +56,15 @@ Deno.test("mallocMany returns what it got when memory runs out", () => {
   assert.equal(hz.mallocMany(2 ** 52, 3).length, 0);
   const batch = new BigUint64Array(3);
   assert.equal(hz.mallocMany(2 ** 52, batch).length, 0);
+  // A count no array can hold: the array itself cannot be made.
+  assert.throws(
+    () => hz.mallocMany(8, Number.MAX_SAFE_INTEGER),
+    (error) =>
+      error instanceof OutOfMemoryError &&
+      /^hakozuna: out of memory for an array of \d+ addresses$/.test(
+        error.message,
+      ),
+  );
 });
 
 Deno.test("freeMany stops at the first bad address, naming its index", () => {
