@@ -523,8 +523,13 @@ class Handle implements Hakozuna {
     let out: BigUint64Array;
     if (into instanceof BigUint64Array) {
       out = into;
-    } else {
+    } else if (typeof into === "number") {
       out = newAddressArray(checkSize("mallocMany(count)", into), size);
+    } else {
+      throw new ArgumentError(
+        `hakozuna: mallocMany(into) must be a count or a BigUint64Array, ` +
+          `got ${describe(into)}`,
+      );
     }
     const length = out.length;
     const allocated = Number(this.#mallocMany(bytes, out, BigInt(length)));

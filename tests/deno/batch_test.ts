@@ -118,7 +118,11 @@ Deno.test("batch arguments are checked", () => {
   );
   assert.throws(
     () => hz.mallocMany(8, [0n] as unknown as BigUint64Array),
-    ArgumentError,
+    (error) =>
+      error instanceof ArgumentError &&
+      error.message ===
+        "hakozuna: mallocMany(into) must be a count or a BigUint64Array, " +
+          "got an array",
   );
 });
 
