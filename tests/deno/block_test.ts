@@ -215,3 +215,30 @@ Deno.test("block memory freed behind the block's back: free says so, no abort", 
   assert.throws(() => block.free(), BlockError);
   assert.equal(block.freed, true);
 });
+
+Deno.test("a Worker freeing a Block's address is refused too", async () => {
+  using hz = open();
+  using block = hz.alloc(40);
+  block.bytes.fill(6);
+  const worker = new Worker(
+    new URL("./fixtures/worker.ts", import.meta.url),
+    { type: "module" },
+  );
+  try {
+    const reply = await new Promise<{ error?: string }>((resolve, reject) => {
+      worker.onmessage = ({ data }) => resolve(data);
+      worker.onerror = (event) => {
+        event.preventDefault();
+        reject(new Error(event.message));
+      };
+      worker.postMessage({ op: "free", addresses: [address(block.pointer)] });
+    });
+    // Its own module instance, so it cannot tell a Block: "not a live block".
+    assert.match(reply.error ?? "", /^PointerError: hakozuna: free\(0x/);
+  } finally {
+    worker.terminate();
+  }
+  assert.ok(block.bytes.every((byte) => byte === 6));
+  block.resize(80); // still the block's own memory, still live
+  assert.equal(block.bytes[39], 6);
+});
