@@ -67,10 +67,30 @@ const RAW = {
 } as const;
 type Raw = Deno.DynamicLibrary<typeof RAW>["symbols"];
 
+/**
+ * Deno dlcloses the libraries it opened when it shuts down, while threads of
+ * its own may still be exiting; mimalloc leaves a thread-exit destructor
+ * (a pthread key) pointing into itself, so such a thread then jumps into
+ * unmapped code (seen: SIGSEGV in __nptl_deallocate_tsd, about one run in
+ * four). Every allocator opened here is pinned with RTLD_NODELETE through
+ * libc's own dlopen, as hakozuna pins itself.
+ */
+const dl = Deno.dlopen("libc.so.6", {
+  dlopen: { parameters: ["buffer", "i32"], result: "pointer" },
+});
+const RTLD_NOW = 0x2, RTLD_NOLOAD = 0x4, RTLD_NODELETE = 0x1000;
+
+function pin(path: string): void {
+  const name = new TextEncoder().encode(`${path}\0`);
+  dl.symbols.dlopen(name, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
+
 /** An allocator's malloc and free through Deno.dlopen, or why not. */
 function openRaw(path: string): Raw | string {
   try {
-    return Deno.dlopen(path, RAW).symbols;
+    const symbols = Deno.dlopen(path, RAW).symbols;
+    pin(path);
+    return symbols;
   } catch (error) {
     const message = (error as Error).message
       .replaceAll("Could not open library: ", "");
