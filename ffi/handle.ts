@@ -795,6 +795,14 @@ class OwnedBlock implements Block {
     this.free();
   }
 
+  /** What console.log and Deno.inspect show. */
+  [Symbol.for("Deno.customInspect")](): string {
+    const state = this.#freed ? ", freed" : "";
+    return `Block { size: ${this.#size}, pointer: ${
+      hex(this.#pointer)
+    }${state} }`;
+  }
+
   #live(call: string): void {
     if (this.#freed) {
       throw new BlockError(`hakozuna: block.${call}: the block is freed`);

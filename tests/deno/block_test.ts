@@ -127,6 +127,10 @@ Deno.test("freeing a block detaches every view of it", () => {
   assert.throws(() => block.dataView, BlockError);
   assert.throws(() => block.resize(8), BlockError);
   block.free(); // again: nothing
+  assert.match(
+    Deno.inspect(block),
+    /^Block \{ size: 64, pointer: 0x[0-9a-f]+, freed \}$/,
+  );
 });
 
 Deno.test("resize keeps contents, moves the pointer if needed, detaches old views", () => {
