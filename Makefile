@@ -15,7 +15,7 @@ NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakoz
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-install test-c test-programs test-deno bench install clean dist
+.PHONY: all tools zig deno test test-native test-install test-c test-programs test-deno test-bench bench install clean dist
 
 all: $(LIB)
 
@@ -64,7 +64,7 @@ build/bench/%: bench/%.c bench/bench.h
 bench-programs: $(BENCH_BIN)
 
 bench: $(DENO) $(BENCH_BIN) $(if $(HAKOZUNA_LIB),,$(LIB))
-	$(DENO) run -A bench/compare.ts $(BENCH_FLAGS)
+	ZIG=$(ZIG) $(DENO) run -A bench/compare.ts $(BENCH_FLAGS)
 
 # Installs the peer allocators from Debian (needs root); skips when present.
 peers:
@@ -75,7 +75,16 @@ peers:
 	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
 	else apt-get update && apt-get install -y $$missing; fi
 
-test: test-native test-install test-c test-programs test-deno
+test: test-native test-install test-c test-programs test-deno test-bench
+
+# The benchmark harness: static checks of bench/ and its tests (the verdict
+# rules, where reports go, the refusal of static programs; no timing), and
+# the formatting of every file in the repository (deno.json says which).
+test-bench: $(DENO) $(BENCH_BIN)
+	$(DENO) check bench/*.ts
+	$(DENO) lint bench
+	$(DENO) fmt --check
+	$(DENO) test --allow-read --allow-write --allow-run --allow-env --allow-ffi bench/
 
 test-native: $(ZIG)
 	cd native && $(ZIG) build test --summary all

@@ -197,6 +197,8 @@ export function describe(a: Allocator): string {
 /** Allocators whose libraries are copied for the run, and what they were. */
 export interface Pinned {
   pinned: Allocator[];
+  /** The private directory holding the copies (removed on dispose). */
+  dir: string;
   libraries: Record<string, LibraryInfo | null>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -231,6 +233,7 @@ export async function pinLibraries(allocs: Allocator[]): Promise<Pinned> {
   }
   return {
     pinned,
+    dir,
     libraries,
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
