@@ -42,7 +42,6 @@ globalThis.addEventListener("unload", () => {
 const subject = found.some((a) => a.name === "hakozuna")
   ? "hakozuna"
   : found[0].name;
-const baselines = found.map((a) => a.name).filter((a) => a !== subject);
 const list = workloads(quick ? "quick" : "full");
 const method = methodText(rounds, 1, quick);
 const estimate = list.reduce((s, w) => s + w.typicalS + 0.03, 0) *
