@@ -41,14 +41,14 @@ $(LIB): $(ZIG) $(NATIVE_SRC)
 # --- benchmarks (bench/) ---------------------------------------------------
 .PHONY: bench-programs peers
 
-# C workloads and their helpers (rusage_exec, malloc_owner), built into build/bench/ with identical
+# C workloads and their helpers (rusage_exec, malloc_owner, preload_probe.so), built into build/bench/ with identical
 # flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
 BENCH_CC ?= cc
 BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
 BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow \
 	malloc_pair large_churn \
 	rusage_exec malloc_owner
-BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS))
+BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS)) build/bench/preload_probe.so
 # Debian packages of the peer allocators the runner compares against.
 PEER_PACKAGES := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4
 # make bench QUICK=1 (short run), ROUNDS=N (rounds after the warm-up);
@@ -60,6 +60,11 @@ BENCH_FLAGS := $(if $(filter 1,$(QUICK)),--quick) $(if $(ROUNDS),--rounds $(ROUN
 build/bench/%: bench/%.c bench/bench.h
 	@mkdir -p $(@D)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
+
+# Preloaded beside each allocator by `compare -- cmd` to see that the preload took.
+build/bench/%.so: bench/%.c
+	@mkdir -p $(@D)
+	$(BENCH_CC) $(BENCH_CFLAGS) -shared -fPIC -o $@ $<
 
 bench-programs: $(BENCH_BIN)
 

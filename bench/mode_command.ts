@@ -3,9 +3,11 @@
  * other allocator found, in interleaved rounds; wall time, CPU time and peak
  * RSS of each ÷ glibc's, a verdict line per allocator, and whether its exit
  * status and stdout match glibc's.  A program no preload can reach (static,
- * set-user-ID) is refused before anything runs.
+ * set-user-ID, or a script whose interpreter is) is refused before anything
+ * runs; one that drops the preload on its own is caught by preload_probe.so
+ * in the warm-up, before anything is measured.
  */
-import { basename } from "node:path";
+import { basename, join } from "node:path";
 import { sha256 } from "../ffi/cache.ts";
 import { reading } from "./analysis.ts";
 import { checkPreloadable, type Measured, runMeasured } from "./exec.ts";
@@ -18,6 +20,23 @@ import { machineLines } from "./render_markdown.ts";
 import { loadLine, mdTable, table } from "./render_terminal.ts";
 import { interleave, methodText, prepare } from "./runner.ts";
 import { chooseAllocators } from "./select.ts";
+import { BUILD_DIR } from "./workloads.ts";
+import type { Allocator } from "./model.ts";
+
+const PROBE = join(BUILD_DIR, "preload_probe.so");
+
+/**
+ * `alloc` with preload_probe.so preloaded first, reporting into `file`:
+ * the probe defines no allocator function, so the allocator's malloc is
+ * still the one the program calls.
+ */
+function withProbe(alloc: Allocator, file: string): Allocator {
+  return {
+    ...alloc,
+    lib: alloc.lib ? `${PROBE}:${alloc.lib}` : PROBE,
+    env: { ...alloc.env, HZ_PRELOAD_PROBE: file },
+  };
+}
 import { type Change, median, pairedChange } from "./stats.ts";
 
 /** "less" / "more" / "within noise" for a time or memory ratio. */
@@ -40,6 +59,27 @@ export async function commandMode(o: Options): Promise<number> {
     }; ${method}`,
   );
   const runs = new Map<string, { m: Measured; hash: string }[]>();
+  // The warm-up runs (or, without warm-up, one run first) carry the probe.
+  const probeFile = (a: Allocator) => join(libs.dir, `probe-${a.name}`);
+  const probed = new Set<string>();
+  const checkProbe = async (alloc: Allocator) => {
+    if (probed.has(alloc.name)) return;
+    probed.add(alloc.name);
+    const text = await Deno.readTextFile(probeFile(alloc)).catch(() => "");
+    if (!text.trim()) {
+      throw new Error(
+        `the preload did not take: under ${alloc.name}, ${cmd} never loaded ` +
+          `LD_PRELOAD (build/bench/preload_probe.so wrote nothing), so every allocator ` +
+          `would measure the same malloc. Does it clear LD_PRELOAD, or run a static or ` +
+          `set-user-ID program? Nothing was measured.`,
+      );
+    }
+  };
+  if (o.warmup === 0) {
+    for (const alloc of libs.pinned) {
+      await runMeasured(withProbe(alloc, probeFile(alloc)), cmd, args);
+    }
+  }
   await interleave(
     libs.pinned,
     [o.command],
@@ -48,7 +88,12 @@ export async function commandMode(o: Options): Promise<number> {
     o.warmup,
     load,
     async (_, alloc, measured) => {
-      const m = await runMeasured(alloc, cmd, args);
+      if (measured) await checkProbe(alloc);
+      const m = await runMeasured(
+        measured ? alloc : withProbe(alloc, probeFile(alloc)),
+        cmd,
+        args,
+      );
       if (m.status === "exit:127" && /rusage_exec: cannot run/.test(m.stderr)) {
         throw new Error(m.stderr.trim());
       }
