@@ -179,7 +179,12 @@ Deno.test("reports: one summary line per peer, both charts, one wording", () => 
   const md = toMarkdown(res, view);
   ok(md.includes("## Peak RSS: hakozuna ÷ glibc"));
   ok(md.includes("75.0% confidence interval"));
-  ok(md.includes("| a | 200.0 ±1.0% | ±1.0% | 2.00× [2.00×, 2.00×] |"), md);
+  ok(
+    md.includes(
+      "| a | 200.0 ±1.0% | 100.0 ±1.0% | ±1.0% | 2.00× [2.00×, 2.00×] |",
+    ),
+    md,
+  );
   const svg = toSvg(res, view);
   ok(svg.includes("Throughput: hakozuna ÷ baseline"));
   ok(svg.includes("Peak RSS: hakozuna ÷ baseline"));

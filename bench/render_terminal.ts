@@ -5,6 +5,7 @@
 import { compareOn, summaries, type Summary } from "./analysis.ts";
 import { changeText, mib, ratioText, si, spreadText } from "./format.ts";
 import {
+  type AllocatorResult,
   loadWasLow,
   type Machine,
   maxLoad,
@@ -72,11 +73,19 @@ export function ratioRows(
   digits: number,
   what: "throughput" | "rss",
 ): string[][] {
+  const one = baselines.length === 1 ? baselines : [];
+  const figure = (r: AllocatorResult | undefined) =>
+    r?.median == null
+      ? "failed"
+      : what === "rss"
+      ? mib(r.peakRssKiB!)
+      : `${si(r.median)} ${spreadText(r)}`;
   const rows = [[
     "workload",
+    // With one baseline (an A/B), its own figure too.
     ...(what === "rss"
-      ? [`${subject} peak RSS MiB`]
-      : [`${subject} ops/s`, "worst spread"]),
+      ? [`${subject} peak RSS MiB`, ...one.map((b) => `${b} peak RSS MiB`)]
+      : [`${subject} ops/s`, ...one.map((b) => `${b} ops/s`), "worst spread"]),
     ...baselines.map((b) => `${subject} ÷ ${b}`),
   ]];
   for (const w of res.workloads) {
@@ -89,11 +98,9 @@ export function ratioRows(
       : "–";
     rows.push([
       w.name,
-      ...(s?.median == null
-        ? (what === "rss" ? ["failed"] : ["failed", worst])
-        : what === "rss"
-        ? [mib(s.peakRssKiB!)]
-        : [`${si(s.median)} ${spreadText(s)}`, worst]),
+      figure(s),
+      ...one.map((b) => figure(w.results[b])),
+      ...(what === "rss" ? [] : [worst]),
       ...baselines.map((b) => {
         if (w.results[b]?.error) return `${b} failed`;
         const c = compareOn(w, subject, b)[what];
