@@ -38,6 +38,15 @@ export class LoadMonitor {
     this.#last = now;
     this.during.push(loadavg()[0]);
   }
+  /** A warning line when the load is already above half the cores at the start. */
+  startWarning(cores: number): string | null {
+    const now = this.before[0] ?? 0;
+    return now > cores / 2
+      ? `compare: WARNING: load average ${now} is above half the ${cores} cores before ` +
+        "the run: other work is running, the figures will be noisy and the report will " +
+        "go to the scratch folder"
+      : null;
+  }
   /** The load record, taking the after sample now. */
   finish(cores: number): Load {
     return {

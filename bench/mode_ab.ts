@@ -43,6 +43,8 @@ async function side(
 
 export async function abMode(o: Options): Promise<number> {
   const load = new LoadMonitor();
+  const warning = load.startWarning(navigator.hardwareConcurrency);
+  if (warning) console.error(warning);
   const a = await side("A", o.a, o.aPolicy, o.hakozuna);
   const b = await side("B", o.b, o.bPolicy, o.hakozuna);
   const list = selectWorkloads(o);

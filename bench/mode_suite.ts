@@ -22,6 +22,8 @@ import { lowestConfidence } from "./analysis.ts";
 
 export async function suiteMode(o: Options): Promise<number> {
   const load = new LoadMonitor();
+  const warning = load.startWarning(navigator.hardwareConcurrency);
+  if (warning) console.error(warning);
   const list = selectWorkloads(o);
   const { found, missing } = await chooseAllocators(o);
   if (!found.length) throw new Error("no allocator to measure");
