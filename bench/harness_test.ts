@@ -141,7 +141,8 @@ function fixture(): Results {
       rounds: 3,
       warmup: 1,
       scale: "full",
-      reference: "hakozuna",
+      subject: "hakozuna",
+      baselines: ["glibc"],
       libraries: {
         hakozuna: { path: "/x/libhakozuna.so", sha256: "ab".repeat(32) },
         glibc: null,

@@ -56,7 +56,8 @@ export async function suiteMode(o: Options): Promise<number> {
     rounds,
     warmup: o.warmup,
     scale: o.quick ? "quick" : "full",
-    reference: subject,
+    subject,
+    baselines,
     libraries: libs.libraries,
     missing: Object.fromEntries(missing.map((m) => [m.name, m.why])),
   };

@@ -84,8 +84,12 @@ export interface Machine {
   rounds: number;
   warmup: number;
   scale: "full" | "quick";
-  /** The allocator the ratios divide by (suite: each peer; see analysis.ts). */
-  reference: string;
+  /**
+   * What the ratios compare (analysis.ts): subject ÷ each baseline. Suite:
+   * hakozuna ÷ each peer; A/B: B ÷ A; command: each allocator ÷ glibc.
+   */
+  subject: string;
+  baselines: string[];
   libraries: Record<string, LibraryInfo | null>;
   /** Allocators that were asked for but not found, with why. */
   missing?: Record<string, string>;

@@ -5,6 +5,7 @@
 import { lowestConfidence } from "./analysis.ts";
 import { mib, si, spreadText, statisticsWording } from "./format.ts";
 import type { Machine, Results } from "./model.ts";
+import { median } from "./stats.ts";
 import {
   loadLine,
   mdTable,
@@ -82,7 +83,6 @@ export function toMarkdown(res: Results, v: View): string {
     `| workload | allocator | median ops/s | min | max | spread | runs | peak RSS MiB | median wall s | median CPU s |`,
     `|---|---|---:|---:|---:|---:|---:|---:|---:|---:|`,
   );
-  const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
   for (const w of res.workloads) {
     for (const a of res.allocators) {
       const r = w.results[a];
@@ -99,8 +99,8 @@ export function toMarkdown(res: Results, v: View): string {
         `| ${w.name} | ${a} | ${si(r.median!)} | ${si(r.min!)} | ${
           si(r.max!)
         } | ${spreadText(r)} | ${r.runs.length} | ${mib(r.peakRssKiB!)} | ${
-          med(r.runs.map((x) => x.wallS)).toFixed(3)
-        } | ${med(r.runs.map((x) => x.cpuS)).toFixed(3)} |`,
+          median(r.runs.map((x) => x.wallS)).toFixed(3)
+        } | ${median(r.runs.map((x) => x.cpuS)).toFixed(3)} |`,
       );
     }
   }
