@@ -87,9 +87,15 @@ export async function abMode(o: Options): Promise<number> {
       return [w.name, { throughput: c.throughput, rss: c.rss }];
     }),
   );
-  const v = verdict(changes);
+  // A policy lane users choose: one library, B run with a policy of its own.
+  const policyLane = o.bPolicy !== undefined && a.lib === b.lib;
+  const v = verdict(changes, { policyLane });
   const verdictLines = [
-    `verdict: ${v.verdict} — ${v.reasons.join("; ")}`,
+    `verdict: ${v.verdict} — ${v.reasons.join("; ")}${
+      policyLane
+        ? " (B is a policy lane: throughput losses outside mixed-main-r50, dist-* and cache-thrash only warn)"
+        : ""
+    }`,
     ...v.warnings.map((w) => `warning: ${w}`),
   ];
   if (!loadWasLow(res.machine.load)) {

@@ -41,25 +41,32 @@ const shrank = (c: Change) => c.delta < -THRESHOLD && c.hi < 0;
 const text = (n: string, c: Change) => `${n} ${changeText(c, 3)}`;
 
 /**
- * The rule on B against A, per workload:
- * - NO-GO: the main lane at R=50, a size-distribution workload or
- *   cache-thrash loses more than 1% of throughput (or fails); or any
+ * The rule on B against A (docs/DESIGN.md, "How a change is judged"), per
+ * workload:
+ * - NO-GO: any workload loses more than 1% of throughput (or fails); or any
  *   workload's peak RSS grows by more than 1% without a throughput gain on
- *   that workload.
+ *   that workload.  For a policy lane users choose (`policyLane`), only the
+ *   main lane at R=50, the size-distribution workloads and cache-thrash
+ *   count for throughput; losses elsewhere are warnings.
  * - GO: none of those can have happened (the intervals rule them out) and
  *   some workload gains more than 1% of throughput or loses more than 1% of
  *   peak RSS.
  * - NEUTRAL: every interval, throughput and RSS, lies within ±1%.
  * - INCONCLUSIVE: nothing bad shown, but the intervals are too wide to rule
  *   it out, or to show a gain: more rounds or a quieter machine are needed.
- * Only measured workloads are judged: a guarded workload that an `--only`
- * run left out is listed in `unmeasured`, never counted as a loss.
- * `warnings` lists throughput losses on the other workloads: the rule lets
- * them pass for a policy lane users choose, not for the default.
+ * Only measured workloads are judged: one of the four core workloads that
+ * an `--only` run left out is listed in `unmeasured`, never counted as a
+ * loss.
  */
-export function verdict(changes: Map<string, WorkloadChange>): VerdictResult {
-  const guarded = [VERDICT_MAIN, ...VERDICT_GUARDED];
-  const unmeasured = guarded.filter((n) => !changes.has(n));
+export function verdict(
+  changes: Map<string, WorkloadChange>,
+  opts: { policyLane?: boolean } = {},
+): VerdictResult {
+  const core = [VERDICT_MAIN, ...VERDICT_GUARDED];
+  const guarded = opts.policyLane
+    ? core
+    : [...new Set([...core, ...changes.keys()])];
+  const unmeasured = core.filter((n) => !changes.has(n));
   const entries = [...changes];
   const bad: string[] = [];
   const unsure: string[] = [];

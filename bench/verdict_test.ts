@@ -74,13 +74,26 @@ Deno.test("peak RSS shrinking beyond 1% with no throughput loss is a GO", () => 
   ok(r.reasons[0].includes("peak RSS mixed-main-r90 0.700×"), r.reasons[0]);
 });
 
-Deno.test("main r50 within 1% and another gain is GO; other losses only warn", () => {
+Deno.test("a throughput loss beyond 1% on any other workload is NO-GO too", () => {
+  const r = v(full({ "mixed-main-r0": w(at(0.02)), realloc: w(at(-0.2)) }));
+  eq(r.verdict, "NO-GO");
+  ok(r.reasons[0].includes("throughput realloc 0.800×"), r.reasons[0]);
+});
+
+Deno.test("main r50 within 1% and another gain is GO; for a policy lane other losses only warn", () => {
   eq(
     v(full({ "mixed-main-r50": w(at(-0.007)), "mixed-main-r90": w(at(0.03)) }))
       .verdict,
     "GO",
   );
-  const r = v(full({ "mixed-main-r0": w(at(0.02)), realloc: w(at(-0.2)) }));
+  const r = verdict(
+    new Map(
+      Object.entries(
+        full({ "mixed-main-r0": w(at(0.02)), realloc: w(at(-0.2)) }),
+      ),
+    ),
+    { policyLane: true },
+  );
   eq(r.verdict, "GO");
   ok(
     r.warnings[0].startsWith("throughput loss elsewhere: realloc 0.800×"),
