@@ -96,7 +96,7 @@ function openRaw(path: string): Raw | string {
       .replaceAll("Could not open library: ", "");
     return /static TLS/.test(message)
       ? `${message}; run with GLIBC_TUNABLES=glibc.rtld.optional_static_tls=` +
-        `65536 (deno task bench does)`
+        `65536 for this line`
       : message;
   }
 }

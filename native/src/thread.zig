@@ -23,20 +23,26 @@ const stats = @import("stats.zig");
 const Heap = heap_box.Heap;
 
 // ---------------------------------------------------------------------------
-// The heap pointers are the only thread-locals: on x86-64 they are reached
-// with one initial-exec access (%fs-relative, no __tls_get_addr); Zig has
-// no per-variable TLS model, so the access is written in asm. A thread of
-// the hardened lane keeps its heap in the second slot and leaves the first
+// The heap pointers are the only thread-locals: they are reached with an
+// initial-exec access (thread pointer plus a GOT-held offset, no
+// __tls_get_addr) on x86-64 and aarch64; Zig has no per-variable TLS
+// model, so the slots and the access are written in asm. A thread of the
+// hardened lane keeps its heap in the second slot and leaves the first
 // null, so malloc's and free's hot paths never match and every call takes
 // the out-of-line paths, where hardened.zig does its checks.
 
-const initial_exec_tls = builtin.cpu.arch == .x86_64 and !builtin.is_test;
+const TlsAccess = enum { initial_exec_x86_64, initial_exec_aarch64, plain };
+const tls_access: TlsAccess = if (builtin.is_test) .plain else switch (builtin.cpu.arch) {
+    .x86_64 => .initial_exec_x86_64,
+    .aarch64 => .initial_exec_aarch64,
+    else => .plain,
+};
 
-// The slot is defined in asm so that it can be hidden and accessed with an
-// initial-exec relocation; elsewhere (other targets, unit tests) a plain
-// threadlocal serves.
+// The slots are defined in asm so that they can be hidden and accessed
+// with initial-exec relocations; elsewhere (other targets, unit tests) a
+// plain threadlocal serves.
 comptime {
-    if (initial_exec_tls) asm (
+    if (tls_access != .plain) asm (
         \\.section .tbss,"awT",@nobits
         \\.p2align 3
         \\.globl hakozuna_tls_heap
@@ -57,24 +63,37 @@ comptime {
 threadlocal var tls_heap: ?*Heap = null;
 threadlocal var tls_hardened_heap: ?*Heap = null;
 
+/// The address of the calling thread's slot `symbol` (one of the two
+/// above); not for `.plain`, where the threadlocals serve.
+inline fn slotAddress(comptime symbol: []const u8) *?*Heap {
+    switch (tls_access) {
+        .initial_exec_x86_64 => return asm ("movq %%fs:0, %[slot]\n\taddq " ++ symbol ++ "@gottpoff(%%rip), %[slot]"
+            : [slot] "=r" (-> *?*Heap),
+        ),
+        .initial_exec_aarch64 => {
+            var offset: usize = undefined;
+            return asm ("mrs %[slot], tpidr_el0\n\t" ++
+                    "adrp %[offset], :gottprel:" ++ symbol ++ "\n\t" ++
+                    "ldr %[offset], [%[offset], #:gottprel_lo12:" ++ symbol ++ "]\n\t" ++
+                    "add %[slot], %[slot], %[offset]"
+                : [slot] "=&r" (-> *?*Heap),
+                  [offset] "=&r" (offset),
+            );
+        },
+        .plain => comptime unreachable,
+    }
+}
+
 /// The slot's address, for writes.
 inline fn tlsSlot() *?*Heap {
-    if (initial_exec_tls) {
-        return asm ("movq %%fs:0, %[slot]\n\taddq hakozuna_tls_heap@gottpoff(%%rip), %[slot]"
-            : [slot] "=r" (-> *?*Heap),
-        );
-    }
-    return &tls_heap;
+    if (tls_access == .plain) return &tls_heap;
+    return slotAddress("hakozuna_tls_heap");
 }
 
 /// The hardened lane's slot.
 inline fn tlsHardenedSlot() *?*Heap {
-    if (initial_exec_tls) {
-        return asm ("movq %%fs:0, %[slot]\n\taddq hakozuna_tls_hardened_heap@gottpoff(%%rip), %[slot]"
-            : [slot] "=r" (-> *?*Heap),
-        );
-    }
-    return &tls_hardened_heap;
+    if (tls_access == .plain) return &tls_hardened_heap;
+    return slotAddress("hakozuna_tls_hardened_heap");
 }
 
 /// The slot this process's lane keeps a thread's heap in.
@@ -85,13 +104,13 @@ fn laneSlot() *?*Heap {
 /// The calling thread's heap, or null before its first allocation (and
 /// after its exit handler ran).
 pub inline fn current() ?*Heap {
-    if (initial_exec_tls) {
+    if (tls_access == .initial_exec_x86_64) {
         // One load of the offset, one %fs-relative load of the slot.
         return asm ("movq hakozuna_tls_heap@gottpoff(%%rip), %[heap]\n\tmovq %%fs:(%[heap]), %[heap]"
             : [heap] "=r" (-> ?*Heap),
         );
     }
-    return tls_heap;
+    return tlsSlot().*;
 }
 
 /// The calling thread's heap, made on first use. Null when out of memory.
