@@ -8,7 +8,7 @@
  */
 
 /** The version these checksums belong to. */
-export const CHECKSUMS_VERSION = "";
+export const CHECKSUMS_VERSION: string = "";
 
 /** Artifact file name to lowercase hex SHA-256. */
 export const CHECKSUMS: Readonly<Record<string, string>> = {};

@@ -196,12 +196,14 @@ export async function resolveLibraryAsync(
           source: "download",
         };
       } catch (error) {
-        trail.steps.push(
-          `download ${artifact.url}: ${(error as Error).message}`,
-        );
+        const message = (error as Error).message;
+        trail.steps.push(`download ${artifact.url}: ${message}`);
         trail.fixes.push(
-          `check the network and the URL (${words.url} or ` +
-            `${DOWNLOAD_URL_ENV}), granting --allow-net --allow-write`,
+          message.startsWith("SHA-256")
+            ? `download from a source of this version's release artifacts ` +
+              `(${words.url} or ${DOWNLOAD_URL_ENV})`
+            : `check the network and the URL (${words.url} or ` +
+              `${DOWNLOAD_URL_ENV}), granting --allow-net --allow-write`,
         );
       }
     }
@@ -369,7 +371,7 @@ function releaseArtifact(
     ? " (ffi/checksums.ts is written by `make release`; in a checkout, " +
       "`make` builds the library instead)"
     : ` (version ${VERSION} was published without them)`;
-  if (context.checksumsVersion !== VERSION) {
+  if (context.checksumsVersion !== VERSION && context.checksumsVersion !== "") {
     trail.steps.push(
       `release artifact ${name}: the SHA-256s in this package are for ` +
         `version ${JSON.stringify(context.checksumsVersion)}, not ${VERSION}` +

@@ -93,7 +93,7 @@ export async function write(root: string): Promise<string> {
  */
 
 /** The version these checksums belong to. */
-export const CHECKSUMS_VERSION = "${version}";
+export const CHECKSUMS_VERSION: string = "${version}";
 
 /** Artifact file name to lowercase hex SHA-256. */
 export const CHECKSUMS: Readonly<Record<string, string>> = {

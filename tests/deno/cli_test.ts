@@ -111,6 +111,7 @@ Deno.test("usage errors exit 2 with the usage on stderr", async (t) => {
     ],
     [["path", "--url", "::"], /--url: not a URL/],
     [["path", "extra"], /unexpected argument extra/],
+    [["path", "--timeout", "0"], /--timeout must be a positive number/],
   ];
   for (const [args, message] of cases) {
     await t.step(args.join(" ") || "(nothing)", async () => {

@@ -62,11 +62,11 @@ refuses() { # name pattern
   else fail "$1" "refused without saying '$2': $(tail -n 2 "$logs/publish.log")"; fi
 }
 git -C "$copy" show HEAD:ffi/checksums.ts >"$copy/ffi/checksums.ts.committed"
-sed -e 's/^export const CHECKSUMS_VERSION = .*/export const CHECKSUMS_VERSION = "";/' \
+sed -e 's/^export const CHECKSUMS_VERSION.*/export const CHECKSUMS_VERSION: string = "";/' \
   -e '/^export const CHECKSUMS:/,$d' "$copy/ffi/checksums.ts.committed" >"$copy/ffi/checksums.ts"
 echo 'export const CHECKSUMS: Readonly<Record<string, string>> = {};' >>"$copy/ffi/checksums.ts"
 refuses "publish check refuses empty checksums" "has no SHA-256 for libhakozuna-linux-x86_64.so"
-printf '%s\n' "$good" | sed "s/^export const CHECKSUMS_VERSION = .*/export const CHECKSUMS_VERSION = \"0.0.0-other\";/" >"$copy/ffi/checksums.ts"
+printf '%s\n' "$good" | sed "s/^export const CHECKSUMS_VERSION.*/export const CHECKSUMS_VERSION: string = \"0.0.0-other\";/" >"$copy/ffi/checksums.ts"
 refuses "publish check refuses another version's checksums" 'records version "0.0.0-other"'
 printf '%s\n' "$good" | sed "s/\"[0-9a-f]\{64\}\"/\"$(printf '0%.0s' $(seq 64))\"/" >"$copy/ffi/checksums.ts"
 refuses "publish check refuses hashes dist/ does not have" "is not the recorded 0000"
@@ -90,7 +90,7 @@ if (cd "$copy" && ZIG_GLOBAL_CACHE_DIR=$tmp/zig-cache mk release VERSION=9.9.9) 
   grep -q '\.version = "9\.9\.9",' "$copy/native/build.zig.zon" &&
   grep -q '"version": "9\.9\.9",' "$copy/deno.json" &&
   grep -q 'VERSION = "9\.9\.9";' "$copy/ffi/version.ts" &&
-  grep -q 'CHECKSUMS_VERSION = "9\.9\.9";' "$copy/ffi/checksums.ts" &&
+  grep -q 'CHECKSUMS_VERSION.* = "9\.9\.9";' "$copy/ffi/checksums.ts" &&
   grep -q "$(sha256sum <"$copy/dist/libhakozuna-linux-aarch64.so" | cut -d' ' -f1)" "$copy/ffi/checksums.ts" &&
   strings "$copy/dist/libhakozuna-linux-x86_64.so" | grep -qx '9\.9\.9'; then
   pass "make release VERSION=9.9.9 sets build.zig.zon, deno.json, version.ts, hz_version(), checksums"
