@@ -17,8 +17,8 @@ NATIVE_SRC := native/build.zig native/build.zig.zon $(wildcard native/src/*.zig)
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: check-publish all tools zig deno print-deno test test-native test-install test-c test-programs test-deno \
-	test-aarch64 test-release test-e2e test-workflows bench install clean dist checksums release
+.PHONY: check-publish all tools zig deno print-deno test test-native test-install test-c test-safety test-programs \
+	test-deno test-aarch64 test-release test-e2e test-workflows bench install clean dist checksums release
 
 all: $(LIB) $(DENO)
 
@@ -82,7 +82,8 @@ peers:
 	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
 	else apt-get update && apt-get install -y $$missing; fi
 
-test: test-native test-install test-c test-programs test-deno test-aarch64 test-release test-e2e test-workflows
+test: test-native test-install test-c test-safety test-programs test-deno test-aarch64 test-release test-e2e \
+	test-workflows
 
 test-native: $(ZIG)
 	cd native && $(ZIG) build test --summary all
@@ -189,6 +190,15 @@ test-c: $(LIB)
 	@# api links the library itself: relinked every run, so it uses this $(LIB)
 	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
 	tests/c/run.sh $(LIB) build/c
+
+# The C tests again against the safety build (zig build -Dsafety=true:
+# ReleaseSafe, span and heap invariants checked at refill, retire, collect).
+SAFETY_LIB := build/safety/lib/libhakozuna.so
+$(SAFETY_LIB): $(ZIG) $(NATIVE_SRC)
+	cd native && $(ZIG) build -Dsafety=true --prefix $(CURDIR)/build/safety
+
+test-safety: $(SAFETY_LIB) test-c
+	LD_LIBRARY_PATH=$(CURDIR)/build/safety/lib tests/c/run.sh $(SAFETY_LIB) build/c
 
 # Real programs (python3's own tests, sqlite3, xz, gzip, sort, git, perl), each
 # run plain and under LD_PRELOAD=$(LIB); outputs must be identical.

@@ -15,10 +15,10 @@
  * console.log(POLICIES.includes("scale")); // true
  * ```
  */
-export const POLICIES = ["balanced", "scale", "compact"] as const;
+export const POLICIES = ["balanced", "scale", "compact", "hardened"] as const;
 
 /**
- * A policy lane: `"balanced"`, `"scale"` or `"compact"`.
+ * A policy lane: `"balanced"`, `"scale"`, `"compact"` or `"hardened"`.
  *
  * @example
  * ```ts

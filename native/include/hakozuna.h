@@ -60,13 +60,33 @@ size_t hz_usable_size(const void *ptr);
 /* 1 if ptr is the start of a block hakozuna handed out and that is not known
  * to be freed, else 0. Never aborts, whatever the pointer. */
 int hz_owns(const void *ptr);
+
+/* Checked calls: they never abort, whatever the pointer, and do nothing with
+ * one that is not a live block. A freed large block (> 256 KiB) is
+ * unmapped or cached, so it reads as HZ_INVALID rather than HZ_FREED. */
+#define HZ_OK 0      /* freed (or ptr was NULL) */
+#define HZ_INVALID 1 /* not the start of a block hakozuna handed out */
+#define HZ_FREED 2   /* a block that is free already */
+/* hz_free that returns HZ_OK, HZ_INVALID or HZ_FREED instead of aborting. */
+int hz_free_checked(void *ptr);
+/* Usable bytes of a live block; 0 for NULL or any other pointer. */
+size_t hz_usable_size_checked(const void *ptr);
+/* Batches: one call for many blocks.
+ * hz_malloc_many fills out[0..count) with blocks of size bytes and returns
+ * how many it allocated: count, or fewer when memory ran out (errno ENOMEM;
+ * out[0..returned) are valid blocks, the rest is not written).
+ * hz_free_many frees ptrs[0..count) as hz_free_checked does (a NULL entry
+ * is skipped) and stops at the first entry that is not a live block:
+ * returns the index of that entry, or count when all were freed. */
+size_t hz_malloc_many(size_t size, void **out, size_t count);
+size_t hz_free_many(void *const *ptrs, size_t count);
 /* Fills at most out_size bytes of *out; returns the bytes written
  * (0 when out is NULL or out_size < 8). */
 size_t hz_stats(struct hz_stats *out, size_t out_size);
 /* Flushes this thread's pending remote frees, takes back frees other threads
  * handed over, and returns empty memory to the OS. Returns the bytes returned. */
 size_t hz_collect(void);
-/* Name of the active policy lane: "balanced", "scale" or "compact". */
+/* Name of the active policy lane: "balanced", "scale", "compact" or "hardened". */
 const char *hz_policy_name(void);
 /* Library version, e.g. "0.1.0". */
 const char *hz_version(void);

@@ -1,17 +1,22 @@
 //! The allocator's entry points with glibc's contract (2.36): what malloc,
 //! free, calloc, realloc and the aligned family do for every input. Sizes up
-//! to `sizeclass.medium_max_bytes` go to the thread's heap (tcache.zig),
-//! larger ones to large.zig. The C symbols themselves are in shim.zig.
+//! to `sizeclass.medium_max_bytes` go to the thread's heap (heap.zig,
+//! thread.zig), larger ones to large.zig. The C symbols themselves are in
+//! shim.zig.
 const std = @import("std");
-const os = @import("os.zig");
+const heap_box = @import("heap.zig");
 const large = @import("large.zig");
-const page_box = @import("page.zig");
+const layout = @import("layout.zig");
+const os = @import("os.zig");
 const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
-const tcache = @import("tcache.zig");
-const Page = page_box.Page;
-const Block = page_box.Block;
+const span_box = @import("span.zig");
+const thread = @import("thread.zig");
+const Span = span_box.Span;
+const Block = span_box.Block;
 const Segment = segment_box.Segment;
+const Heap = heap_box.Heap;
+const page_size_bytes = layout.page_size_bytes;
 
 /// glibc refuses any request above PTRDIFF_MAX before trying.
 const max_request_bytes: usize = std.math.maxInt(isize);
@@ -23,7 +28,7 @@ fn outOfMemory() ?*anyopaque {
 
 pub inline fn malloc(size: usize) ?*anyopaque {
     if (size <= sizeclass.medium_max_bytes) {
-        const heap = tcache.current() orelse return mallocFirst(size);
+        const heap = thread.current() orelse return mallocFirst(size);
         return heap.alloc(sizeclass.classOf(size));
     }
     return mallocLarge(size, sizeclass.min_alignment_bytes);
@@ -32,29 +37,29 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// A thread's first allocation: make its heap. Out of line so the hot path
 /// saves no registers for it.
 noinline fn mallocFirst(size: usize) ?*anyopaque {
-    const heap = tcache.currentOrCreate() orelse return outOfMemory();
+    const heap = thread.currentOrCreate() orelse return outOfMemory();
     return heap.alloc(sizeclass.classOf(size));
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
-    const block = largeBlock(size, alignment) orelse return null;
-    return block.ptr;
+    const mapping = largeMapping(size, alignment) orelse return null;
+    return mapping.ptr;
 }
 
 /// A large block, or null with errno ENOMEM.
-fn largeBlock(size: usize, alignment: usize) ?large.Block {
+fn largeMapping(size: usize, alignment: usize) ?large.Mapping {
     if (size > max_request_bytes) {
         os.setErrno(.NOMEM);
         return null;
     }
-    tcache.initProcess();
+    thread.start();
     return large.alloc(size, alignment) orelse {
         os.setErrno(.NOMEM);
         return null;
     };
 }
 
-const SpanBlock = struct { page: *Page, block: *Block };
+const SpanBlock = struct { span: *Span, block: *Block };
 
 /// Where a pointer given to free/realloc/usable_size lives.
 const Owner = union(enum) {
@@ -62,33 +67,108 @@ const Owner = union(enum) {
     large: usize,
 };
 
+/// What a pointer is, found without aborting. A freed large block is
+/// unmapped or cached, not registered: it reads as `invalid`.
+const Classified = union(enum) {
+    span: SpanBlock,
+    large: usize,
+    /// Not the start of a block we handed out (foreign, interior, never carved).
+    invalid,
+    /// A span block that is on a free list: freed already.
+    freed,
+};
+
+/// Status codes of the checked C API (hakozuna.h: HZ_OK, HZ_INVALID, HZ_FREED).
+pub const Status = enum(c_int) { ok = 0, invalid = 1, freed = 2 };
+
+/// Classifies `addr` (non-zero). Never aborts.
+fn classify(addr: usize) Classified {
+    if (segment_box.contains(addr)) {
+        const span = Segment.of(addr).spanOf(addr);
+        const block = span.blockAt(addr) orelse return .invalid;
+        if (Span.isFree(block)) return .freed;
+        return .{ .span = .{ .span = span, .block = block } };
+    }
+    if (large.usableSize(addr) == null) return .invalid;
+    return .{ .large = addr };
+}
+
 /// The live block at `addr`, which lies in one of our segments, or an abort
 /// with glibc's kind of message. `operation` names the caller, e.g. "free()".
 inline fn spanBlockOrDie(addr: usize, comptime operation: []const u8) SpanBlock {
-    const page = Segment.of(addr).spanOf(addr);
-    const block = page.blockAt(addr) orelse os.fatalPointer(operation ++ ": invalid pointer", addr);
-    if (Page.isFree(block)) os.fatalPointer(operation ++ ": double free detected", addr);
-    return .{ .page = page, .block = block };
+    const span = Segment.of(addr).spanOf(addr);
+    const block = span.blockAt(addr) orelse os.fatalPointer(operation ++ ": invalid pointer", addr);
+    if (Span.isFree(block)) os.fatalPointer(operation ++ ": double free detected", addr);
+    return .{ .span = span, .block = block };
 }
 
 /// Classifies `addr` (non-zero), or aborts when it is not a live block.
 fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
-    if (segment_box.contains(addr)) return .{ .span = spanBlockOrDie(addr, operation) };
-    if (large.usableSize(addr) == null) os.fatalPointer(operation ++ ": invalid pointer", addr);
-    return .{ .large = addr };
+    return switch (classify(addr)) {
+        .span => |span| .{ .span = span },
+        .large => .{ .large = addr },
+        .invalid => os.fatalPointer(operation ++ ": invalid pointer", addr),
+        .freed => os.fatalPointer(operation ++ ": double free detected", addr),
+    };
 }
 
 pub inline fn free(ptr: ?*anyopaque) void {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return;
     if (!segment_box.contains(addr)) return freeLarge(addr);
-    const span = spanBlockOrDie(addr, "free()");
-    const heap = tcache.current();
-    if (span.page.heap == @as(?*anyopaque, heap)) {
-        heap.?.freeLocal(span.page, span.block);
+    freeSpan(spanBlockOrDie(addr, "free()"));
+}
+
+inline fn freeSpan(found: SpanBlock) void {
+    const heap = thread.current();
+    if (found.span.heap == @as(?*anyopaque, heap)) {
+        heap.?.freeLocal(found.span, found.block);
     } else {
-        freeOther(heap, span.page, span.block);
+        freeOther(heap, found.span, found.block);
     }
+}
+
+/// free that never aborts: `.ok` when freed (or NULL), else what the pointer
+/// is, and nothing is done.
+pub fn freeChecked(ptr: ?*anyopaque) Status {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return .ok;
+    switch (classify(addr)) {
+        .span => |span| freeSpan(span),
+        .large => if (!large.free(addr)) return .invalid,
+        .invalid => return .invalid,
+        .freed => return .freed,
+    }
+    return .ok;
+}
+
+/// Fills `out[0..count]` with blocks of `size` bytes, stopping at the first
+/// failure (errno ENOMEM). Returns how many were allocated.
+pub fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) usize {
+    if (size <= sizeclass.medium_max_bytes and count > 0) {
+        const heap = thread.currentOrCreate() orelse {
+            _ = outOfMemory();
+            return 0;
+        };
+        const class = sizeclass.classOf(size);
+        for (0..count) |index| {
+            out[index] = heap.alloc(class) orelse return index;
+        }
+        return count;
+    }
+    for (0..count) |index| {
+        out[index] = malloc(size) orelse return index;
+    }
+    return count;
+}
+
+/// freeChecked over `ptrs[0..count]`, stopping at the first pointer that is
+/// not a live block (or NULL). Returns how many were freed.
+pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
+    for (0..count) |index| {
+        if (freeChecked(ptrs[index]) != .ok) return index;
+    }
+    return count;
 }
 
 noinline fn freeLarge(addr: usize) void {
@@ -97,11 +177,11 @@ noinline fn freeLarge(addr: usize) void {
 
 /// A block another heap owns. Out of line so the local path saves no
 /// registers for it.
-noinline fn freeOther(heap: ?*tcache.Heap, page: *Page, block: *Block) void {
+noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block) void {
     if (heap) |own| {
-        own.freeRemote(page, block);
+        own.freeRemote(span, block);
     } else {
-        tcache.freeWithoutHeap(page, block);
+        heap_box.freeWithoutHeap(span, block);
     }
 }
 
@@ -112,10 +192,10 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
         @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
         return ptr;
     }
-    const block = largeBlock(total, sizeclass.min_alignment_bytes) orelse return null;
+    const mapping = largeMapping(total, sizeclass.min_alignment_bytes) orelse return null;
     // A fresh mapping is zero already; only a reused one needs clearing.
-    if (!block.zeroed) @memset(@as([*]u8, @ptrCast(block.ptr))[0..total], 0);
-    return block.ptr;
+    if (!mapping.zeroed) @memset(@as([*]u8, @ptrCast(mapping.ptr))[0..total], 0);
+    return mapping.ptr;
 }
 
 pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
@@ -130,8 +210,8 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     const owner = ownerOrDie(addr, "realloc()");
     if (size > max_request_bytes) return outOfMemory();
     switch (owner) {
-        .span => |span| {
-            const usable: usize = span.page.block_size;
+        .span => |found| {
+            const usable: usize = found.span.block_size;
             // Fits, and not so much smaller that keeping it wastes half.
             if (size <= usable and size * 2 >= usable) return ptr;
             return move(ptr.?, usable, size);
@@ -180,9 +260,12 @@ pub fn memalign(alignment: usize, size: usize) ?*anyopaque {
 /// A block aligned to `alignment` (a power of two above 16).
 fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
     std.debug.assert(std.math.isPowerOfTwo(alignment));
+    // Checked in two steps: `max_request_bytes - alignment` would wrap for
+    // alignments above it (posix_memalign accepts up to SIZE_MAX/2+1).
+    if (alignment > max_request_bytes) return outOfMemory();
     if (size > max_request_bytes - alignment) return outOfMemory();
     if (sizeclass.alignedClassOf(size, alignment)) |class| {
-        const heap = tcache.currentOrCreate() orelse return outOfMemory();
+        const heap = thread.currentOrCreate() orelse return outOfMemory();
         return heap.alloc(class);
     }
     return mallocLarge(size, alignment);
@@ -205,12 +288,12 @@ pub fn posixMemalign(out: *?*anyopaque, alignment: usize, size: usize) c_int {
 }
 
 pub fn valloc(size: usize) ?*anyopaque {
-    return memalign(os.page_size_bytes, size);
+    return memalign(page_size_bytes, size);
 }
 
 pub fn pvalloc(size: usize) ?*anyopaque {
-    const rounded = std.math.add(usize, size, os.page_size_bytes - 1) catch return outOfMemory();
-    return memalign(os.page_size_bytes, rounded & ~(os.page_size_bytes - 1));
+    const rounded = std.math.add(usize, size, page_size_bytes - 1) catch return outOfMemory();
+    return memalign(page_size_bytes, rounded & ~(page_size_bytes - 1));
 }
 
 /// Usable bytes of a live block; 0 for NULL. Aborts on a foreign pointer.
@@ -218,8 +301,19 @@ pub fn usableSize(ptr: ?*const anyopaque) usize {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return 0;
     return switch (ownerOrDie(addr, "malloc_usable_size()")) {
-        .span => |span| span.page.usableBytes(),
+        .span => |found| found.span.usableBytes(),
         .large => large.usableSize(addr).?,
+    };
+}
+
+/// Usable bytes of a live block; 0 for NULL or anything else. Never aborts.
+pub fn usableSizeChecked(ptr: ?*const anyopaque) usize {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return 0;
+    return switch (classify(addr)) {
+        .span => |found| found.span.usableBytes(),
+        .large => |at| large.usableSize(at) orelse 0,
+        .invalid, .freed => 0,
     };
 }
 
@@ -228,12 +322,10 @@ pub fn usableSize(ptr: ?*const anyopaque) usize {
 pub fn owns(ptr: ?*const anyopaque) bool {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return false;
-    if (segment_box.contains(addr)) {
-        const page = Segment.of(addr).spanOf(addr);
-        const block = page.blockAt(addr) orelse return false;
-        return !Page.isFree(block);
-    }
-    return large.usableSize(addr) != null;
+    return switch (classify(addr)) {
+        .span, .large => true,
+        .invalid, .freed => false,
+    };
 }
 
 test "malloc family basics" {
@@ -283,4 +375,34 @@ test "large realloc grows and shrinks in place or by mremap" {
     const r: [*]u8 = @ptrCast(realloc(q, 1000) orelse return error.OutOfMemory);
     try std.testing.expectEqual(@as(u8, 1), r[0]);
     free(r);
+}
+
+test "checked free, usable size and batches never abort" {
+    const p = malloc(100) orelse return error.OutOfMemory;
+    try std.testing.expect(usableSizeChecked(p) >= 100);
+    const interior: *anyopaque = @ptrFromInt(@intFromPtr(p) + 16);
+    try std.testing.expectEqual(Status.invalid, freeChecked(interior));
+    try std.testing.expectEqual(@as(usize, 0), usableSizeChecked(interior));
+    try std.testing.expectEqual(Status.ok, freeChecked(p));
+    try std.testing.expectEqual(Status.freed, freeChecked(p));
+    try std.testing.expectEqual(@as(usize, 0), usableSizeChecked(p));
+    try std.testing.expectEqual(Status.ok, freeChecked(null));
+    var local: usize = 0;
+    try std.testing.expectEqual(Status.invalid, freeChecked(@ptrCast(&local)));
+
+    const big = malloc(1 << 20) orelse return error.OutOfMemory;
+    try std.testing.expect(usableSizeChecked(big) >= 1 << 20);
+    try std.testing.expectEqual(Status.ok, freeChecked(big));
+    try std.testing.expectEqual(Status.invalid, freeChecked(big));
+
+    for ([_]usize{ 0, 48, 5000, 300 * 1024 }) |size| {
+        var blocks: [40]?*anyopaque = undefined;
+        try std.testing.expectEqual(@as(usize, 40), mallocMany(size, &blocks, 40));
+        for (blocks) |block| try std.testing.expect(usableSizeChecked(block) >= size);
+        const kept = blocks[30];
+        blocks[30] = blocks[29]; // a pointer twice: the second is refused
+        try std.testing.expectEqual(@as(usize, 30), freeMany(&blocks, 40));
+        try std.testing.expectEqual(@as(usize, 9), freeMany(blocks[31..].ptr, 9));
+        free(kept);
+    }
 }

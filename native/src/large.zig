@@ -10,9 +10,12 @@
 //! the purge delay, so a program that allocates and frees the same big
 //! buffer over and over pays no map, unmap and refault each time.
 const std = @import("std");
+const layout = @import("layout.zig");
 const os = @import("os.zig");
 const policy = @import("policy.zig");
 const stats = @import("stats.zig");
+
+const page_size_bytes = layout.page_size_bytes;
 
 const Entry = struct {
     /// Block address (page aligned); 0 = empty slot, `tombstone` = deleted.
@@ -20,7 +23,7 @@ const Entry = struct {
     len_bytes: usize,
 };
 const tombstone: usize = 1;
-const initial_capacity = os.page_size_bytes / @sizeOf(Entry);
+const initial_capacity = page_size_bytes / @sizeOf(Entry);
 
 var lock: os.Lock = .{};
 var table: []Entry = &.{};
@@ -52,7 +55,7 @@ fn findLocked(addr: usize) ?*Entry {
 fn reserveLocked() bool {
     if ((occupied + 1) * 2 <= table.len) return true;
     const capacity = if ((live + 1) * 4 <= table.len) table.len else @max(initial_capacity, table.len * 2);
-    const memory = os.map(capacity * @sizeOf(Entry)) orelse return false;
+    const memory = mapCounted(capacity * @sizeOf(Entry)) orelse return false;
     const fresh: []Entry = @as([*]Entry, @ptrCast(memory))[0..capacity];
     for (table) |entry| {
         if (entry.addr <= tombstone) continue;
@@ -60,7 +63,7 @@ fn reserveLocked() bool {
         while (fresh[index].addr != 0) index = (index + 1) & (capacity - 1);
         fresh[index] = entry;
     }
-    if (table.len > 0) os.unmap(@ptrCast(@alignCast(table.ptr)), table.len * @sizeOf(Entry));
+    if (table.len > 0) unmapCounted(@ptrCast(@alignCast(table.ptr)), table.len * @sizeOf(Entry));
     table = fresh;
     occupied = live;
     return true;
@@ -82,7 +85,7 @@ fn removeLocked(entry: *Entry) void {
 
 fn lengthFor(size_bytes: usize) ?usize {
     if (size_bytes > std.math.maxInt(isize)) return null;
-    return std.mem.alignForward(usize, @max(size_bytes, 1), os.page_size_bytes);
+    return std.mem.alignForward(usize, @max(size_bytes, 1), page_size_bytes);
 }
 
 // ---------------------------------------------------------------------------
@@ -104,7 +107,7 @@ const Evicted = struct {
     }
 
     fn unmapAll(evicted: *const Evicted) void {
-        for (evicted.entries[0..evicted.count]) |entry| os.unmap(@ptrFromInt(entry.addr), entry.len_bytes);
+        for (evicted.entries[0..evicted.count]) |entry| unmapCounted(@ptrFromInt(entry.addr), entry.len_bytes);
     }
 };
 
@@ -138,7 +141,7 @@ fn takeCachedLocked(len: usize) ?Cached {
 /// Keeps a freed mapping if the cache has room; false when it must be
 /// unmapped.
 fn cacheLocked(addr: usize, len: usize, now_ms: u32) bool {
-    if (cache_bytes + len > policy.snapshot.large_cache_bytes) return false;
+    if (cache_bytes + len > policy.snapshot.largeCacheBytes()) return false;
     for (&cache) |*slot| {
         if (slot.addr != 0) continue;
         slot.* = .{ .addr = addr, .len_bytes = len, .freed_ms = now_ms };
@@ -160,15 +163,28 @@ pub fn trimCache() usize {
     return bytes;
 }
 
-pub const Block = struct {
+/// The mappings of this box, counted as mapped (os.zig counts nothing).
+fn mapCounted(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
+    const memory = os.map(len_bytes) orelse return null;
+    stats.global.mapped(len_bytes);
+    return memory;
+}
+
+fn unmapCounted(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) void {
+    os.unmap(ptr, len_bytes);
+    stats.global.unmapped(len_bytes);
+}
+
+/// A large block: one mapping of its own.
+pub const Mapping = struct {
     ptr: *anyopaque,
     /// Fresh from the kernel, so already zero (a cached mapping is not).
     zeroed: bool,
 };
 
-/// A block of at least `size_bytes`, aligned to `alignment_bytes` (a power
-/// of two). Null when the system refuses the memory.
-pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Block {
+/// A mapping of at least `size_bytes`, aligned to `alignment_bytes` (a
+/// power of two). Null when the system refuses the memory.
+pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     const len = lengthFor(size_bytes) orelse return null;
     var evicted: Evicted = .{};
     defer evicted.unmapAll();
@@ -178,7 +194,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Block {
         return null;
     }
     expireLocked(os.nowMs(), false, &evicted);
-    if (alignment_bytes <= os.page_size_bytes) {
+    if (alignment_bytes <= page_size_bytes) {
         if (takeCachedLocked(len)) |entry| {
             insertLocked(entry.addr, entry.len_bytes);
             lock.unlock();
@@ -187,14 +203,15 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Block {
         }
     }
     lock.unlock();
-    const memory = if (alignment_bytes <= os.page_size_bytes)
+    const memory = if (alignment_bytes <= page_size_bytes)
         os.map(len) orelse return null
     else
         os.mapAligned(len, alignment_bytes) orelse return null;
+    stats.global.mapped(len);
     lock.lock();
     if (!reserveLocked()) {
         lock.unlock();
-        os.unmap(memory, len);
+        unmapCounted(memory, len);
         return null;
     }
     insertLocked(@intFromPtr(memory), len);
@@ -264,9 +281,11 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
     removeLocked(entry_now);
     insertLocked(@intFromPtr(memory), new_len);
     if (new_len > old_len) {
+        stats.global.mapped(new_len - old_len);
         stats.global.large_bytes.add(new_len - old_len);
         stats.global.alloc_bytes.add(new_len - old_len);
     } else {
+        stats.global.unmapped(old_len - new_len);
         stats.global.large_bytes.sub(old_len - new_len);
         stats.global.free_bytes.add(old_len - new_len);
     }

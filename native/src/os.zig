@@ -3,20 +3,19 @@
 //! Raw syscalls, never libc wrappers: libc's may allocate, set errno on the
 //! success path, or take locks that a preloaded malloc must not depend on.
 //! Failures are values (null / false), never aborts: out of memory is an
-//! ordinary outcome for malloc.
+//! ordinary outcome for malloc. This box counts nothing: the boxes that map
+//! memory count it (stats.zig).
 const std = @import("std");
-const builtin = @import("builtin");
 const linux = std.os.linux;
-const stats = @import("stats.zig");
+const layout = @import("layout.zig");
 
-/// The smallest unit the kernel maps; every mapping length is a multiple.
-pub const page_size_bytes: usize = 4096;
+const page_size_bytes = layout.page_size_bytes;
 
 fn failed(rc: usize) bool {
     return linux.E.init(rc) != .SUCCESS;
 }
 
-/// Maps `len_bytes` of zeroed, private, read-write memory. Counts it as mapped.
+/// Maps `len_bytes` of zeroed, private, read-write memory.
 /// Accounted like glibc's mappings (no MAP_NORESERVE), so a request the
 /// system cannot back fails here with ENOMEM instead of at first touch.
 pub fn map(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
@@ -30,14 +29,14 @@ pub fn map(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
         0,
     );
     if (failed(rc)) return null;
-    stats.global.mapped(len_bytes);
     return @ptrFromInt(rc);
 }
 
 /// Maps `len_bytes` aligned to `alignment_bytes` (a power of two above the page
-/// size) by over-mapping and trimming both ends.
+/// size) by over-mapping and trimming both ends; only `len_bytes` stay mapped.
 pub fn mapAligned(len_bytes: usize, alignment_bytes: usize) ?[*]align(page_size_bytes) u8 {
-    std.debug.assert(std.math.isPowerOfTwo(alignment_bytes) and alignment_bytes > page_size_bytes);
+    std.debug.assert(std.math.isPowerOfTwo(alignment_bytes));
+    std.debug.assert(alignment_bytes > page_size_bytes);
     std.debug.assert(len_bytes % page_size_bytes == 0);
     const over_bytes = std.math.add(usize, len_bytes, alignment_bytes - page_size_bytes) catch return null;
     const base = map(over_bytes) orelse return null;
@@ -45,10 +44,8 @@ pub fn mapAligned(len_bytes: usize, alignment_bytes: usize) ?[*]align(page_size_
     const start_addr = std.mem.alignForward(usize, base_addr, alignment_bytes);
     const head_bytes = start_addr - base_addr;
     const tail_bytes = over_bytes - head_bytes - len_bytes;
-    // The trimmed ends were never handed out: not counted as purged.
     if (head_bytes > 0) _ = linux.munmap(base, head_bytes);
     if (tail_bytes > 0) _ = linux.munmap(@ptrFromInt(start_addr + len_bytes), tail_bytes);
-    stats.global.bytes_mapped.sub(head_bytes + tail_bytes);
     return @ptrFromInt(start_addr);
 }
 
@@ -58,29 +55,24 @@ pub fn unmap(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) void {
     std.debug.assert(len_bytes % page_size_bytes == 0);
     const rc = linux.munmap(ptr, len_bytes);
     std.debug.assert(!failed(rc));
-    stats.global.unmapped(len_bytes);
 }
 
 /// Resizes a mapping, moving it if needed. Returns the new address or null
 /// (the old mapping is then untouched).
 pub fn remap(ptr: [*]align(page_size_bytes) u8, old_len_bytes: usize, new_len_bytes: usize) ?[*]align(page_size_bytes) u8 {
-    std.debug.assert(old_len_bytes % page_size_bytes == 0 and new_len_bytes % page_size_bytes == 0);
+    std.debug.assert(old_len_bytes % page_size_bytes == 0);
+    std.debug.assert(new_len_bytes % page_size_bytes == 0);
     const rc = linux.mremap(ptr, old_len_bytes, new_len_bytes, .{ .MAYMOVE = true }, null);
     if (failed(rc)) return null;
-    if (new_len_bytes > old_len_bytes) {
-        stats.global.mapped(new_len_bytes - old_len_bytes);
-    } else {
-        stats.global.unmapped(old_len_bytes - new_len_bytes);
-    }
     return @ptrFromInt(rc);
 }
 
 /// Gives the physical pages behind a range back to the kernel; the range stays
 /// mapped and reads as zero on next touch.
 pub fn purge(ptr: [*]u8, len_bytes: usize) void {
-    std.debug.assert(@intFromPtr(ptr) % page_size_bytes == 0 and len_bytes % page_size_bytes == 0);
+    std.debug.assert(@intFromPtr(ptr) % page_size_bytes == 0);
+    std.debug.assert(len_bytes % page_size_bytes == 0);
     _ = linux.madvise(@alignCast(ptr), len_bytes, linux.MADV.DONTNEED);
-    stats.global.purged(len_bytes);
 }
 
 /// Monotonic milliseconds (coarse clock, a vDSO read; wraps every 49
@@ -107,6 +99,18 @@ pub fn writeAll(fd: i32, bytes: []const u8) void {
         }
         rest = rest[rc..];
     }
+}
+
+/// Creates (or truncates) the file at `path` for writing, close-on-exec.
+/// Null when it cannot.
+pub fn createFile(path: [*:0]const u8) ?i32 {
+    const rc = linux.open(path, .{ .ACCMODE = .WRONLY, .CREAT = true, .TRUNC = true, .CLOEXEC = true }, 0o644);
+    if (failed(rc)) return null;
+    return @intCast(rc);
+}
+
+pub fn close(fd: i32) void {
+    _ = linux.close(fd);
 }
 
 /// A private duplicate of stderr (close-on-exec, numbered from 100 so it

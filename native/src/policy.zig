@@ -1,46 +1,130 @@
 //! Policy box: the knobs, read once from the environment into a snapshot
-//! at start. The hot path never reads the environment; knobs act only at
-//! event boundaries (flush, refill, retire, purge).
-//!
-//!   HZ_POLICY=balanced|scale|compact   the lane (default balanced)
-//!   HZ_REMOTE_BATCH=N                   blocks per remote batch (1..4096)
-//!   HZ_PURGE_PAGES=N                    free 64 KiB pages a heap keeps resident
-//!   HZ_PURGE_DELAY_MS=N                 how long a free page stays before purge
-//!   HZ_SEGMENT_CACHE=N                  empty 4 MiB segments kept for reuse
-//!   HZ_LARGE_CACHE_MB=N                 freed large blocks kept for reuse (MiB)
-//!   HZ_STATS=1                          one line of counters on stderr at exit
+//! when the process starts (thread.zig). The hot path never reads the
+//! environment; knobs act only at event boundaries (flush, refill, retire,
+//! purge). `knobs` is the one table of numeric knobs: parsing, warnings,
+//! the lanes' values and the README's table (checked by a test) all come
+//! from it.
 //!
 //! An unknown or malformed value gets a one-line warning and the default.
 const std = @import("std");
 const os = @import("os.zig");
 const sizeclass = @import("sizeclass.zig");
 
-pub const Lane = enum { balanced, scale, compact };
+/// `hardened` is `balanced`'s knobs with every detection on (span.zig and
+/// heap.zig route its blocks off the hot path; large.zig adds guard pages).
+pub const Lane = enum { balanced, scale, compact, hardened };
+
+/// Where HZ_STATS sends the counters at exit.
+pub const StatsOutput = enum {
+    /// HZ_STATS unset, empty or 0.
+    off,
+    /// HZ_STATS=1: one line on the stderr the process started with.
+    line,
+    /// HZ_STATS=verbose: the line, then a table per size class.
+    verbose,
+    /// HZ_STATS=/dir/prefix: the line into `<prefix>.<pid>`, one file per process.
+    file,
+};
 
 pub const Policy = struct {
     lane: Lane,
-    /// Remote frees a thread gathers for one page before handing them over.
+    /// Remote frees a thread gathers per size class before handing them over.
     remote_batch: u32,
-    /// Free pages a heap keeps resident whatever their age.
-    purge_pages: u32,
-    /// Above `purge_pages`, a page free for this long is purged (0: at once).
+    /// Free slices a heap keeps resident whatever their age.
+    purge_slices: u32,
+    /// Above `purge_slices`, a slice free for this long is purged (0: at once).
     purge_delay_ms: u32,
     /// Empty segments kept mapped (purged) for reuse instead of unmapped.
     segment_cache: u32,
-    /// Bytes of freed large blocks kept mapped, for the purge delay, for reuse.
-    large_cache_bytes: usize,
-    stats_at_exit: bool,
+    /// MiB of freed large mappings kept, for the purge delay, for reuse.
+    large_cache_mb: u32,
+    stats_output: StatsOutput = .off,
 
     pub fn ofLane(lane: Lane) Policy {
-        return switch (lane) {
-            .balanced => .{ .lane = lane, .remote_batch = 32, .purge_pages = 64, .purge_delay_ms = 100, .segment_cache = 8, .large_cache_bytes = 64 << 20, .stats_at_exit = false },
-            .scale => .{ .lane = lane, .remote_batch = 128, .purge_pages = 512, .purge_delay_ms = 1000, .segment_cache = 64, .large_cache_bytes = 512 << 20, .stats_at_exit = false },
-            .compact => .{ .lane = lane, .remote_batch = 8, .purge_pages = 0, .purge_delay_ms = 0, .segment_cache = 0, .large_cache_bytes = 0, .stats_at_exit = false },
+        var policy: Policy = .{
+            .lane = lane,
+            .remote_batch = undefined,
+            .purge_slices = undefined,
+            .purge_delay_ms = undefined,
+            .segment_cache = undefined,
+            .large_cache_mb = undefined,
         };
+        inline for (knobs) |knob| @field(policy, knob.field) = knob.default.get(lane);
+        return policy;
+    }
+
+    pub fn hardened(policy: *const Policy) bool {
+        return policy.lane == .hardened;
+    }
+
+    pub fn largeCacheBytes(policy: *const Policy) usize {
+        return @as(usize, policy.large_cache_mb) << 20;
     }
 };
 
+/// A numeric knob: its environment variable, the `Policy` field it sets,
+/// the values it accepts and its value in each lane.
+pub const Knob = struct {
+    env: [:0]const u8,
+    field: []const u8,
+    min: u32,
+    max: u32,
+    default: std.EnumArray(Lane, u32),
+    /// One line for the README's table.
+    meaning: []const u8,
+};
+
+pub const knobs = [_]Knob{
+    .{
+        .env = "HZ_REMOTE_BATCH",
+        .field = "remote_batch",
+        .min = 1,
+        .max = 4096,
+        .default = .init(.{ .balanced = 32, .scale = 128, .compact = 8, .hardened = 32 }),
+        .meaning = "blocks a thread gathers per size class before handing frees to their owner (also capped at 64 KiB)",
+    },
+    .{
+        .env = "HZ_PURGE_SLICES",
+        .field = "purge_slices",
+        .min = 0,
+        .max = 1 << 20,
+        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0, .hardened = 64 }),
+        .meaning = "free 64 KiB slices a heap keeps resident whatever their age",
+    },
+    .{
+        .env = "HZ_PURGE_DELAY_MS",
+        .field = "purge_delay_ms",
+        .min = 0,
+        .max = 3_600_000,
+        .default = .init(.{ .balanced = 100, .scale = 1000, .compact = 0, .hardened = 100 }),
+        .meaning = "above that, a slice free this long is returned to the OS",
+    },
+    .{
+        .env = "HZ_SEGMENT_CACHE",
+        .field = "segment_cache",
+        .min = 0,
+        .max = 1 << 16,
+        .default = .init(.{ .balanced = 8, .scale = 64, .compact = 0, .hardened = 8 }),
+        .meaning = "empty 4 MiB segments kept (purged) for reuse",
+    },
+    .{
+        .env = "HZ_LARGE_CACHE_MB",
+        .field = "large_cache_mb",
+        .min = 0,
+        .max = 1 << 20,
+        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0, .hardened = 64 }),
+        .meaning = "freed large blocks (> 256 KiB) kept mapped for reuse, at most for the purge delay",
+    },
+};
+
 pub var snapshot: Policy = .ofLane(.balanced);
+
+/// HZ_STATS=/dir/prefix: the prefix, NUL-terminated (empty otherwise).
+pub var stats_prefix_buffer: [256]u8 = @splat(0);
+
+pub fn statsPrefix() []const u8 {
+    return std.mem.sliceTo(&stats_prefix_buffer, 0);
+}
 
 /// A remote batch also stops at this many bytes, so a thread never sits on
 /// megabytes of another heap's large blocks.
@@ -58,7 +142,7 @@ fn batchLimits(policy: Policy) [sizeclass.class_count]u32 {
     return limits;
 }
 
-/// Reads the environment into `snapshot`. Called once, at initialisation,
+/// Reads the environment into `snapshot`. Called once, at process start,
 /// before any heap exists.
 pub fn load() void {
     snapshot = parse(getenv);
@@ -78,32 +162,55 @@ pub fn parse(comptime lookup: fn ([*:0]const u8) ?[]const u8) Policy {
         if (std.meta.stringToEnum(Lane, name)) |named| {
             lane = named;
         } else if (name.len > 0) {
-            warn("HZ_POLICY", name, "balanced (lanes: balanced, scale, compact)");
+            warn("HZ_POLICY", name, "balanced (lanes: " ++ laneList() ++ ")");
         }
     }
     var result = Policy.ofLane(lane);
-    knob(lookup, "HZ_REMOTE_BATCH", &result.remote_batch, 1, 4096);
-    knob(lookup, "HZ_PURGE_PAGES", &result.purge_pages, 0, 1 << 20);
-    knob(lookup, "HZ_PURGE_DELAY_MS", &result.purge_delay_ms, 0, 3_600_000);
-    knob(lookup, "HZ_SEGMENT_CACHE", &result.segment_cache, 0, 1 << 16);
-    var large_cache_mb: u32 = @intCast(result.large_cache_bytes >> 20);
-    knob(lookup, "HZ_LARGE_CACHE_MB", &large_cache_mb, 0, 1 << 20);
-    result.large_cache_bytes = @as(usize, large_cache_mb) << 20;
-    if (lookup("HZ_STATS")) |value| result.stats_at_exit = value.len > 0 and !std.mem.eql(u8, value, "0");
+    inline for (knobs) |knob| {
+        if (lookup(knob.env)) |text| {
+            if (parseKnob(knob, text)) |value| @field(result, knob.field) = value;
+        }
+    }
+    if (lookup("HZ_STATS")) |value| result.stats_output = parseStats(value);
     return result;
 }
 
-fn knob(comptime lookup: fn ([*:0]const u8) ?[]const u8, comptime name: [:0]const u8, target: *u32, min: u32, max: u32) void {
-    const text = lookup(name) orelse return;
+fn parseKnob(comptime knob: Knob, text: []const u8) ?u32 {
     const value = std.fmt.parseInt(u32, text, 10) catch {
-        warn(name, text, "the lane's default");
-        return;
+        warn(knob.env, text, "the lane's default");
+        return null;
     };
-    if (value < min or value > max) {
-        warn(name, text, "the lane's default (out of range)");
-        return;
+    if (value < knob.min or value > knob.max) {
+        warn(knob.env, text, std.fmt.comptimePrint("the lane's default (range {d}..{d})", .{ knob.min, knob.max }));
+        return null;
     }
-    target.* = value;
+    return value;
+}
+
+fn parseStats(value: []const u8) StatsOutput {
+    if (value.len == 0 or std.mem.eql(u8, value, "0")) return .off;
+    if (std.mem.eql(u8, value, "1")) return .line;
+    if (std.mem.eql(u8, value, "verbose")) return .verbose;
+    if (std.mem.indexOfScalar(u8, value, '/') != null) {
+        // Room for ".<pid>" and the NUL.
+        if (value.len + 12 > stats_prefix_buffer.len) {
+            warn("HZ_STATS", value, "stderr (path too long)");
+            return .line;
+        }
+        @memcpy(stats_prefix_buffer[0..value.len], value);
+        stats_prefix_buffer[value.len] = 0;
+        return .file;
+    }
+    warn("HZ_STATS", value, "1 (values: 0, 1, verbose, /dir/prefix)");
+    return .line;
+}
+
+fn laneList() []const u8 {
+    comptime {
+        var text: []const u8 = "";
+        for (std.meta.fieldNames(Lane), 0..) |name, i| text = text ++ (if (i > 0) ", " else "") ++ name;
+        return text;
+    }
 }
 
 fn warn(comptime name: []const u8, value: []const u8, comptime fallback: []const u8) void {
@@ -136,7 +243,11 @@ test "lanes and knobs parse" {
     const compact = parse(testEnv(&.{ .{ "HZ_POLICY", "compact" }, .{ "HZ_REMOTE_BATCH", "5" }, .{ "HZ_STATS", "1" } }));
     try std.testing.expectEqual(Lane.compact, compact.lane);
     try std.testing.expectEqual(@as(u32, 5), compact.remote_batch);
-    try std.testing.expect(compact.stats_at_exit);
+    try std.testing.expectEqual(StatsOutput.line, compact.stats_output);
+    try std.testing.expectEqual(StatsOutput.verbose, parse(testEnv(&.{.{ "HZ_STATS", "verbose" }})).stats_output);
+    try std.testing.expectEqual(StatsOutput.off, parse(testEnv(&.{.{ "HZ_STATS", "0" }})).stats_output);
+    try std.testing.expectEqual(StatsOutput.file, parse(testEnv(&.{.{ "HZ_STATS", "/tmp/hz" }})).stats_output);
+    try std.testing.expectEqualStrings("/tmp/hz", statsPrefix());
 }
 
 test "remote batches are capped in bytes" {
@@ -149,8 +260,53 @@ test "remote batches are capped in bytes" {
 }
 
 test "bad values fall back to defaults" {
-    const bad = parse(testEnv(&.{ .{ "HZ_POLICY", "turbo" }, .{ "HZ_REMOTE_BATCH", "0" }, .{ "HZ_PURGE_PAGES", "x" } }));
+    const bad = parse(testEnv(&.{ .{ "HZ_POLICY", "turbo" }, .{ "HZ_REMOTE_BATCH", "0" }, .{ "HZ_PURGE_SLICES", "x" } }));
     try std.testing.expectEqual(Lane.balanced, bad.lane);
     try std.testing.expectEqual(Policy.ofLane(.balanced).remote_batch, bad.remote_batch);
-    try std.testing.expectEqual(Policy.ofLane(.balanced).purge_pages, bad.purge_pages);
+    try std.testing.expectEqual(Policy.ofLane(.balanced).purge_slices, bad.purge_slices);
+}
+
+test "every knob's lane defaults lie in its range" {
+    inline for (knobs) |knob| {
+        for (std.enums.values(Lane)) |lane| {
+            try std.testing.expect(knob.default.get(lane) >= knob.min);
+            try std.testing.expect(knob.default.get(lane) <= knob.max);
+        }
+    }
+}
+
+/// The README's row for a knob, as the table under "Policy and knobs" has
+/// it (cells trimmed: the formatter pads them).
+fn readmeCells(comptime knob: Knob) [7][]const u8 {
+    return .{
+        "`" ++ knob.env ++ "`",
+        knob.meaning,
+        std.fmt.comptimePrint("{d}–{d}", .{ knob.min, knob.max }),
+        std.fmt.comptimePrint("{d}", .{knob.default.get(.balanced)}),
+        std.fmt.comptimePrint("{d}", .{knob.default.get(.scale)}),
+        std.fmt.comptimePrint("{d}", .{knob.default.get(.compact)}),
+        std.fmt.comptimePrint("{d}", .{knob.default.get(.hardened)}),
+    };
+}
+
+test "the README's knob table is this table" {
+    const readme = @import("build_options").readme_md;
+    var rows_checked: usize = 0;
+    var lines = std.mem.tokenizeScalar(u8, readme, '\n');
+    while (lines.next()) |line| {
+        if (!std.mem.startsWith(u8, line, "| `HZ_")) continue;
+        var cells: [8][]const u8 = undefined;
+        var count: usize = 0;
+        var split = std.mem.splitScalar(u8, std.mem.trim(u8, line, "| "), '|');
+        while (split.next()) |cell| : (count += 1) cells[count] = std.mem.trim(u8, cell, " ");
+        inline for (knobs) |knob| {
+            const expected = comptime readmeCells(knob);
+            if (std.mem.eql(u8, cells[0], expected[0])) {
+                try std.testing.expectEqual(expected.len, count);
+                for (expected, cells[0..count]) |want, have| try std.testing.expectEqualStrings(want, have);
+                rows_checked += 1;
+            }
+        }
+    }
+    try std.testing.expectEqual(knobs.len, rows_checked);
 }

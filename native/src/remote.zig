@@ -6,16 +6,17 @@
 //!             inbox queue for that class;
 //!   collect — the owner takes back everything queued for one class (one
 //!             swap), so a refill of class c touches only class c's blocks
-//!             (seed 002 P0), and gives each block back to its page.
+//!             (docs/DESIGN.md, "Remote frees"), and gives each block back to
+//!             its span.
 //! Until a flush, a freeing thread keeps its remote frees in its outbox: one
 //! batch per size class, for one owner at a time (a free for another owner
 //! flushes the batch first). A hashed table of (owner, class) batches
 //! collided so often that batches averaged two blocks.
 const std = @import("std");
-const page_box = @import("page.zig");
 const sizeclass = @import("sizeclass.zig");
+const span_box = @import("span.zig");
 const stats = @import("stats.zig");
-const Block = page_box.Block;
+const Block = span_box.Block;
 const Class = sizeclass.Class;
 
 /// Per-class queues of blocks other threads handed back; one per heap.

@@ -10,8 +10,9 @@ const large = @import("large.zig");
 const os = @import("os.zig");
 const policy = @import("policy.zig");
 const segment = @import("segment.zig");
+const sizeclass = @import("sizeclass.zig");
 const stats = @import("stats.zig");
-const tcache = @import("tcache.zig");
+const thread = @import("thread.zig");
 
 /// A panic inside the allocator must not allocate or unwind: one line, abort.
 pub const panic = std.debug.FullPanic(fatalPanic);
@@ -70,15 +71,27 @@ const Exports = struct {
     fn owns(ptr: ?*const anyopaque) callconv(.c) c_int {
         return @intFromBool(alloc.owns(ptr));
     }
+    fn freeChecked(ptr: ?*anyopaque) callconv(.c) c_int {
+        return @intFromEnum(alloc.freeChecked(ptr));
+    }
+    fn usableSizeChecked(ptr: ?*const anyopaque) callconv(.c) usize {
+        return alloc.usableSizeChecked(ptr);
+    }
+    fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) callconv(.c) usize {
+        return alloc.mallocMany(size, out, count);
+    }
+    fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) callconv(.c) usize {
+        return alloc.freeMany(ptrs, count);
+    }
     fn statsInto(out: ?*anyopaque, out_size: usize) callconv(.c) usize {
-        const snapshot = currentStats();
+        const snapshot = thread.snapshot();
         return stats.copyOut(&snapshot, out, out_size);
     }
     fn collect() callconv(.c) usize {
-        return tcache.collectEverything() + large.trimCache();
+        return thread.collectEverything() + large.trimCache();
     }
     fn policyName() callconv(.c) [*:0]const u8 {
-        tcache.initProcess();
+        thread.start();
         return policy.laneName();
     }
     fn versionString() callconv(.c) [*:0]const u8 {
@@ -98,6 +111,10 @@ const Exports = struct {
         exportAs(&pvalloc, &.{ "pvalloc", "__libc_pvalloc" });
         exportAs(&usableSize, &.{ "malloc_usable_size", "hz_usable_size" });
         exportAs(&owns, &.{"hz_owns"});
+        exportAs(&freeChecked, &.{"hz_free_checked"});
+        exportAs(&usableSizeChecked, &.{"hz_usable_size_checked"});
+        exportAs(&mallocMany, &.{"hz_malloc_many"});
+        exportAs(&freeMany, &.{"hz_free_many"});
         exportAs(&statsInto, &.{"hz_stats"});
         exportAs(&collect, &.{"hz_collect"});
         exportAs(&policyName, &.{"hz_policy_name"});
@@ -118,10 +135,6 @@ const Exports = struct {
     }
 };
 
-fn currentStats() stats.Snapshot {
-    return stats.build(tcache.totals());
-}
-
 const DlInfo = extern struct {
     fname: ?[*:0]const u8,
     fbase: ?*anyopaque,
@@ -133,10 +146,13 @@ extern "c" fn dladdr(address: *const anyopaque, info: *DlInfo) c_int;
 /// Runs when the library is loaded (preload or dlopen). Malloc may already
 /// have been called before this: initialisation is lazy and idempotent.
 fn constructor() callconv(.c) void {
-    tcache.initProcess();
+    thread.start();
     // Programs often close stderr before they exit (coreutils do), or
     // reopen fd 2 on a file: the exit line goes to the stderr of the start.
-    if (policy.snapshot.stats_at_exit) stats_fd = os.duplicateStderr() orelse 2;
+    switch (policy.snapshot.stats_output) {
+        .line, .verbose => stats_fd = os.duplicateStderr() orelse 2,
+        .off, .file => {},
+    }
     if (std.c.pthread_atfork(forkPrepare, forkParent, forkChild) != 0) {
         os.writeStderr("hakozuna: pthread_atfork failed; fork() of a threaded program may deadlock\n");
     }
@@ -152,19 +168,48 @@ fn pinLibrary() void {
     _ = std.c.dlopen(path, .{ .NOW = true, .NOLOAD = true, .NODELETE = true });
 }
 
-/// Where HZ_STATS=1 writes its line at exit.
+/// Where HZ_STATS=1 and HZ_STATS=verbose write at exit.
 var stats_fd: i32 = 2;
 
+extern var program_invocation_short_name: [*:0]const u8;
+
+/// HZ_STATS at exit: the line (and for verbose the class table) on the
+/// stderr of the start, or into `<prefix>.<pid>` (a forked child exits
+/// with its own pid, so each process of a tree writes its own file).
 fn destructor() callconv(.c) void {
-    if (!policy.snapshot.stats_at_exit) return;
-    const snapshot = currentStats();
-    var buffer: [512]u8 = undefined;
-    os.writeAll(stats_fd, stats.formatLine(&buffer, &snapshot, std.mem.span(policy.laneName())));
+    const output = policy.snapshot.stats_output;
+    if (output == .off) return;
+    const pid = std.os.linux.getpid();
+    const snapshot = thread.snapshot();
+    var buffer: [1024]u8 = undefined;
+    const line = stats.formatLine(&buffer, &snapshot, .{
+        .pid = pid,
+        .program = std.mem.span(program_invocation_short_name),
+        .lane = std.mem.span(policy.laneName()),
+    });
+    if (output == .file) {
+        var path_buffer: [policy.stats_prefix_buffer.len]u8 = undefined;
+        const path = std.fmt.bufPrintZ(&path_buffer, "{s}.{d}", .{ policy.statsPrefix(), pid }) catch return;
+        const fd = os.createFile(path) orelse {
+            os.writeStderr("hakozuna: HZ_STATS: cannot create the stats file\n");
+            return;
+        };
+        os.writeAll(fd, line);
+        os.close(fd);
+        return;
+    }
+    os.writeAll(stats_fd, line);
+    if (output == .verbose) {
+        var rows: [sizeclass.class_count]stats.ClassRow = undefined;
+        thread.classRows(&rows);
+        var table_buffer: [sizeclass.class_count * 72 + 128]u8 = undefined;
+        os.writeAll(stats_fd, stats.formatClassTable(&table_buffer, &rows));
+    }
 }
 
 // Lock order: heap registry, segment cache, large registry.
 fn forkPrepare() callconv(.c) void {
-    tcache.lockForFork();
+    thread.lockForFork();
     segment.lockForFork();
     large.lockForFork();
 }
@@ -172,24 +217,29 @@ fn forkPrepare() callconv(.c) void {
 fn forkParent() callconv(.c) void {
     large.unlockAfterFork();
     segment.unlockAfterFork();
-    tcache.unlockAfterFork();
+    thread.unlockAfterFork();
 }
 
 fn forkChild() callconv(.c) void {
     large.resetAfterFork();
     segment.resetAfterFork();
-    tcache.resetAfterFork();
+    thread.resetAfterFork();
 }
 
 test {
+    // Every box's unit tests, in layer order, and the layering check itself.
+    _ = @import("layout.zig");
+    _ = @import("list.zig");
     _ = @import("os.zig");
     _ = @import("sizeclass.zig");
-    _ = @import("page.zig");
-    _ = @import("segment.zig");
     _ = @import("policy.zig");
     _ = @import("stats.zig");
+    _ = @import("span.zig");
+    _ = @import("segment.zig");
     _ = @import("remote.zig");
     _ = @import("large.zig");
-    _ = @import("tcache.zig");
+    _ = @import("heap.zig");
+    _ = @import("thread.zig");
     _ = @import("alloc.zig");
+    _ = @import("layering_test.zig");
 }

@@ -1,13 +1,13 @@
 //! Size classes: which block size and span a request gets.
 //!
-//! Small classes step by 16 bytes up to 2 KiB (seed 000), so a small request
+//! Small classes step by 16 bytes up to 2 KiB, so a small request
 //! wastes at most 15 bytes. Medium classes step four times per doubling up to
 //! `medium_max_bytes`, wasting at most 25%. Anything larger is a large block
 //! (large.zig), mapped on its own.
 const std = @import("std");
-const segment = @import("segment.zig");
+const layout = @import("layout.zig");
 
-pub const min_alignment_bytes: usize = 16;
+pub const min_alignment_bytes = layout.min_alignment_bytes;
 pub const small_max_bytes: usize = 2048;
 pub const medium_max_bytes: usize = 256 * 1024;
 
@@ -33,20 +33,20 @@ pub const block_size_bytes: [class_count]u32 = blk: {
     break :blk sizes;
 };
 
-/// Pages of `segment.page_size_bytes` in a span of each class: 8 blocks'
-/// worth, at least one page and at most `medium_span_max_bytes`. Small
-/// classes get one page; a rarely used large class then pins at most
-/// 256 KiB as its current page instead of megabytes.
+/// Slices in a span of each class: 8 blocks' worth, at least one slice and
+/// at most `medium_span_max_bytes`. Small classes get one slice; a rarely
+/// used large class then pins at most 256 KiB as its current span instead
+/// of megabytes.
 pub const medium_span_max_bytes: usize = 256 * 1024;
-pub const span_pages: [class_count]u8 = blk: {
-    var pages: [class_count]u8 = undefined;
+pub const span_slices: [class_count]u8 = blk: {
+    var slices: [class_count]u8 = undefined;
     for (0..class_count) |c| {
         const size: usize = block_size_bytes[c];
         // At least one block, whatever the cap.
-        const bytes = @max(size, std.math.clamp(size * 8, segment.page_size_bytes, medium_span_max_bytes));
-        pages[c] = @intCast(std.math.divCeil(usize, bytes, segment.page_size_bytes) catch unreachable);
+        const bytes = @max(size, std.math.clamp(size * 8, layout.slice_size_bytes, medium_span_max_bytes));
+        slices[c] = @intCast(std.math.divCeil(usize, bytes, layout.slice_size_bytes) catch unreachable);
     }
-    break :blk pages;
+    break :blk slices;
 };
 
 /// Class for a request of `size_bytes` (0 allowed). Only for sizes up to
@@ -68,12 +68,12 @@ fn mediumClassOf(size_bytes: usize) Class {
 }
 
 /// Smallest class that holds `size_bytes` and whose block size is a multiple
-/// of `alignment_bytes` (a power of two no larger than a segment page), so
-/// every block of that class is aligned: spans start page-aligned. Null when
+/// of `alignment_bytes` (a power of two no larger than a slice), so every
+/// block of that class is aligned: spans start slice-aligned. Null when
 /// no class fits; the caller then uses a large block.
 pub fn alignedClassOf(size_bytes: usize, alignment_bytes: usize) ?Class {
     std.debug.assert(std.math.isPowerOfTwo(alignment_bytes));
-    if (alignment_bytes > segment.page_size_bytes) return null;
+    if (alignment_bytes > layout.slice_size_bytes) return null;
     const wanted = @max(size_bytes, alignment_bytes);
     if (wanted > medium_max_bytes) return null;
     var class = classOf(wanted);
@@ -108,7 +108,7 @@ test "classOf picks the smallest class that fits" {
 
 test "alignedClassOf gives aligned blocks" {
     var alignment: usize = 16;
-    while (alignment <= segment.page_size_bytes) : (alignment *= 2) {
+    while (alignment <= layout.slice_size_bytes) : (alignment *= 2) {
         for ([_]usize{ 0, 1, 100, 2048, 3000, 70000, 200000 }) |size| {
             if (alignedClassOf(size, alignment)) |class| {
                 try std.testing.expect(block_size_bytes[class] >= size);
@@ -116,13 +116,13 @@ test "alignedClassOf gives aligned blocks" {
             }
         }
     }
-    try std.testing.expect(alignedClassOf(10, 2 * segment.page_size_bytes) == null);
+    try std.testing.expect(alignedClassOf(10, 2 * layout.slice_size_bytes) == null);
 }
 
 test "spans hold their minimum block count within a segment" {
     for (0..class_count) |c| {
-        const span_bytes = @as(usize, span_pages[c]) * segment.page_size_bytes;
+        const span_bytes = @as(usize, span_slices[c]) * layout.slice_size_bytes;
         try std.testing.expect(span_bytes / block_size_bytes[c] >= 1);
-        try std.testing.expect(span_pages[c] < segment.pages_per_segment);
+        try std.testing.expect(span_slices[c] < layout.slices_per_segment);
     }
 }

@@ -1,10 +1,16 @@
 //! Stats box: cheap counters, merged on demand.
 //!
+//! `Snapshot` is the one list of what hakozuna counts: `struct hz_stats` of
+//! native/include/hakozuna.h field for field (a test compares them, and
+//! tests/deno compares the TypeScript `Stats`). Everything else is derived
+//! from it by name: a heap's `Counters` and the process-wide `global`
+//! counters add into the Snapshot field of the same name, and the exit line
+//! prints every field as `name=value`.
+//!
 //! Each heap owns a `Counters` that only its thread writes (plain stores,
 //! monotonic so a reader on another thread sees whole values); rare events
 //! (mapping, segments, large blocks, frees by threads without a heap) count
-//! into `global` with atomic adds. `Snapshot` is `struct hz_stats` of
-//! native/include/hakozuna.h, field for field.
+//! into `global` with atomic adds.
 const std = @import("std");
 const sizeclass = @import("sizeclass.zig");
 
@@ -45,8 +51,8 @@ pub const Counter = struct {
 };
 
 /// Per-heap counters (written by the heap's owner thread only). Blocks are
-/// counted per size class, one update per operation; bytes follow from the
-/// class sizes when merged.
+/// counted per size class; bytes follow from the class sizes when merged.
+/// Every other field adds into the Snapshot field of its name.
 pub const Counters = struct {
     class_allocs: [sizeclass.class_count]Counter = @splat(.{}),
     class_frees: [sizeclass.class_count]Counter = @splat(.{}),
@@ -55,34 +61,41 @@ pub const Counters = struct {
     collect_count: Counter = .{},
     refill_count: Counter = .{},
 
-    pub fn mergeInto(counters: *const Counters, totals: *Totals) void {
+    pub fn addTo(counters: *const Counters, sums: *Sums) void {
         for (counters.class_allocs, counters.class_frees, sizeclass.block_size_bytes) |allocs, frees, size| {
-            const alloc_count = allocs.read();
-            const free_count = frees.read();
-            totals.alloc_count += alloc_count;
-            totals.alloc_bytes += alloc_count * size;
-            totals.free_count += free_count;
-            totals.free_bytes += free_count * size;
+            sums.snapshot.alloc_count += allocs.read();
+            sums.alloc_bytes += allocs.read() * size;
+            sums.snapshot.free_count += frees.read();
+            sums.free_bytes += frees.read() * size;
         }
-        totals.remote_free_count += counters.remote_free_count.read();
-        totals.flush_count += counters.flush_count.read();
-        totals.collect_count += counters.collect_count.read();
-        totals.refill_count += counters.refill_count.read();
+        inline for (@typeInfo(Counters).@"struct".fields) |field| {
+            if (comptime @hasField(Snapshot, field.name)) {
+                @field(sums.snapshot, field.name) += @field(counters, field.name).read();
+            }
+        }
     }
 };
 
-/// Sums of every heap's counters, then folded into a Snapshot.
-pub const Totals = struct {
-    alloc_count: u64 = 0,
+/// What the heaps and `global` add up to; `finish` makes the Snapshot.
+pub const Sums = struct {
+    snapshot: Snapshot = .{},
     alloc_bytes: u64 = 0,
-    free_count: u64 = 0,
     free_bytes: u64 = 0,
-    remote_free_count: u64 = 0,
-    flush_count: u64 = 0,
-    collect_count: u64 = 0,
-    refill_count: u64 = 0,
-    heap_count: u64 = 0,
-    thread_count: u64 = 0,
+
+    pub fn finish(sums: *Sums) Snapshot {
+        inline for (@typeInfo(Global).@"struct".fields) |field| {
+            const value = @field(global, field.name).read();
+            if (comptime @hasField(Snapshot, field.name)) {
+                @field(sums.snapshot, field.name) += value;
+            } else {
+                @field(sums, field.name) += value;
+            }
+        }
+        // Counters of different threads are read at slightly different
+        // moments; never report a negative amount.
+        sums.snapshot.bytes_in_use = sums.alloc_bytes -| sums.free_bytes;
+        return sums.snapshot;
+    }
 };
 
 const Atomic = std.atomic.Value(u64);
@@ -102,11 +115,13 @@ pub const Shared = struct {
     }
 };
 
+/// Process-wide counters; each field adds into the Snapshot field of its
+/// name, or into `Sums` (the byte totals behind `bytes_in_use`).
 pub const Global = struct {
     bytes_mapped: Shared = .{},
     bytes_mapped_peak: Shared = .{},
     bytes_purged: Shared = .{},
-    segments: Shared = .{},
+    segment_count: Shared = .{},
     large_count: Shared = .{},
     large_bytes: Shared = .{},
     /// Large blocks (and frees by threads that have no heap) count here.
@@ -131,31 +146,6 @@ pub const Global = struct {
 
 pub var global: Global = .{};
 
-/// Folds heap totals and the global counters into the public snapshot.
-pub fn build(totals: Totals) Snapshot {
-    const alloc_bytes = totals.alloc_bytes + global.alloc_bytes.read();
-    const free_bytes = totals.free_bytes + global.free_bytes.read();
-    return .{
-        .alloc_count = totals.alloc_count + global.alloc_count.read(),
-        .free_count = totals.free_count + global.free_count.read(),
-        .remote_free_count = totals.remote_free_count + global.remote_free_count.read(),
-        // Counters of different threads are read at slightly different
-        // moments; never report a negative amount.
-        .bytes_in_use = alloc_bytes -| free_bytes,
-        .bytes_mapped = global.bytes_mapped.read(),
-        .bytes_mapped_peak = global.bytes_mapped_peak.read(),
-        .bytes_purged = global.bytes_purged.read(),
-        .segment_count = global.segments.read(),
-        .large_count = global.large_count.read(),
-        .large_bytes = global.large_bytes.read(),
-        .heap_count = totals.heap_count,
-        .thread_count = totals.thread_count,
-        .flush_count = totals.flush_count,
-        .collect_count = totals.collect_count,
-        .refill_count = totals.refill_count,
-    };
-}
-
 /// Copies at most `out_size` bytes of `snapshot` to `out`; returns the bytes
 /// written (0 when the buffer cannot even hold the version and size).
 pub fn copyOut(snapshot: *const Snapshot, out: ?*anyopaque, out_size: usize) usize {
@@ -169,24 +159,79 @@ pub fn copyOut(snapshot: *const Snapshot, out: ?*anyopaque, out_size: usize) usi
     return count;
 }
 
-/// The one line HZ_STATS=1 prints at exit.
-pub fn formatLine(buffer: []u8, snapshot: *const Snapshot, lane: []const u8) []const u8 {
-    return std.fmt.bufPrint(buffer, "hakozuna: stats policy={s} allocs={d} frees={d} remote_frees={d} " ++
-        "in_use_bytes={d} mapped_bytes={d} peak_mapped_bytes={d} purged_bytes={d} segments={d} " ++
-        "large_blocks={d} large_bytes={d} heaps={d} threads={d} flushes={d} collects={d} refills={d}\n", .{
-        lane,                       snapshot.alloc_count,  snapshot.free_count,
-        snapshot.remote_free_count, snapshot.bytes_in_use, snapshot.bytes_mapped,
-        snapshot.bytes_mapped_peak, snapshot.bytes_purged, snapshot.segment_count,
-        snapshot.large_count,       snapshot.large_bytes,  snapshot.heap_count,
-        snapshot.thread_count,      snapshot.flush_count,  snapshot.collect_count,
-        snapshot.refill_count,
-    }) catch buffer[0..0];
+/// Who the exit line speaks for.
+pub const Process = struct {
+    pid: i32,
+    program: []const u8,
+    lane: []const u8,
+};
+
+/// The one line HZ_STATS prints at exit: the process, then every Snapshot
+/// field after `version` and `size` as `name=value`.
+pub fn formatLine(buffer: []u8, snapshot: *const Snapshot, process: Process) []const u8 {
+    var writer = std.Io.Writer.fixed(buffer);
+    writeLine(&writer, snapshot, process) catch return buffer[0..0];
+    return writer.buffered();
+}
+
+fn writeLine(writer: *std.Io.Writer, snapshot: *const Snapshot, process: Process) std.Io.Writer.Error!void {
+    try writer.print("hakozuna: stats pid={d} program={s} policy={s}", .{ process.pid, process.program, process.lane });
+    inline for (@typeInfo(Snapshot).@"struct".fields[2..]) |field| {
+        try writer.print(" {s}={d}", .{ field.name, @field(snapshot, field.name) });
+    }
+    try writer.writeByte('\n');
+}
+
+/// Blocks of one size class, as `HZ_STATS=verbose` lists them.
+pub const ClassRow = struct {
+    class: sizeclass.Class,
+    allocs: u64,
+    frees: u64,
+};
+
+/// Adds one heap's per-class block counts into `rows`.
+pub fn classRows(rows: *[sizeclass.class_count]ClassRow, counters: *const Counters) void {
+    for (rows, 0..) |*row, class| {
+        row.allocs += counters.class_allocs[class].read();
+        row.frees += counters.class_frees[class].read();
+        row.class = @intCast(class);
+    }
+}
+
+/// The `HZ_STATS=verbose` table: one line per size class that was used.
+pub fn formatClassTable(buffer: []u8, rows: []const ClassRow) []const u8 {
+    var writer = std.Io.Writer.fixed(buffer);
+    writeClassTable(&writer, rows) catch return writer.buffered();
+    return writer.buffered();
+}
+
+fn writeClassTable(writer: *std.Io.Writer, rows: []const ClassRow) std.Io.Writer.Error!void {
+    try writer.print("hakozuna: class block_bytes allocs frees live_blocks\n", .{});
+    for (rows) |row| {
+        if (row.allocs == 0) continue;
+        try writer.print("hakozuna: {d: >5} {d: >11} {d: >12} {d: >12} {d: >11}\n", .{
+            row.class, sizeclass.block_size_bytes[row.class], row.allocs, row.frees, row.allocs -| row.frees,
+        });
+    }
 }
 
 test "snapshot layout matches hakozuna.h" {
-    try std.testing.expectEqual(@as(usize, 8 + 15 * 8), @sizeOf(Snapshot));
-    try std.testing.expectEqual(@as(usize, 8), @offsetOf(Snapshot, "alloc_count"));
-    try std.testing.expectEqual(@as(usize, 120), @offsetOf(Snapshot, "refill_count"));
+    const header = @import("build_options").hakozuna_h;
+    const open = std.mem.indexOf(u8, header, "struct hz_stats {").?;
+    const close = std.mem.indexOfPos(u8, header, open, "};").?;
+    var lines = std.mem.tokenizeScalar(u8, header[open..close], '\n');
+    _ = lines.next(); // "struct hz_stats {"
+    var offset: usize = 0;
+    inline for (@typeInfo(Snapshot).@"struct".fields) |field| {
+        const line = std.mem.trim(u8, lines.next().?, " ");
+        const c_type = if (field.type == u32) "uint32_t " else "uint64_t ";
+        try std.testing.expect(std.mem.startsWith(u8, line, c_type));
+        const name = std.mem.trim(u8, line[c_type.len..std.mem.indexOfScalar(u8, line, ';').?], " ");
+        try std.testing.expectEqualStrings(field.name, name);
+        try std.testing.expectEqual(offset, @offsetOf(Snapshot, field.name));
+        offset += @sizeOf(field.type);
+    }
+    try std.testing.expect(lines.next() == null);
 }
 
 test "copyOut honours short buffers" {
@@ -199,6 +244,13 @@ test "copyOut honours short buffers" {
 }
 
 test "bytes in use never goes negative" {
-    const snapshot = build(.{ .alloc_bytes = 10, .free_bytes = 20 });
-    try std.testing.expectEqual(@as(u64, 0), snapshot.bytes_in_use);
+    var sums: Sums = .{ .alloc_bytes = 10, .free_bytes = 20 + global.free_bytes.read() };
+    try std.testing.expectEqual(@as(u64, 0), sums.finish().bytes_in_use);
+}
+
+test "the exit line names the process and every field" {
+    var buffer: [1024]u8 = undefined;
+    const line = formatLine(&buffer, &.{ .alloc_count = 7, .refill_count = 3 }, .{ .pid = 42, .program = "prog", .lane = "balanced" });
+    try std.testing.expect(std.mem.startsWith(u8, line, "hakozuna: stats pid=42 program=prog policy=balanced alloc_count=7 "));
+    try std.testing.expect(std.mem.endsWith(u8, line, " refill_count=3\n"));
 }

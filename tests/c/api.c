@@ -3,7 +3,9 @@
  * allocation calls and their error contract, hz_usable_size, hz_owns,
  * hz_stats (version, size handling, counters moving as documented),
  * hz_collect giving memory back, hz_version, hz_policy_name under HZ_POLICY
- * (in child processes), and the HZ_STATS=1 exit line of a preloaded program.
+ * (in child processes), the HZ_STATS=1 exit line of a preloaded program, and
+ * the checked calls (hz_free_checked, hz_usable_size_checked, hz_malloc_many,
+ * hz_free_many), which must never abort.
  *
  * Usage: api             run every check
  *        api policy      print hz_policy_name() (used by the checks)
@@ -142,6 +144,73 @@ static void check_alloc(void) {
   errno = 0;
   CHECK(!hz_aligned_alloc(64, opaque(SIZE_MAX)) && errno == ENOMEM,
         "hz_aligned_alloc(64, SIZE_MAX): want NULL, ENOMEM");
+}
+
+static void *free_many_remote(void *arg) {
+  void **blocks = arg;
+  return (void *)hz_free_many(blocks, 64);
+}
+
+/* The checked calls return a status for every pointer: no abort. */
+static void check_checked(void) {
+  static const size_t sizes[] = {0, 48, 2048, 100000, 300000, 4 * MiB};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    char *p = hz_malloc(n);
+    CHECK(p && hz_usable_size_checked(p) == hz_usable_size(p), "hz_usable_size_checked(hz_malloc(%zu))", n);
+    CHECK(hz_free_checked(p + 8) == HZ_INVALID, "hz_free_checked(interior of %zu-byte block) is not HZ_INVALID", n);
+    CHECK(hz_usable_size_checked(p + 8) == 0, "hz_usable_size_checked(interior of %zu-byte block) is not 0", n);
+    CHECK(hz_owns(p) == 1, "a refused hz_free_checked(interior) freed the %zu-byte block", n);
+    CHECK(hz_free_checked(p) == HZ_OK, "hz_free_checked(hz_malloc(%zu)) is not HZ_OK", n);
+    int again = hz_free_checked(opaque_ptr(p));
+    CHECK(again == (n <= 256 * KiB ? HZ_FREED : HZ_INVALID), "second hz_free_checked of a %zu-byte block gave %d",
+          n, again);
+    CHECK(hz_usable_size_checked(p) == 0, "hz_usable_size_checked(freed %zu-byte block) is not 0", n);
+  }
+  int local = 0;
+  CHECK(hz_free_checked(NULL) == HZ_OK, "hz_free_checked(NULL) is not HZ_OK");
+  CHECK(hz_free_checked(&local) == HZ_INVALID, "hz_free_checked(stack address) is not HZ_INVALID");
+  CHECK(hz_usable_size_checked(NULL) == 0 && hz_usable_size_checked(&local) == 0,
+        "hz_usable_size_checked(NULL or stack address) is not 0");
+  static _Alignas(64) char global[64];
+  CHECK(hz_free_checked(global) == HZ_INVALID, "hz_free_checked(static array) is not HZ_INVALID");
+
+  /* Batches: every block distinct, aligned, usable; hz_free_many stops at
+   * the first bad entry and skips NULL. */
+  enum { N = 1000 };
+  void **b = hz_malloc(N * sizeof *b);
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i], count = n > 256 * KiB ? 8 : N;
+    CHECK(hz_malloc_many(n, b, count) == count, "hz_malloc_many(%zu, b, %zu) fell short", n, count);
+    for (size_t k = 0; k < count; k++) {
+      CHECK(b[k] && (uintptr_t)b[k] % 16 == 0 && hz_usable_size_checked(b[k]) >= n,
+            "hz_malloc_many(%zu): entry %zu is not a live 16-aligned block", n, k);
+      if (b[k]) memset(b[k], (int)k, n < 64 ? n : 64);
+    }
+    for (size_t k = 1; k < count; k++) CHECK(b[k] != b[k - 1], "hz_malloc_many(%zu): entry %zu repeats", n, k);
+    void *kept = b[count / 2];
+    b[count / 2] = b[count / 2 - 1];
+    b[1] = NULL;
+    size_t freed = hz_free_many(b, count);
+    CHECK(freed == count / 2, "hz_free_many with a repeat at %zu returned %zu", count / 2, freed);
+    CHECK(hz_free_many(b + count / 2 + 1, count - count / 2 - 1) == count - count / 2 - 1,
+          "hz_free_many of the rest fell short");
+    CHECK(hz_free_checked(kept) == HZ_OK, "the block hz_free_many stopped before is not live");
+  }
+  CHECK(hz_malloc_many(100, b, 0) == 0 && hz_free_many(b, 0) == 0, "hz_*_many with count 0");
+  errno = 0;
+  CHECK(hz_malloc_many(opaque(SIZE_MAX), b, 4) == 0 && errno == ENOMEM, "hz_malloc_many(SIZE_MAX): want 0, ENOMEM");
+
+  /* Blocks of this thread freed in a batch by another. */
+  CHECK(hz_malloc_many(64, b, 64) == 64, "hz_malloc_many(64, b, 64) fell short");
+  pthread_t t;
+  void *result = NULL;
+  if (pthread_create(&t, NULL, free_many_remote, b)) fail("pthread_create failed");
+  pthread_join(t, &result);
+  CHECK((size_t)result == 64, "hz_free_many in another thread returned %zu", (size_t)result);
+  hz_collect();
+  CHECK(hz_owns(b[0]) == 0, "a block freed by another thread's hz_free_many is still live");
+  hz_free(b);
 }
 
 static void check_stats_struct(void) {
@@ -370,6 +439,7 @@ int main(int argc, char **argv) {
   unsigned a, b, c;
   CHECK(v && sscanf(v, "%u.%u.%u", &a, &b, &c) == 3, "hz_version() is \"%s\", not x.y.z", v ? v : "(null)");
   check_alloc();
+  check_checked();
   check_stats_struct();
   check_counters();
   check_remote();

@@ -1,0 +1,395 @@
+//! Heap box: a thread's heap and the hot path.
+//!
+//! A heap keeps, per size class, a current span to pop from and a list of
+//! partially used spans (heap -> span -> block). The hot path is `alloc`
+//! and `freeLocal`: a pop or a push on the current span's free list, no
+//! atomics, no environment. Everything else happens at event boundaries:
+//!   refill  — the current span ran dry: carve, collect remote frees, take a
+//!             partial span, or a fresh span;
+//!   retire  — a span's last block came back: it returns to its segment
+//!             (the current span is kept, so a hot class does not thrash);
+//!   purge   — too many free slices stay resident: madvise them away;
+//!   drain   — the heap's thread ends, or hz_collect: hand everything back.
+//! Which thread owns which heap is thread.zig's business.
+const std = @import("std");
+const build_options = @import("build_options");
+const layout = @import("layout.zig");
+const list = @import("list.zig");
+const os = @import("os.zig");
+const policy = @import("policy.zig");
+const remote = @import("remote.zig");
+const segment_box = @import("segment.zig");
+const sizeclass = @import("sizeclass.zig");
+const span_box = @import("span.zig");
+const stats = @import("stats.zig");
+const Span = span_box.Span;
+const Block = span_box.Block;
+const Segment = segment_box.Segment;
+const Class = sizeclass.Class;
+
+/// The span every class starts with: never has a free block, so the first
+/// pop falls into refill without a null check on the hot path.
+var empty_span: Span = .{};
+
+const PartialSpans = list.List(Span, "partial_link");
+const Segments = list.List(Segment, "link");
+
+const ClassQueue = struct {
+    current: *Span = &empty_span,
+    /// Spans with free blocks other than `current`, oldest first: a span
+    /// that waited longest has gathered the most frees, so a refill from
+    /// it lasts longest.
+    partial: PartialSpans = .{},
+};
+
+pub const State = enum(u8) {
+    /// Owned by a live thread.
+    active,
+    /// Its thread exited; waiting to be adopted by a new thread.
+    orphan,
+    /// Owned by a thread that a fork left behind in the parent; never
+    /// touched again in this process.
+    dead,
+};
+
+/// Called before a heap maps a fresh segment, so that memory other heaps
+/// hold idle can be handed back first. Set by thread.zig at process start
+/// (the heap registry lives above this box).
+pub var before_fresh_segment: *const fn () void = noop;
+
+fn noop() void {}
+
+pub const Heap = struct {
+    classes: [sizeclass.class_count]ClassQueue = @splat(.{}),
+    counters: stats.Counters = .{},
+    outbox: remote.Outbox = .{},
+    /// Segments this heap owns (those with free slices kept near the front).
+    segments: Segments = .{},
+    /// Free slices in this heap's segments not yet purged.
+    dirty_slices: usize = 0,
+    /// Earliest time (os.nowMs) of the next delayed purge scan.
+    next_purge_ms: u32 = 0,
+    // Written by thread.zig, under its registry lock.
+    state: State = .active,
+    /// Every heap ever made (stats, fork).
+    registry_next: ?*Heap = null,
+    orphan_link: list.Link(Heap) = .{},
+    /// Written by other threads: its own cache lines.
+    inbox: remote.Inbox align(std.atomic.cache_line) = .{},
+
+    // -----------------------------------------------------------------
+    // Hot path.
+
+    /// Pops a block of `class`; refills when the current span is dry. Null
+    /// (errno ENOMEM) only when the system refuses memory.
+    pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
+        const span = heap.classes[class].current;
+        const block = span.free orelse return heap.refill(class);
+        span.free = block.next;
+        span.used += 1;
+        block.cookie = 0;
+        heap.counters.class_allocs[class].add(1);
+        return block;
+    }
+
+    /// Gives back a block of a span this heap owns.
+    pub inline fn freeLocal(heap: *Heap, span: *Span, block: *Block) void {
+        heap.counters.class_frees[span.class].add(1);
+        heap.giveBack(span, block);
+    }
+
+    /// Puts a block back on its span (local free or collect).
+    inline fn giveBack(heap: *Heap, span: *Span, block: *Block) void {
+        std.debug.assert(span.heap == @as(*anyopaque, heap));
+        std.debug.assert(span.used > 0);
+        span.pushFree(block);
+        span.used -= 1;
+        if (span.used == 0 or span.full) heap.spanGainedFree(span);
+    }
+
+    /// Gives back a block of a span another heap owns: batched in the
+    /// outbox until flushed.
+    pub inline fn freeRemote(heap: *Heap, span: *Span, block: *Block) void {
+        block.cookie = span_box.cookieOf(block);
+        heap.outbox.push(&ownerOf(span).inbox, span.class, block, policy.remote_batch_blocks[span.class], &heap.counters);
+        heap.counters.class_frees[span.class].add(1);
+        heap.counters.remote_free_count.add(1);
+    }
+
+    // -----------------------------------------------------------------
+    // Refill boundary.
+
+    noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
+        heap.counters.refill_count.add(1);
+        heap.check();
+        const queue = &heap.classes[class];
+        const current_span = queue.current;
+        if (current_span != &empty_span) {
+            if (current_span.carve()) return heap.alloc(class);
+            if (heap.inbox.hasPending(class)) {
+                heap.collect(class);
+                if (current_span.free != null) return heap.alloc(class);
+            }
+            current_span.full = true;
+            queue.current = &empty_span;
+        } else if (heap.inbox.hasPending(class)) {
+            heap.collect(class);
+        }
+        if (queue.partial.head) |span| {
+            heap.unlinkPartial(span);
+            std.debug.assert(span.free != null);
+            queue.current = span;
+            return heap.alloc(class);
+        }
+        const span = heap.freshSpan(class) orelse {
+            os.setErrno(.NOMEM);
+            return null;
+        };
+        queue.current = span;
+        std.debug.assert(span.carve());
+        return heap.alloc(class);
+    }
+
+    /// Takes back the remote frees queued for `class` (collect boundary).
+    fn collect(heap: *Heap, class: Class) void {
+        if (heap.inbox.collect(class, heap) > 0) heap.counters.collect_count.add(1);
+        heap.check();
+    }
+
+    /// Called by `remote.Inbox.collect` for each block handed back.
+    pub fn takeBack(heap: *Heap, block: *Block) void {
+        const addr = @intFromPtr(block);
+        heap.giveBack(Segment.of(addr).spanOf(addr), block);
+    }
+
+    /// A span got blocks back: a full span becomes partial, an empty one
+    /// retires (unless it is its class's current span).
+    noinline fn spanGainedFree(heap: *Heap, span: *Span) void {
+        const queue = &heap.classes[span.class];
+        if (span == queue.current) return;
+        if (span.used == 0) {
+            if (span.in_partial) heap.unlinkPartial(span);
+            span.full = false;
+            heap.retire(span);
+            return;
+        }
+        if (span.full) {
+            span.full = false;
+            heap.linkPartial(span);
+        }
+    }
+
+    fn linkPartial(heap: *Heap, span: *Span) void {
+        std.debug.assert(!span.in_partial);
+        std.debug.assert(span.free != null);
+        heap.classes[span.class].partial.pushBack(span);
+        span.in_partial = true;
+    }
+
+    fn unlinkPartial(heap: *Heap, span: *Span) void {
+        std.debug.assert(span.in_partial);
+        heap.classes[span.class].partial.remove(span);
+        span.in_partial = false;
+    }
+
+    // -----------------------------------------------------------------
+    // Spans and segments.
+
+    fn freshSpan(heap: *Heap, class: Class) ?*Span {
+        const slices = sizeclass.span_slices[class];
+        if (heap.spanFromSegments(class, slices)) |span| return span;
+        // Blocks other threads handed back may free whole spans.
+        heap.collectAll();
+        if (heap.spanFromSegments(class, slices)) |span| return span;
+        before_fresh_segment();
+        const segment = segment_box.acquire(heap) orelse return null;
+        heap.segments.pushFront(segment);
+        return segment.takeSpan(slices, heap, class).?;
+    }
+
+    /// First fit over the heap's segments; those that got slices back are
+    /// kept near the front, so the scan is short unless memory is full.
+    fn spanFromSegments(heap: *Heap, class: Class, slices: usize) ?*Span {
+        var cursor = heap.segments.head;
+        while (cursor) |segment| : (cursor = Segments.next(segment)) {
+            if (segment.takeSpan(slices, heap, class)) |span| {
+                heap.dirty_slices -|= slices;
+                return span;
+            }
+        }
+        return null;
+    }
+
+    fn retire(heap: *Heap, span: *Span) void {
+        span.check();
+        const segment = Segment.of(span.start);
+        std.debug.assert(segment.heap == @as(*anyopaque, heap));
+        const now_ms = os.nowMs();
+        heap.dirty_slices += span.span_slices;
+        segment.releaseSpan(span, now_ms);
+        if (segment.isEmpty() and (heap.segments.head != segment or Segments.next(segment) != null or policy.snapshot.segment_cache == 0)) {
+            // Keep a heap's last segment: a thread that frees everything and
+            // allocates again should not pay a map and fault each time.
+            _ = heap.releaseSegment(segment);
+        } else if (heap.segments.head != segment) {
+            heap.segments.remove(segment);
+            heap.segments.pushFront(segment);
+        }
+        if (heap.dirty_slices > policy.snapshot.purge_slices) heap.purgeAged(now_ms);
+    }
+
+    /// Purges the slices that stayed free for the policy's delay; slices
+    /// reused sooner never pay a purge and a fault. Scans at most twice per
+    /// delay.
+    fn purgeAged(heap: *Heap, now_ms: u32) void {
+        const delay_ms = policy.snapshot.purge_delay_ms;
+        if (delay_ms > 0 and @as(i32, @bitCast(now_ms -% heap.next_purge_ms)) < 0) return;
+        heap.next_purge_ms = now_ms +% @max(1, delay_ms / 2);
+        var cursor = heap.segments.head;
+        while (cursor) |segment| : (cursor = Segments.next(segment)) {
+            heap.dirty_slices -|= segment.purgeFree(now_ms, delay_ms);
+        }
+    }
+
+    /// Returns the bytes the release gave back to the OS.
+    fn releaseSegment(heap: *Heap, segment: *Segment) usize {
+        heap.dirty_slices -|= segment.dirtySlices();
+        heap.segments.remove(segment);
+        return segment_box.release(segment);
+    }
+
+    /// Returns every free slice's memory to the OS. Returns the bytes.
+    fn purge(heap: *Heap) usize {
+        var slices: usize = 0;
+        var cursor = heap.segments.head;
+        while (cursor) |segment| : (cursor = Segments.next(segment)) slices += segment.purgeFree(0, 0);
+        heap.dirty_slices = 0;
+        return slices * layout.slice_size_bytes;
+    }
+
+    pub fn collectAll(heap: *Heap) void {
+        for (0..sizeclass.class_count) |class| {
+            if (heap.inbox.hasPending(@intCast(class))) heap.collect(@intCast(class));
+        }
+    }
+
+    /// Hands back what it holds for others: pending remote frees, frees
+    /// waiting in the inbox, and empty spans (current ones too), under the
+    /// usual purge threshold. `force` also purges every free slice and
+    /// releases every empty segment. Returns the bytes given back to the OS.
+    pub fn drain(heap: *Heap, force: bool) usize {
+        heap.outbox.flushAll(&heap.counters);
+        heap.collectAll();
+        for (&heap.classes) |*queue| {
+            const current_span = queue.current;
+            if (current_span == &empty_span) continue;
+            queue.current = &empty_span;
+            if (current_span.used == 0) {
+                heap.retire(current_span);
+            } else if (current_span.free != null) {
+                heap.linkPartial(current_span);
+            } else {
+                current_span.full = true;
+            }
+        }
+        if (!force) {
+            // An orphan may wait long for adoption: never leave it holding
+            // more resident free memory than a live heap may.
+            return if (heap.dirty_slices > policy.snapshot.purge_slices) heap.purge() else 0;
+        }
+        var bytes = heap.purge();
+        var cursor = heap.segments.head;
+        while (cursor) |segment| {
+            cursor = Segments.next(segment);
+            if (segment.isEmpty()) bytes += heap.releaseSegment(segment);
+        }
+        return bytes;
+    }
+
+    /// True when the heap owns no segment (everything was given back).
+    pub fn isBare(heap: *const Heap) bool {
+        return heap.segments.isEmpty();
+    }
+
+    /// Asserts the heap's invariants (safety builds only): each class's
+    /// current and partial spans belong to this heap and class, partial
+    /// spans have free blocks, and every span's own invariant holds.
+    pub fn check(heap: *const Heap) void {
+        if (!build_options.safety) return;
+        for (&heap.classes, 0..) |*queue, class| {
+            if (queue.current != &empty_span) {
+                std.debug.assert(queue.current.heap == @as(*const anyopaque, heap));
+                std.debug.assert(queue.current.class == class);
+                std.debug.assert(!queue.current.in_partial);
+                queue.current.check();
+            }
+            var cursor = queue.partial.head;
+            while (cursor) |span| : (cursor = PartialSpans.next(span)) {
+                std.debug.assert(span.heap == @as(*const anyopaque, heap));
+                std.debug.assert(span.class == class);
+                std.debug.assert(span.in_partial);
+                std.debug.assert(span.free != null);
+                span.check();
+            }
+        }
+    }
+};
+
+/// The heap that owns a live span.
+pub inline fn ownerOf(span: *const Span) *Heap {
+    return @ptrCast(@alignCast(span.heap.?));
+}
+
+/// A free from a thread that has no heap (its exit handler already ran):
+/// hand the block straight to the owner.
+pub fn freeWithoutHeap(span: *Span, block: *Block) void {
+    block.cookie = span_box.cookieOf(block);
+    remote.publish(&ownerOf(span).inbox, span.class, block, block);
+    stats.global.free_count.add(1);
+    stats.global.free_bytes.add(span.block_size);
+    stats.global.remote_free_count.add(1);
+}
+
+test "alloc and free through a heap, spans retire and segments return" {
+    span_box.initCookieKey(0x1234);
+    var heap: Heap = .{};
+    var blocks: [5000]*anyopaque = undefined;
+    const class = sizeclass.classOf(100);
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    for (blocks) |p| {
+        const addr = @intFromPtr(p);
+        try std.testing.expect(segment_box.contains(addr));
+        const span = Segment.of(addr).spanOf(addr);
+        heap.freeLocal(span, span.blockAt(addr).?);
+    }
+    heap.check();
+    _ = heap.drain(true);
+    try std.testing.expect(heap.isBare());
+}
+
+test "remote frees come back through collect" {
+    span_box.initCookieKey(0x1234);
+    var heap: Heap = .{};
+    const class = sizeclass.classOf(64);
+    var blocks: [1000]*anyopaque = undefined;
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    const Freer = struct {
+        fn run(blocks_to_free: []*anyopaque) void {
+            var own: Heap = .{};
+            for (blocks_to_free) |p| {
+                const addr = @intFromPtr(p);
+                const span = Segment.of(addr).spanOf(addr);
+                own.freeRemote(span, span.blockAt(addr).?);
+            }
+            own.outbox.flushAll(&own.counters);
+        }
+    };
+    const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks[0..]});
+    thread.join();
+    try std.testing.expect(heap.inbox.hasPending(class));
+    heap.collectAll();
+    const addr = @intFromPtr(blocks[0]);
+    try std.testing.expectEqual(@as(u32, 0), Segment.of(addr).spanOf(addr).used);
+    heap.check();
+    _ = heap.drain(true);
+}

@@ -1,0 +1,242 @@
+//! Span box: a run of slices carved into blocks of one size class.
+//!
+//! A `Span` is the metadata of a span; it lives in its segment's header
+//! (segment.zig) at the index of the span's first slice. Only the owner
+//! heap writes the free list and counts (other threads' frees reach the
+//! span through the owner's inbox, remote.zig); other threads only read its
+//! geometry to validate a pointer. Blocks are carved lazily, a few OS pages
+//! at a time, so an allocation never makes untouched memory resident.
+const std = @import("std");
+const build_options = @import("build_options");
+const layout = @import("layout.zig");
+const list = @import("list.zig");
+const sizeclass = @import("sizeclass.zig");
+
+/// A free block: the first word links the list, the second holds the
+/// double-free cookie while the block is free.
+pub const Block = extern struct {
+    next: ?*Block,
+    cookie: usize,
+};
+
+/// Process-wide secret mixed into free-block cookies, so user data cannot
+/// look like a freed block by accident. Set once at process start.
+var cookie_key: usize = 0;
+
+/// Draws the cookie key from `random` (the process's start-up randomness).
+pub fn initCookieKey(random: u64) void {
+    // Odd: never 0, so no block address can cancel it to a zero cookie.
+    cookie_key = random | 1;
+}
+
+pub inline fn cookieOf(block: *const Block) usize {
+    return cookie_key ^ @intFromPtr(block);
+}
+
+/// Bytes carved at a time when a span's free list runs dry.
+const carve_bytes: usize = 16 * 1024;
+
+/// Laid out by hand (extern) so that everything `malloc` and `free` read
+/// sits in the first cache line, and aligned to 128 bytes so the metadata
+/// of slice i is at a shift, not a multiply, from the array start.
+///
+/// Invariant (checked by `check`): used + (blocks on `free`) +
+/// (reserved - capacity) == reserved.
+pub const Span = extern struct {
+    // Owner heap, on every malloc and free of this span.
+    free: ?*Block align(128) = null,
+    // Set when the span is assigned (`assign`), read by every thread.
+    start: usize = 0,
+    /// floor(2^reciprocal_shift / block_size) + 1: turns the block-index
+    /// division into a multiply, exact for offsets within a span.
+    reciprocal: u64 = 0,
+    /// Owning heap (heap.zig), opaque here; null while the span is free.
+    heap: ?*anyopaque = null,
+    // Owner heap, hot.
+    /// Blocks handed out and not yet given back to this span: in use, or
+    /// in flight in some thread's remote list.
+    used: u32 = 0,
+    /// Blocks carved so far; blocks at or above this index were never
+    /// handed out. Written by the owner, read by any thread validating a
+    /// pointer.
+    capacity: std.atomic.Value(u32) = .init(0),
+    // Set by `assign`.
+    block_size: u32 = 0,
+    class: sizeclass.Class = 0,
+    // Segment box, on every slice's entry.
+    /// Index of this slice minus the span's first slice index; 0 on the first.
+    head_offset: u8 = 0,
+    // Owner heap: which of its queues holds the span.
+    /// Taken off the class queue because no block was free.
+    full: bool = false,
+    /// In the owner's partial list for its class.
+    in_partial: bool = false,
+
+    // Cold: refill, retire and purge.
+    // Set by `assign`.
+    /// Blocks the span can hold.
+    reserved: u32 = 0,
+    // Segment box.
+    /// Slices in this span (on the span's first slice only).
+    span_slices: u8 = 0,
+    /// When this slice became free (os.nowMs), for delayed purging.
+    free_since_ms: u32 = 0,
+    // Owner heap.
+    /// Link in the owner's partial list for this class.
+    partial_link: list.Link(Span) = .{},
+
+    pub const reciprocal_shift = 40;
+
+    comptime {
+        std.debug.assert(@sizeOf(Span) == 128);
+        std.debug.assert(@offsetOf(Span, "in_partial") < 64);
+    }
+
+    /// Prepares a free span for blocks of `class`. The span's memory may hold
+    /// stale data from an earlier use; carving overwrites what it needs.
+    pub fn assign(span: *Span, heap: *anyopaque, class: sizeclass.Class, start: usize, span_bytes: usize) void {
+        std.debug.assert(span.capacity.load(.monotonic) == 0);
+        std.debug.assert(span.used == 0);
+        const block_size = sizeclass.block_size_bytes[class];
+        span.free = null;
+        span.block_size = block_size;
+        span.reserved = @intCast(span_bytes / block_size);
+        span.reciprocal = (@as(u64, 1) << reciprocal_shift) / block_size + 1;
+        span.start = start;
+        span.class = class;
+        span.in_partial = false;
+        span.full = false;
+        span.partial_link = .{};
+        span.heap = heap;
+        std.debug.assert(span.reserved >= 1);
+    }
+
+    /// Returns the span to its free state; every block must be back.
+    pub fn reset(span: *Span) void {
+        std.debug.assert(span.used == 0);
+        std.debug.assert(!span.in_partial);
+        span.free = null;
+        span.heap = null;
+        span.capacity.store(0, .release);
+        span.full = false;
+    }
+
+    /// Links up to `carve_bytes` of never-used blocks onto the free list.
+    /// Returns false when the span is fully carved.
+    pub fn carve(span: *Span) bool {
+        std.debug.assert(span.free == null);
+        const capacity = span.capacity.load(.monotonic);
+        if (capacity >= span.reserved) return false;
+        const count = @min(span.reserved - capacity, @max(1, carve_bytes / span.block_size));
+        const first = span.start + @as(usize, capacity) * span.block_size;
+        var index: u32 = 0;
+        while (index + 1 < count) : (index += 1) {
+            const block: *Block = @ptrFromInt(first + @as(usize, index) * span.block_size);
+            block.next = @ptrFromInt(first + @as(usize, index + 1) * span.block_size);
+        }
+        const last: *Block = @ptrFromInt(first + @as(usize, count - 1) * span.block_size);
+        last.next = null;
+        span.free = @ptrFromInt(first);
+        // Release: a thread that validates a pointer into the new blocks must
+        // see the span's geometry written before it.
+        span.capacity.store(capacity + count, .release);
+        return true;
+    }
+
+    /// The block that starts at `addr`, or null when `addr` is not the start
+    /// of a block ever handed out from this span. Safe on any slice entry of
+    /// any live segment, including free spans (capacity 0).
+    pub inline fn blockAt(span: *const Span, addr: usize) ?*Block {
+        const capacity = span.capacity.load(.acquire);
+        const offset = addr -% span.start;
+        const index = (@as(u64, offset) *% span.reciprocal) >> reciprocal_shift;
+        if (index >= capacity or index * span.block_size != offset) return null;
+        return @ptrFromInt(addr);
+    }
+
+    pub inline fn isFree(block: *const Block) bool {
+        return block.cookie == cookieOf(block);
+    }
+
+    /// Owner-side push of a block coming back (local free or collect).
+    pub inline fn pushFree(span: *Span, block: *Block) void {
+        block.next = span.free;
+        block.cookie = cookieOf(block);
+        span.free = block;
+    }
+
+    pub inline fn usableBytes(span: *const Span) usize {
+        return span.block_size;
+    }
+
+    /// Asserts the span's invariant (safety builds only; a no-op
+    /// otherwise): every free block is a carved block of this span, and
+    /// used + free + never carved == reserved.
+    pub fn check(span: *const Span) void {
+        if (!build_options.safety) return;
+        const capacity = span.capacity.load(.monotonic);
+        std.debug.assert(capacity <= span.reserved);
+        std.debug.assert(span.used <= capacity);
+        var free_count: u32 = 0;
+        var cursor = span.free;
+        while (cursor) |block| : (cursor = block.next) {
+            std.debug.assert(span.blockAt(@intFromPtr(block)) == block);
+            free_count += 1;
+            std.debug.assert(free_count <= capacity);
+        }
+        std.debug.assert(span.used + free_count == capacity);
+    }
+};
+
+fn testSpan(memory: []align(layout.page_size_bytes) u8, class: sizeclass.Class) Span {
+    var span: Span = .{};
+    var heap_token: u8 = 0;
+    span.assign(&heap_token, class, @intFromPtr(memory.ptr), memory.len);
+    return span;
+}
+
+test "carve links every block once and stops at the span end" {
+    const span_bytes = layout.slice_size_bytes;
+    const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
+    defer std.testing.allocator.free(memory);
+    const class = sizeclass.classOf(3000);
+    var span = testSpan(memory, class);
+    var total: usize = 0;
+    while (span.free != null or span.carve()) {
+        const block = span.free.?;
+        span.free = block.next;
+        span.used += 1;
+        try std.testing.expect(span.blockAt(@intFromPtr(block)) == block);
+        span.check();
+        total += 1;
+    }
+    try std.testing.expectEqual(@as(usize, span_bytes / sizeclass.block_size_bytes[class]), total);
+}
+
+test "blockAt rejects interior, tail and uncarved pointers" {
+    const span_bytes = layout.slice_size_bytes;
+    const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
+    defer std.testing.allocator.free(memory);
+    var span = testSpan(memory, sizeclass.classOf(48));
+    const base = @intFromPtr(memory.ptr);
+    try std.testing.expect(span.blockAt(base) == null); // nothing carved yet
+    try std.testing.expect(span.carve());
+    try std.testing.expect(span.blockAt(base) != null);
+    try std.testing.expect(span.blockAt(base + 48) != null);
+    try std.testing.expect(span.blockAt(base + 16) == null);
+    try std.testing.expect(span.blockAt(base + 47) == null);
+    try std.testing.expect(span.blockAt(base - 48) == null);
+    try std.testing.expect(span.blockAt(base + span_bytes) == null);
+}
+
+test "reciprocal division is exact for every offset of the largest spans" {
+    for (0..sizeclass.class_count) |c| {
+        const size: u64 = sizeclass.block_size_bytes[c];
+        const reciprocal = (@as(u64, 1) << Span.reciprocal_shift) / size + 1;
+        const span_bytes: u64 = @as(u64, sizeclass.span_slices[c]) * layout.slice_size_bytes;
+        var offset: u64 = 0;
+        while (offset < span_bytes) : (offset += 16) {
+            try std.testing.expectEqual(offset / size, (offset * reciprocal) >> Span.reciprocal_shift);
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Thread box: which heap each thread uses, and process start.
+//!
+//!   start   — once per process, lazily on the first call that needs it
+//!             (the first malloc may come before any constructor): the
+//!             policy snapshot, the free-block cookie key and the pthread
+//!             key whose destructor runs at thread exit;
+//!   acquire — a thread's first allocation adopts the most recently
+//!             orphaned heap, or makes a new one;
+//!   exit    — the thread ends: its heap hands back what it can and becomes
+//!             an orphan, adopted whole by the next new thread;
+//!   fork    — the registry lock is held across fork().
+const std = @import("std");
+const builtin = @import("builtin");
+const heap_box = @import("heap.zig");
+const layout = @import("layout.zig");
+const list = @import("list.zig");
+const os = @import("os.zig");
+const policy = @import("policy.zig");
+const segment_box = @import("segment.zig");
+const sizeclass = @import("sizeclass.zig");
+const span_box = @import("span.zig");
+const stats = @import("stats.zig");
+const Heap = heap_box.Heap;
+
+// ---------------------------------------------------------------------------
+// The heap pointer is the only thread-local: on x86-64 it is reached with
+// one initial-exec access (%fs-relative, no __tls_get_addr); Zig has no
+// per-variable TLS model, so the access is written in asm.
+
+const initial_exec_tls = builtin.cpu.arch == .x86_64 and !builtin.is_test;
+
+// The slot is defined in asm so that it can be hidden and accessed with an
+// initial-exec relocation; elsewhere (other targets, unit tests) a plain
+// threadlocal serves.
+comptime {
+    if (initial_exec_tls) asm (
+        \\.section .tbss,"awT",@nobits
+        \\.p2align 3
+        \\.globl hakozuna_tls_heap
+        \\.hidden hakozuna_tls_heap
+        \\.type hakozuna_tls_heap, @object
+        \\.size hakozuna_tls_heap, 8
+        \\hakozuna_tls_heap:
+        \\.zero 8
+        \\.text
+    );
+}
+threadlocal var tls_heap: ?*Heap = null;
+
+inline fn tlsSlot() *?*Heap {
+    if (initial_exec_tls) {
+        return asm ("movq %%fs:0, %[slot]\n\taddq hakozuna_tls_heap@gottpoff(%%rip), %[slot]"
+            : [slot] "=r" (-> *?*Heap),
+        );
+    }
+    return &tls_heap;
+}
+
+/// The calling thread's heap, or null before its first allocation (and
+/// after its exit handler ran).
+pub inline fn current() ?*Heap {
+    return tlsSlot().*;
+}
+
+/// The calling thread's heap, made on first use. Null when out of memory.
+pub inline fn currentOrCreate() ?*Heap {
+    return current() orelse acquire();
+}
+
+// ---------------------------------------------------------------------------
+// Process start.
+
+var started = std.atomic.Value(bool).init(false);
+var exit_key: std.c.pthread_key_t = undefined;
+/// False when no pthread key could be had: heaps then stay with their
+/// (exited) threads instead of being reused.
+var exit_key_valid = false;
+
+/// The one place the process is set up; idempotent, safe to race. Every
+/// entry point that may run first calls it (directly or through acquire).
+pub fn start() void {
+    if (started.load(.acquire)) return;
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    if (started.load(.monotonic)) return;
+    policy.load();
+    span_box.initCookieKey(os.processRandom());
+    heap_box.before_fresh_segment = reclaimOneOrphan;
+    // Never allocates; the key's destructor returns a thread's heap.
+    exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
+    if (!exit_key_valid) {
+        os.writeStderr("hakozuna: pthread_key_create failed; heaps of exited threads will not be reused\n");
+    }
+    started.store(true, .release);
+}
+
+// ---------------------------------------------------------------------------
+// The heap registry: creation, orphaning at thread exit, adoption.
+
+const Orphans = list.List(Heap, "orphan_link");
+
+var registry_lock: os.Lock = .{};
+var registry: ?*Heap = null;
+/// Heaps whose thread exited: new ones at the head, where adoption takes
+/// them (warm memory); reclaim takes the oldest from the tail.
+var orphans: Orphans = .{};
+
+noinline fn acquire() ?*Heap {
+    start();
+    registry_lock.lock();
+    const heap = orphans.popFront() orelse fresh: {
+        const bytes = std.mem.alignForward(usize, @sizeOf(Heap), layout.page_size_bytes);
+        const memory = os.map(bytes) orelse {
+            registry_lock.unlock();
+            return null;
+        };
+        stats.global.mapped(bytes);
+        const heap: *Heap = @ptrCast(memory);
+        heap.* = .{};
+        heap.registry_next = registry;
+        registry = heap;
+        break :fresh heap;
+    };
+    heap.state = .active;
+    registry_lock.unlock();
+    // Set the slot first: pthread_setspecific may itself allocate.
+    tlsSlot().* = heap;
+    if (exit_key_valid) _ = std.c.pthread_setspecific(exit_key, heap);
+    return heap;
+}
+
+fn threadExit(value: *anyopaque) callconv(.c) void {
+    const heap: *Heap = @ptrCast(@alignCast(value));
+    std.debug.assert(heap.state == .active);
+    // Not forced: up to the purge threshold of free slices stay resident
+    // for the next thread, which adopts the most recently orphaned heap, so
+    // thread churn costs no purge-and-fault cycle per thread.
+    _ = heap.drain(false);
+    tlsSlot().* = null;
+    registry_lock.lock();
+    heap.state = .orphan;
+    orphans.pushFront(heap);
+    registry_lock.unlock();
+}
+
+/// Lets a live thread give back what the oldest orphan heap holds (frees
+/// that arrived after its thread exited, resident free slices, empty
+/// segments) before it maps a fresh segment; the orphan then goes back as
+/// the newest, so calls go round robin.
+fn reclaimOneOrphan() void {
+    registry_lock.lock();
+    const orphan = orphans.popBack();
+    registry_lock.unlock();
+    const heap = orphan orelse return;
+    _ = heap.drain(true);
+    registry_lock.lock();
+    orphans.pushFront(heap);
+    registry_lock.unlock();
+}
+
+/// hz_collect: the calling thread's heap and every orphan give back all
+/// they can; cached empty segments are unmapped. Returns the bytes.
+pub fn collectEverything() usize {
+    var bytes: usize = 0;
+    if (current()) |heap| bytes += heap.drain(true);
+    registry_lock.lock();
+    var detached = orphans;
+    orphans = .{};
+    registry_lock.unlock();
+    // Detached from the registry, the list is ours; its order is kept.
+    var cursor = detached.head;
+    while (cursor) |heap| : (cursor = Orphans.next(heap)) bytes += heap.drain(true);
+    registry_lock.lock();
+    while (detached.popBack()) |heap| orphans.pushFront(heap);
+    registry_lock.unlock();
+    return bytes + segment_box.trimCache();
+}
+
+/// Sums every heap's counters and the global ones into a snapshot.
+pub fn snapshot() stats.Snapshot {
+    var sums: stats.Sums = .{};
+    registry_lock.lock();
+    var cursor = registry;
+    while (cursor) |heap| : (cursor = heap.registry_next) {
+        heap.counters.addTo(&sums);
+        sums.snapshot.heap_count += 1;
+        if (heap.state == .active) sums.snapshot.thread_count += 1;
+    }
+    registry_lock.unlock();
+    return sums.finish();
+}
+
+/// Per-class block counts summed over every heap (HZ_STATS=verbose).
+pub fn classRows(rows: *[sizeclass.class_count]stats.ClassRow) void {
+    rows.* = @splat(.{ .class = 0, .allocs = 0, .frees = 0 });
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    var cursor = registry;
+    while (cursor) |heap| : (cursor = heap.registry_next) stats.classRows(rows, &heap.counters);
+}
+
+// fork: every global lock is held across fork() so the child inherits none
+// held by a thread that does not exist there.
+
+pub fn lockForFork() void {
+    registry_lock.lock();
+}
+
+pub fn unlockAfterFork() void {
+    registry_lock.unlock();
+}
+
+pub fn resetAfterFork() void {
+    registry_lock.resetAfterFork();
+    // Other threads' heaps may be mid-update; the child never touches them.
+    const mine = current();
+    var cursor = registry;
+    while (cursor) |heap| : (cursor = heap.registry_next) {
+        if (heap.state == .active and heap != mine) heap.state = .dead;
+    }
+}
+
+test "a thread's heap is made once and adopted after the thread exits" {
+    start();
+    const Worker = struct {
+        fn run(out: *?*Heap) void {
+            out.* = currentOrCreate();
+        }
+    };
+    var first: ?*Heap = null;
+    const thread = try std.Thread.spawn(.{}, Worker.run, .{&first});
+    thread.join();
+    try std.testing.expect(first != null);
+    try std.testing.expect(first.?.state == .orphan);
+    var second: ?*Heap = null;
+    const again = try std.Thread.spawn(.{}, Worker.run, .{&second});
+    again.join();
+    try std.testing.expectEqual(first, second);
+    try std.testing.expect(snapshot().heap_count >= 1);
+}
