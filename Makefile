@@ -138,7 +138,7 @@ checksums: $(DIST_LIBS) $(DENO)
 # changes regenerates the checksums.
 release: $(ZIG) $(DENO)
 	@test -n "$(VERSION)" || { echo "make release: give the version, e.g. make release VERSION=0.1.0" >&2; exit 2; }
-	DENO=$(DENO) tools/release.sh "$(VERSION)"
+	DENO=$(DENO) MAKE="$(MAKE)" tools/release.sh "$(VERSION)"
 
 # The publish check (as `deno task publish` runs it) on the committed files.
 check-publish: $(DENO)
