@@ -73,13 +73,16 @@ refuses "publish check refuses hashes dist/ does not have" "is not the recorded 
 rm "$copy/ffi/checksums.ts.committed"
 printf '%s\n' "$good" >"$copy/ffi/checksums.ts"
 
-# 4. make release refuses a dirty tree (the release above left one) and a
-# malformed version, before building anything.
+# 4. make release refuses a dirty tree and a malformed version, before
+# building anything. (The release above changes ffi/checksums.ts unless the
+# committed one was already this build's.)
+(cd "$copy" && git -c user.name=test -c user.email=test@localhost commit -qam "release $version" >/dev/null)
+echo "not committed" >"$copy/new-file.txt"
 if (cd "$copy" && mk release VERSION=9.9.9) >"$logs/dirty.log" 2>&1; then
   fail "make release refuses a dirty tree" "it ran"
 elif grep -q "uncommitted changes" "$logs/dirty.log"; then pass "make release refuses a dirty tree"
 else fail "make release refuses a dirty tree" "$(tail -n 2 "$logs/dirty.log")"; fi
-(cd "$copy" && git -c user.name=test -c user.email=test@localhost commit -qam "release $version")
+rm "$copy/new-file.txt"
 if (cd "$copy" && mk release VERSION=1.2) >"$logs/badversion.log" 2>&1; then
   fail "make release refuses VERSION=1.2" "it ran"
 elif grep -q "VERSION must be x.y.z" "$logs/badversion.log"; then pass "make release refuses VERSION=1.2"
