@@ -13,7 +13,7 @@ export const CHECKSUMS_VERSION: string = "0.1.0";
 /** Artifact file name to lowercase hex SHA-256. */
 export const CHECKSUMS: Readonly<Record<string, string>> = {
   "libhakozuna-linux-x86_64.so":
-    "35d6613d10d9c4451eb41329010f322a06a86be92da3396c3a500463a8a37f5d",
+    "adbad6a592291889df75c02cb51097b1de4b286d1ac709569932c1da4cc3d95f",
   "libhakozuna-linux-aarch64.so":
-    "044e8265e5b8bbbe94603844e4cafec9511b83d5d846f66664473fb867359977",
+    "580765c805fc857d4bb1e4a6482292ba731bbce5c5f654cf4ec497677dccd574",
 };
