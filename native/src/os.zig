@@ -67,6 +67,21 @@ pub fn remap(ptr: [*]align(page_size_bytes) u8, old_len_bytes: usize, new_len_by
     return @ptrFromInt(rc);
 }
 
+/// What `protect` lets the program do with a range.
+pub const Access = enum { none, read_write };
+
+/// Changes the protection of whole pages of a mapping (a `none` page is a
+/// guard: any access faults). False when the kernel refuses (it can run out
+/// of mapping records when a range splits one).
+pub fn protect(ptr: [*]align(page_size_bytes) u8, len_bytes: usize, access: Access) bool {
+    std.debug.assert(len_bytes > 0 and len_bytes % page_size_bytes == 0);
+    const prot: usize = switch (access) {
+        .none => linux.PROT.NONE,
+        .read_write => linux.PROT.READ | linux.PROT.WRITE,
+    };
+    return !failed(linux.mprotect(ptr, len_bytes, prot));
+}
+
 /// Gives the physical pages behind a range back to the kernel; the range stays
 /// mapped and reads as zero on next touch.
 pub fn purge(ptr: [*]u8, len_bytes: usize) void {
@@ -205,6 +220,16 @@ test "remap grows and keeps contents" {
     const grown = remap(ptr, page_size_bytes, 64 * page_size_bytes) orelse return error.OutOfMemory;
     try std.testing.expectEqual(@as(u8, 42), grown[100]);
     unmap(grown, 64 * page_size_bytes);
+}
+
+test "protect makes a guard page and lifts it" {
+    const ptr = map(2 * page_size_bytes) orelse return error.OutOfMemory;
+    try std.testing.expect(protect(@alignCast(ptr + page_size_bytes), page_size_bytes, .none));
+    ptr[0] = 1;
+    try std.testing.expect(protect(@alignCast(ptr + page_size_bytes), page_size_bytes, .read_write));
+    ptr[page_size_bytes] = 2;
+    try std.testing.expectEqual(@as(u8, 2), ptr[page_size_bytes]);
+    unmap(ptr, 2 * page_size_bytes);
 }
 
 test "lock excludes" {
