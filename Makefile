@@ -45,7 +45,7 @@ $(LIB): $(ZIG) $(NATIVE_SRC)
 # flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
 BENCH_CC ?= cc
 BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
-BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow \
+BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow large_churn \
 	rusage_exec malloc_owner
 BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS))
 # Debian packages of the peer allocators the runner compares against.
