@@ -84,6 +84,13 @@ for t in xthread churn forkstress; do
 done
 check badfree env LD_PRELOAD="$lib" $limit "$bin/badfree"
 
+# Heap misuse (use after free, junk, small overflows) never makes malloc
+# hand out a chosen, misaligned or foreign pointer.
+check hardening env -u HZ_TEST_HARDENED LD_PRELOAD="$lib" $limit "$bin/hardening"
+# The hardened lane's own detection (double free after reuse, every misuse
+# aborting): not run until that lane lands.
+# check hardening-hardened env HZ_POLICY=hardened HZ_TEST_HARDENED=1 LD_PRELOAD="$lib" $limit "$bin/hardening"
+
 # Give-back: 600 MiB of small blocks freed by other threads; RSS falls back
 # to within 64 MiB of the start within 1 s, without hz_collect.
 check giveback env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback"
