@@ -26,17 +26,19 @@ fn outOfMemory() ?*anyopaque {
     return null;
 }
 
+/// The hot path covers the small classes (1..2048 bytes), whose class is
+/// one shift; 0, medium and large sizes and a thread's first call take
+/// `mallocOther`.
 pub inline fn malloc(size: usize) ?*anyopaque {
-    if (size <= sizeclass.medium_max_bytes) {
-        const heap = thread.current() orelse return mallocFirst(size);
-        return heap.alloc(sizeclass.classOf(size));
+    if (size -% 1 < sizeclass.small_max_bytes) {
+        if (thread.current()) |heap| return heap.alloc(sizeclass.smallClassOf(size));
     }
-    return mallocLarge(size, sizeclass.min_alignment_bytes);
+    return mallocOther(size);
 }
 
-/// A thread's first allocation: make its heap. Out of line so the hot path
-/// saves no registers for it.
-noinline fn mallocFirst(size: usize) ?*anyopaque {
+/// Out of line so the hot path saves no registers for it.
+noinline fn mallocOther(size: usize) ?*anyopaque {
+    if (size > sizeclass.medium_max_bytes) return mallocLarge(size, sizeclass.min_alignment_bytes);
     const heap = thread.currentOrCreate() orelse return outOfMemory();
     return heap.alloc(sizeclass.classOf(size));
 }
@@ -112,17 +114,40 @@ fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
     };
 }
 
+/// The hot path: a block of one of our segments that its own heap frees.
+/// Every failed check leaves through a tail call, so the hit path keeps no
+/// stack frame.
 pub inline fn free(ptr: ?*anyopaque) void {
     const addr = @intFromPtr(ptr);
+    if (!segment_box.contains(addr)) return freeOutsideSegments(addr);
+    const span = Segment.of(addr).spanOf(addr);
+    const block = span.blockAt(addr) orelse return freeRejected(addr);
+    const cookie = span_box.cookieOf(block);
+    if (block.cookie == cookie) return freeRejected(addr);
+    const heap = thread.current();
+    if (span.heap == @as(?*anyopaque, heap)) {
+        heap.?.freeLocal(span, block, cookie);
+    } else {
+        freeOther(heap, span, block);
+    }
+}
+
+/// NULL, a large block, or a pointer that is not ours.
+noinline fn freeOutsideSegments(addr: usize) void {
     if (addr == 0) return;
-    if (!segment_box.contains(addr)) return freeLarge(addr);
+    if (!large.free(addr)) os.fatalPointer("free(): invalid pointer", addr);
+}
+
+/// A pointer into a segment that free refused: checked again, it aborts
+/// with the reason (or, if a racing carve made it valid since, is freed).
+noinline fn freeRejected(addr: usize) void {
     freeSpan(spanBlockOrDie(addr, "free()"));
 }
 
 inline fn freeSpan(found: SpanBlock) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
-        heap.?.freeLocal(found.span, found.block);
+        heap.?.freeLocal(found.span, found.block, span_box.cookieOf(found.block));
     } else {
         freeOther(heap, found.span, found.block);
     }
@@ -169,10 +194,6 @@ pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
         if (freeChecked(ptrs[index]) != .ok) return index;
     }
     return count;
-}
-
-noinline fn freeLarge(addr: usize) void {
-    if (!large.free(addr)) os.fatalPointer("free(): invalid pointer", addr);
 }
 
 /// A block another heap owns. Out of line so the local path saves no

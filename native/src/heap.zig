@@ -34,13 +34,6 @@ var empty_span: Span = .{};
 const PartialSpans = list.List(Span, "partial_link");
 const Segments = list.List(Segment, "link");
 
-const ClassQueue = struct {
-    current: *Span = &empty_span,
-    /// Spans with free blocks other than `current`, oldest first: a span
-    /// that waited longest has gathered the most frees, so a refill from
-    /// it lasts longest.
-    partial: PartialSpans = .{},
-};
 
 pub const State = enum(u8) {
     /// Owned by a live thread.
@@ -60,7 +53,12 @@ pub var before_fresh_segment: *const fn () void = noop;
 fn noop() void {}
 
 pub const Heap = struct {
-    classes: [sizeclass.class_count]ClassQueue = @splat(.{}),
+    /// Per class, the span malloc pops from (`&empty_span` when none).
+    current: [sizeclass.class_count]*Span = @splat(&empty_span),
+    /// Per class, spans with free blocks other than `current`, oldest
+    /// first: a span that waited longest has gathered the most frees, so a
+    /// refill from it lasts longest.
+    partial: [sizeclass.class_count]PartialSpans = @splat(.{}),
     counters: stats.Counters = .{},
     outbox: remote.Outbox = .{},
     /// Segments this heap owns (those with free slices kept near the front).
@@ -83,7 +81,7 @@ pub const Heap = struct {
     /// Pops a block of `class`; refills when the current span is dry. Null
     /// (errno ENOMEM) only when the system refuses memory.
     pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
-        const span = heap.classes[class].current;
+        const span = heap.current[class];
         const block = span.free orelse return heap.refill(class);
         span.free = block.next;
         span.used += 1;
@@ -92,19 +90,22 @@ pub const Heap = struct {
         return block;
     }
 
-    /// Gives back a block of a span this heap owns.
-    pub inline fn freeLocal(heap: *Heap, span: *Span, block: *Block) void {
+    /// Gives back a block of a span this heap owns; `cookie` is
+    /// `span_box.cookieOf(block)`, which the caller computed to check it.
+    pub inline fn freeLocal(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
         heap.counters.class_frees[span.class].add(1);
-        heap.giveBack(span, block);
+        heap.giveBack(span, block, cookie);
     }
 
     /// Puts a block back on its span (local free or collect).
-    inline fn giveBack(heap: *Heap, span: *Span, block: *Block) void {
+    inline fn giveBack(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
         std.debug.assert(span.heap == @as(*anyopaque, heap));
-        std.debug.assert(span.used > 0);
-        span.pushFree(block);
-        span.used -= 1;
-        if (span.used == 0 or span.full) heap.spanGainedFree(span);
+        std.debug.assert(span.usedBlocks() > 0);
+        span.pushFree(block, cookie);
+        const used = span.used -% 1;
+        span.used = used;
+        // 0: the span is empty; negative: it carries full_bit.
+        if (@as(i32, @bitCast(used)) <= 0) heap.spanGainedFree(span);
     }
 
     /// Gives back a block of a span another heap owns: batched in the
@@ -122,30 +123,29 @@ pub const Heap = struct {
     noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
         heap.counters.refill_count.add(1);
         heap.check();
-        const queue = &heap.classes[class];
-        const current_span = queue.current;
+        const current_span = heap.current[class];
         if (current_span != &empty_span) {
             if (current_span.carve()) return heap.alloc(class);
             if (heap.inbox.hasPending(class)) {
                 heap.collect(class);
                 if (current_span.free != null) return heap.alloc(class);
             }
-            current_span.full = true;
-            queue.current = &empty_span;
+            current_span.setFull(true);
+            heap.current[class] = &empty_span;
         } else if (heap.inbox.hasPending(class)) {
             heap.collect(class);
         }
-        if (queue.partial.head) |span| {
+        if (heap.partial[class].head) |span| {
             heap.unlinkPartial(span);
             std.debug.assert(span.free != null);
-            queue.current = span;
+            heap.current[class] = span;
             return heap.alloc(class);
         }
         const span = heap.freshSpan(class) orelse {
             os.setErrno(.NOMEM);
             return null;
         };
-        queue.current = span;
+        heap.current[class] = span;
         std.debug.assert(span.carve());
         return heap.alloc(class);
     }
@@ -159,36 +159,33 @@ pub const Heap = struct {
     /// Called by `remote.Inbox.collect` for each block handed back.
     pub fn takeBack(heap: *Heap, block: *Block) void {
         const addr = @intFromPtr(block);
-        heap.giveBack(Segment.of(addr).spanOf(addr), block);
+        heap.giveBack(Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
     }
 
     /// A span got blocks back: a full span becomes partial, an empty one
     /// retires (unless it is its class's current span).
     noinline fn spanGainedFree(heap: *Heap, span: *Span) void {
-        const queue = &heap.classes[span.class];
-        if (span == queue.current) return;
+        if (span == heap.current[span.class]) return;
+        const was_full = span.isFull();
+        span.setFull(false);
         if (span.used == 0) {
             if (span.in_partial) heap.unlinkPartial(span);
-            span.full = false;
             heap.retire(span);
             return;
         }
-        if (span.full) {
-            span.full = false;
-            heap.linkPartial(span);
-        }
+        if (was_full) heap.linkPartial(span);
     }
 
     fn linkPartial(heap: *Heap, span: *Span) void {
         std.debug.assert(!span.in_partial);
         std.debug.assert(span.free != null);
-        heap.classes[span.class].partial.pushBack(span);
+        heap.partial[span.class].pushBack(span);
         span.in_partial = true;
     }
 
     fn unlinkPartial(heap: *Heap, span: *Span) void {
         std.debug.assert(span.in_partial);
-        heap.classes[span.class].partial.remove(span);
+        heap.partial[span.class].remove(span);
         span.in_partial = false;
     }
 
@@ -280,16 +277,16 @@ pub const Heap = struct {
     pub fn drain(heap: *Heap, force: bool) usize {
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
-        for (&heap.classes) |*queue| {
-            const current_span = queue.current;
+        for (&heap.current) |*current| {
+            const current_span = current.*;
             if (current_span == &empty_span) continue;
-            queue.current = &empty_span;
+            current.* = &empty_span;
             if (current_span.used == 0) {
                 heap.retire(current_span);
             } else if (current_span.free != null) {
                 heap.linkPartial(current_span);
             } else {
-                current_span.full = true;
+                current_span.setFull(true);
             }
         }
         if (!force) {
@@ -316,19 +313,21 @@ pub const Heap = struct {
     /// spans have free blocks, and every span's own invariant holds.
     pub fn check(heap: *const Heap) void {
         if (!build_options.safety) return;
-        for (&heap.classes, 0..) |*queue, class| {
-            if (queue.current != &empty_span) {
-                std.debug.assert(queue.current.heap == @as(*const anyopaque, heap));
-                std.debug.assert(queue.current.class == class);
-                std.debug.assert(!queue.current.in_partial);
-                queue.current.check();
+        for (heap.current, &heap.partial, 0..) |current, *partial, class| {
+            if (current != &empty_span) {
+                std.debug.assert(current.heap == @as(*const anyopaque, heap));
+                std.debug.assert(current.class == class);
+                std.debug.assert(!current.in_partial);
+                std.debug.assert(!current.isFull());
+                current.check();
             }
-            var cursor = queue.partial.head;
+            var cursor = partial.head;
             while (cursor) |span| : (cursor = PartialSpans.next(span)) {
                 std.debug.assert(span.heap == @as(*const anyopaque, heap));
                 std.debug.assert(span.class == class);
                 std.debug.assert(span.in_partial);
                 std.debug.assert(span.free != null);
+                std.debug.assert(!span.isFull());
                 span.check();
             }
         }
@@ -360,7 +359,8 @@ test "alloc and free through a heap, spans retire and segments return" {
         const addr = @intFromPtr(p);
         try std.testing.expect(segment_box.contains(addr));
         const span = Segment.of(addr).spanOf(addr);
-        heap.freeLocal(span, span.blockAt(addr).?);
+        const block = span.blockAt(addr).?;
+        heap.freeLocal(span, block, span_box.cookieOf(block));
     }
     heap.check();
     _ = heap.drain(true);

@@ -37,6 +37,9 @@ pub const Segment = struct {
     dirty_mask: u64,
     /// Link in the owner heap's segment list.
     link: list.Link(Segment),
+    /// The span each slice belongs to, `&no_span` for free slices and the
+    /// header: pointer -> span is a shift, a mask and one load.
+    span_of: [slices_per_segment]*Span,
 
     const all_slices_free: u64 = ~@as(u64, 1);
 
@@ -47,9 +50,7 @@ pub const Segment = struct {
     /// The metadata of the span that contains `addr` (which lies in this
     /// segment).
     pub inline fn spanOf(segment: *Segment, addr: usize) *Span {
-        const index = (addr >> slice_shift) & (slices_per_segment - 1);
-        const slice = &segment.slices[index];
-        return &segment.slices[index - slice.head_offset];
+        return segment.span_of[(addr >> slice_shift) & (slices_per_segment - 1)];
     }
 
     pub inline fn sliceIndex(segment: *const Segment, span: *const Span) usize {
@@ -77,8 +78,8 @@ pub const Segment = struct {
         const span_mask = runMask(first, count);
         segment.free_mask &= ~span_mask;
         segment.dirty_mask &= ~span_mask;
-        for (first..first + count) |index| segment.slices[index].head_offset = @intCast(index - first);
         const span = &segment.slices[first];
+        for (segment.span_of[first..][0..count]) |*slot| slot.* = span;
         span.span_slices = @intCast(count);
         span.assign(heap, class, segment.sliceStart(first), count * slice_size_bytes);
         return span;
@@ -93,7 +94,7 @@ pub const Segment = struct {
         const span_mask = runMask(first, count);
         std.debug.assert(segment.free_mask & span_mask == 0);
         for (first..first + count) |index| {
-            segment.slices[index].head_offset = 0;
+            segment.span_of[index] = &no_span;
             segment.slices[index].free_since_ms = now_ms;
         }
         segment.free_mask |= span_mask;
@@ -142,32 +143,34 @@ pub const Segment = struct {
     }
 };
 
+/// The span of every slice that belongs to no span: it has no carved
+/// block, so every pointer into it fails validation.
+var no_span: Span = .{};
+
 // ---------------------------------------------------------------------------
-// The segment map: one bit per 4 MiB of a 48-bit address space (8 MiB of
-// zero pages, touched only where segments live), static so that `contains`
-// is one load with no initialisation check.
+// The segment map: one byte per 4 MiB of the 47-bit user address space
+// (32 MiB of zero pages, touched only where segments live), static so that
+// `contains` is a shift, a compare and one load with no initialisation
+// check. Segments come from mmap without an address hint, so they lie
+// below 2^47.
 
-const address_bits = 48;
-const map_word_count = (1 << (address_bits - segment_shift)) / 64;
-var segment_map: [map_word_count]std.atomic.Value(u64) = @splat(.init(0));
+const address_bits = 47;
+const map_len = 1 << (address_bits - segment_shift);
+var segment_map: [map_len]u8 = @splat(0);
 
-/// True when `addr` lies in a live hakozuna segment.
+/// True when `addr` lies in a live hakozuna segment (never for 0).
 pub inline fn contains(addr: usize) bool {
     const chunk = addr >> segment_shift;
-    if (chunk >= map_word_count * 64) return false;
-    const word = segment_map[chunk / 64].load(.monotonic);
-    return (word >> @intCast(chunk % 64)) & 1 != 0;
+    if (chunk >= map_len) return false;
+    return @atomicLoad(u8, &segment_map[chunk], .monotonic) != 0;
 }
 
 fn mapMark(segment: *Segment, live: bool) void {
     const chunk = @intFromPtr(segment) >> segment_shift;
-    std.debug.assert(chunk < map_word_count * 64);
-    const bit = @as(u64, 1) << @intCast(chunk % 64);
-    if (live) {
-        _ = segment_map[chunk / 64].fetchOr(bit, .release);
-    } else {
-        _ = segment_map[chunk / 64].fetchAnd(~bit, .release);
-    }
+    // A kernel that hands out addresses above 2^47 unasked would break the
+    // map's premise: fail loudly rather than lose track of a segment.
+    if (chunk >= map_len) os.fatalPointer("internal error: segment above the 47-bit address space", @intFromPtr(segment));
+    @atomicStore(u8, &segment_map[chunk], @intFromBool(live), .release);
 }
 
 // ---------------------------------------------------------------------------
@@ -189,6 +192,7 @@ pub fn acquire(heap: *anyopaque) ?*Segment {
             .free_mask = Segment.all_slices_free,
             .dirty_mask = 0,
             .link = .{},
+            .span_of = @splat(&no_span),
         };
         mapMark(segment, true);
         stats.global.segment_count.add(1);

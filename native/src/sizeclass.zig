@@ -59,6 +59,13 @@ pub inline fn classOf(size_bytes: usize) Class {
     return mediumClassOf(size_bytes);
 }
 
+/// `classOf` for 1..`small_max_bytes`: one shift.
+pub inline fn smallClassOf(size_bytes: usize) Class {
+    std.debug.assert(size_bytes >= 1);
+    std.debug.assert(size_bytes <= small_max_bytes);
+    return @intCast((size_bytes - 1) / min_alignment_bytes);
+}
+
 fn mediumClassOf(size_bytes: usize) Class {
     const last = size_bytes - 1;
     const doubling = std.math.log2_int(usize, last); // >= 11
@@ -104,6 +111,7 @@ test "classOf picks the smallest class that fits" {
     try std.testing.expectEqual(@as(Class, 0), classOf(16));
     try std.testing.expectEqual(@as(Class, 1), classOf(17));
     try std.testing.expectEqual(@as(Class, class_count - 1), classOf(medium_max_bytes));
+    for (1..small_max_bytes + 1) |small| try std.testing.expectEqual(classOf(small), smallClassOf(small));
 }
 
 test "alignedClassOf gives aligned blocks" {

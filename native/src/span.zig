@@ -53,8 +53,11 @@ pub const Span = extern struct {
     /// Owning heap (heap.zig), opaque here; null while the span is free.
     heap: ?*anyopaque = null,
     // Owner heap, hot.
-    /// Blocks handed out and not yet given back to this span: in use, or
-    /// in flight in some thread's remote list.
+    /// Blocks handed out and not yet given back to this span (in use, or
+    /// in flight in some thread's remote list), plus `full_bit` while the
+    /// span is off its class's queues for lack of free blocks. One
+    /// decrement then tells free both "now empty" and "was full": the
+    /// result is 0 or negative as an i32.
     used: u32 = 0,
     /// Blocks carved so far; blocks at or above this index were never
     /// handed out. Written by the owner, read by any thread validating a
@@ -63,12 +66,7 @@ pub const Span = extern struct {
     // Set by `assign`.
     block_size: u32 = 0,
     class: sizeclass.Class = 0,
-    // Segment box, on every slice's entry.
-    /// Index of this slice minus the span's first slice index; 0 on the first.
-    head_offset: u8 = 0,
     // Owner heap: which of its queues holds the span.
-    /// Taken off the class queue because no block was free.
-    full: bool = false,
     /// In the owner's partial list for its class.
     in_partial: bool = false,
 
@@ -86,6 +84,7 @@ pub const Span = extern struct {
     partial_link: list.Link(Span) = .{},
 
     pub const reciprocal_shift = 40;
+    pub const full_bit: u32 = 1 << 31;
 
     comptime {
         std.debug.assert(@sizeOf(Span) == 128);
@@ -105,7 +104,6 @@ pub const Span = extern struct {
         span.start = start;
         span.class = class;
         span.in_partial = false;
-        span.full = false;
         span.partial_link = .{};
         span.heap = heap;
         std.debug.assert(span.reserved >= 1);
@@ -118,7 +116,19 @@ pub const Span = extern struct {
         span.free = null;
         span.heap = null;
         span.capacity.store(0, .release);
-        span.full = false;
+    }
+
+    /// Blocks handed out and not back yet (`used` without `full_bit`).
+    pub inline fn usedBlocks(span: *const Span) u32 {
+        return span.used & ~full_bit;
+    }
+
+    pub inline fn isFull(span: *const Span) bool {
+        return span.used & full_bit != 0;
+    }
+
+    pub inline fn setFull(span: *Span, full: bool) void {
+        span.used = if (full) span.used | full_bit else span.usedBlocks();
     }
 
     /// Links up to `carve_bytes` of never-used blocks onto the free list.
@@ -143,15 +153,18 @@ pub const Span = extern struct {
         return true;
     }
 
-    /// The block that starts at `addr`, or null when `addr` is not the start
-    /// of a block ever handed out from this span. Safe on any slice entry of
-    /// any live segment, including free spans (capacity 0).
+    /// The block that starts at `addr` (not 0), or null when `addr` is not
+    /// the start of a block ever handed out from this span. Safe on any
+    /// slice entry of any live segment, including free spans (capacity 0).
     pub inline fn blockAt(span: *const Span, addr: usize) ?*Block {
+        std.debug.assert(addr != 0);
         const capacity = span.capacity.load(.acquire);
         const offset = addr -% span.start;
         const index = (@as(u64, offset) *% span.reciprocal) >> reciprocal_shift;
-        if (index >= capacity or index * span.block_size != offset) return null;
-        return @ptrFromInt(addr);
+        if (index >= capacity) return null;
+        if (index * span.block_size != offset) return null;
+        const block: *Block = @ptrFromInt(addr);
+        return block;
     }
 
     pub inline fn isFree(block: *const Block) bool {
@@ -159,9 +172,9 @@ pub const Span = extern struct {
     }
 
     /// Owner-side push of a block coming back (local free or collect).
-    pub inline fn pushFree(span: *Span, block: *Block) void {
+    pub inline fn pushFree(span: *Span, block: *Block, cookie: usize) void {
         block.next = span.free;
-        block.cookie = cookieOf(block);
+        block.cookie = cookie;
         span.free = block;
     }
 
@@ -176,7 +189,7 @@ pub const Span = extern struct {
         if (!build_options.safety) return;
         const capacity = span.capacity.load(.monotonic);
         std.debug.assert(capacity <= span.reserved);
-        std.debug.assert(span.used <= capacity);
+        std.debug.assert(span.usedBlocks() <= capacity);
         var free_count: u32 = 0;
         var cursor = span.free;
         while (cursor) |block| : (cursor = block.next) {
@@ -184,7 +197,7 @@ pub const Span = extern struct {
             free_count += 1;
             std.debug.assert(free_count <= capacity);
         }
-        std.debug.assert(span.used + free_count == capacity);
+        std.debug.assert(span.usedBlocks() + free_count == capacity);
     }
 };
 

@@ -47,6 +47,7 @@ comptime {
 }
 threadlocal var tls_heap: ?*Heap = null;
 
+/// The slot's address, for writes.
 inline fn tlsSlot() *?*Heap {
     if (initial_exec_tls) {
         return asm ("movq %%fs:0, %[slot]\n\taddq hakozuna_tls_heap@gottpoff(%%rip), %[slot]"
@@ -59,7 +60,13 @@ inline fn tlsSlot() *?*Heap {
 /// The calling thread's heap, or null before its first allocation (and
 /// after its exit handler ran).
 pub inline fn current() ?*Heap {
-    return tlsSlot().*;
+    if (initial_exec_tls) {
+        // One load of the offset, one %fs-relative load of the slot.
+        return asm ("movq hakozuna_tls_heap@gottpoff(%%rip), %[heap]\n\tmovq %%fs:(%[heap]), %[heap]"
+            : [heap] "=r" (-> ?*Heap),
+        );
+    }
+    return tls_heap;
 }
 
 /// The calling thread's heap, made on first use. Null when out of memory.
