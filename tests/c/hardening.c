@@ -23,11 +23,15 @@
  * With HZ_TEST_HARDENED=1 (run it with HZ_POLICY=hardened) every case must
  * abort with a "hakozuna: " message, and these run too:
  *   - double-free-after-reuse: free(p), malloc of the same size until p
- *     comes back (or 10000 tries), free(p) again.
+ *     comes back (or 10000 tries), free(p) again;
+ *   - large-overflow: bytes written one by one past the end of a 1 MiB
+ *     block (past malloc_usable_size) must fault (SIGSEGV: a guard page)
+ *     within the next 4 KiB.
  * Without it they print SKIP.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -144,13 +148,23 @@ static void double_free_after_reuse(void) {
   mallocs(4);
 }
 
+static void large_overflow(void) {
+  unsigned char *p = malloc(1 << 20);
+  size_t usable = malloc_usable_size(p);
+  memset(p, 1, usable);
+  volatile unsigned char *end = (unsigned char *)opaque_ptr(p) + usable;
+  for (size_t i = 0; i < 4096; i++) end[i] = 0x41;
+  free(p);
+}
+
 /* How a case may end: MUST_ABORT needs SIGABRT with the free-list message;
  * ABORT_OR_SOUND also accepts exit 0 (every pointer checked sound). In the
- * hardened run every case needs SIGABRT and a "hakozuna: " message. */
-enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY };
+ * hardened run every case needs SIGABRT and a "hakozuna: " message, except
+ * HARDENED_FAULT cases, which need SIGSEGV. */
+enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY, HARDENED_FAULT };
 
 static void run_case(const char *name, enum expect expect, void (*body)(void)) {
-  if (expect == HARDENED_ONLY && !hardened) {
+  if ((expect == HARDENED_ONLY || expect == HARDENED_FAULT) && !hardened) {
     printf("SKIP: %s (hardened lane only: HZ_TEST_HARDENED=1 HZ_POLICY=hardened)\n", name);
     return;
   }
@@ -183,7 +197,9 @@ static void run_case(const char *name, enum expect expect, void (*body)(void)) {
   int aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
   char why[200];
   why[0] = 0;
-  if (WIFEXITED(st) && WEXITSTATUS(st) == 3) snprintf(why, sizeof why, "malloc handed out a bad pointer");
+  if (expect == HARDENED_FAULT) {
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): nothing guards the end of the block", st);
+  } else if (WIFEXITED(st) && WEXITSTATUS(st) == 3) snprintf(why, sizeof why, "malloc handed out a bad pointer");
   else if (WIFSIGNALED(st) && !aborted) snprintf(why, sizeof why, "child was killed by signal %d (%s), not SIGABRT", WTERMSIG(st), strsignal(WTERMSIG(st)));
   else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) snprintf(why, sizeof why, "child exited with status %d", WEXITSTATUS(st));
   else if (hardened || expect == HARDENED_ONLY) {
@@ -198,7 +214,7 @@ static void run_case(const char *name, enum expect expect, void (*body)(void)) {
     failures++;
     fprintf(stderr, "FAIL: %s: %s; its stderr: \"%.200s\"\n", name, why, err);
   } else {
-    printf("ok: %s (%s)\n", name, aborted ? "aborted" : "only sound pointers");
+    printf("ok: %s (%s)\n", name, expect == HARDENED_FAULT ? "faulted" : aborted ? "aborted" : "only sound pointers");
   }
 }
 
@@ -221,6 +237,7 @@ int main(void) {
   run_case("overflow-9", ABORT_OR_SOUND, overflow_9);
   run_case("overflow-16", ABORT_OR_SOUND, overflow_16);
   run_case("double-free-after-reuse", HARDENED_ONLY, double_free_after_reuse);
+  run_case("large-overflow", HARDENED_FAULT, large_overflow);
   if (failures) fail("%d case(s) failed", failures);
   return 0;
 }
