@@ -191,7 +191,7 @@ fn dropLocked(slot: *Cached) Block {
     const block = slot.block;
     slot.* = .{};
     cache_bytes -= block.len_bytes;
-    cache_count -= 1;
+    @atomicStore(usize, &cache_count, cache_count - 1, .monotonic);
     return block;
 }
 
@@ -243,7 +243,7 @@ fn cacheLocked(block: Block, now_ms: u32, evicted: *Evicted) bool {
         frees_cached += 1;
         slot.* = .{ .block = block, .freed_ms = now_ms, .sequence = frees_cached };
         cache_bytes += block.len_bytes;
-        cache_count += 1;
+        @atomicStore(usize, &cache_count, cache_count + 1, .monotonic);
         return true;
     }
     unreachable;
@@ -251,9 +251,24 @@ fn cacheLocked(block: Block, now_ms: u32, evicted: *Evicted) bool {
 
 /// Unmaps every cached mapping. Returns the bytes.
 pub fn trimCache() usize {
+    return trim(true);
+}
+
+/// Unmaps the cached mappings older than the purge delay. Returns the
+/// bytes. Entries otherwise expire only when a large block is allocated or
+/// freed; a purge boundary of another box can call this so a program that
+/// stops using large blocks does not keep the cache resident. One atomic
+/// load when the cache is empty.
+pub fn trimExpired() usize {
+    if (@atomicLoad(usize, &cache_count, .monotonic) == 0) return 0;
+    return trim(false);
+}
+
+fn trim(everything: bool) usize {
     var evicted: Evicted = .{};
+    const now_ms = os.nowMs();
     lock.lock();
-    expireLocked(0, true, &evicted);
+    expireLocked(now_ms, everything, &evicted);
     lock.unlock();
     evicted.unmapAll();
     var bytes: usize = 0;
@@ -591,7 +606,14 @@ test "cached mappings expire after the purge delay; compact keeps none" {
     const block = try allocOrFail(1 << 20);
     try std.testing.expect(free(@intFromPtr(block.ptr)));
     try std.testing.expectEqual(@as(usize, 1), cache_count);
+    try std.testing.expectEqual(@as(usize, 0), trimExpired());
+    try std.testing.expectEqual(@as(usize, 1), cache_count);
     policy.snapshot.purge_delay_ms = 0;
+    try std.testing.expectEqual(@as(usize, 1 << 20), trimExpired());
+    try std.testing.expectEqual(@as(usize, 0), cache_count);
+    try std.testing.expectEqual(@as(usize, 0), trimExpired());
+    try std.testing.expect(free(@intFromPtr((try allocOrFail(1 << 20)).ptr)));
+    try std.testing.expectEqual(@as(usize, 1), cache_count);
     const other = try allocOrFail(300 << 10);
     try std.testing.expect(other.zeroed);
     try std.testing.expectEqual(@as(usize, 0), cache_count);
