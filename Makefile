@@ -15,7 +15,7 @@ NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakoz
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-install test-c test-safety test-programs test-deno bench install clean dist
+.PHONY: all tools zig deno test test-native test-install test-c test-safety test-programs test-deno test-bench bench install clean dist
 
 all: $(LIB)
 
@@ -41,13 +41,14 @@ $(LIB): $(ZIG) $(NATIVE_SRC)
 # --- benchmarks (bench/) ---------------------------------------------------
 .PHONY: bench-programs peers
 
-# C workloads and their helpers (rusage_exec, malloc_owner), built into build/bench/ with identical
+# C workloads and their helpers (rusage_exec, malloc_owner, preload_probe.so), built into build/bench/ with identical
 # flags for every allocator (the allocator is swapped at run time by LD_PRELOAD).
 BENCH_CC ?= cc
 BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
-BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow large_churn \
+BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow \
+	malloc_pair large_churn \
 	rusage_exec malloc_owner
-BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS))
+BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS)) build/bench/preload_probe.so
 # Debian packages of the peer allocators the runner compares against.
 PEER_PACKAGES := libmimalloc2.0 libjemalloc2 libtcmalloc-minimal4
 # make bench QUICK=1 (short run), ROUNDS=N (rounds after the warm-up);
@@ -60,10 +61,15 @@ build/bench/%: bench/%.c bench/bench.h
 	@mkdir -p $(@D)
 	$(BENCH_CC) $(BENCH_CFLAGS) -o $@ $<
 
+# Preloaded beside each allocator by `compare -- cmd` to see that the preload took.
+build/bench/%.so: bench/%.c
+	@mkdir -p $(@D)
+	$(BENCH_CC) $(BENCH_CFLAGS) -shared -fPIC -o $@ $<
+
 bench-programs: $(BENCH_BIN)
 
 bench: $(DENO) $(BENCH_BIN) $(if $(HAKOZUNA_LIB),,$(LIB))
-	$(DENO) run -A bench/compare.ts $(BENCH_FLAGS)
+	ZIG=$(ZIG) $(DENO) run -A bench/compare.ts $(BENCH_FLAGS)
 
 # Installs the peer allocators from Debian (needs root); skips when present.
 peers:
@@ -74,7 +80,16 @@ peers:
 	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
 	else apt-get update && apt-get install -y $$missing; fi
 
-test: test-native test-install test-c test-safety test-programs test-deno
+test: test-native test-install test-c test-safety test-programs test-deno test-bench
+
+# The benchmark harness: static checks of bench/ and its tests (the verdict
+# rules, where reports go, the refusal of static programs; no timing), and
+# the formatting of every file in the repository (deno.json says which).
+test-bench: $(DENO) $(BENCH_BIN)
+	$(DENO) check bench/*.ts
+	$(DENO) lint bench
+	$(DENO) fmt --check
+	$(DENO) test --allow-read --allow-write --allow-run --allow-env --allow-ffi bench/
 
 test-native: $(ZIG)
 	cd native && $(ZIG) build test --summary all
@@ -138,7 +153,7 @@ VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.zig.zon
 # run under LD_PRELOAD=$(LIB); `make test-c LIB=/path/libhakozuna.so` tests another build.
 TEST_CFLAGS := -O2 -Wall -Wextra -Werror -pthread -fno-builtin -Inative/include
 TEST_SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
-C_TESTS := contract xthread churn forkstress badfree hardening manythreads giveback
+C_TESTS := contract xthread churn forkstress badfree
 
 build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
 	@mkdir -p $(@D)

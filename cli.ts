@@ -16,8 +16,9 @@
  * @module
  */
 import { resolve } from "node:path";
+import { type Flag, oneOf, parseArgs, UsageError } from "./ffi/args.ts";
 import { CACHE_MODES, type CacheMode } from "./ffi/cache.ts";
-import { isPolicy, POLICIES, type Policy } from "./ffi/policy.ts";
+import { POLICIES, type Policy } from "./ffi/policy.ts";
 import { resolveLibraryAsync, type ResolveOptions } from "./ffi/resolve.ts";
 
 const HELP = {
@@ -53,9 +54,6 @@ interleaved rounds, and reports time and peak memory; same arguments as
 \`deno task compare\` (bench/compare.ts, in a checkout). \`hakozuna compare
 --help\` there lists its options.`,
 } as const;
-
-/** A command line the user got wrong: reported with the usage, exit 2. */
-class UsageError extends Error {}
 
 /**
  * Runs the command line `args` (without the program name) and returns the
@@ -162,54 +160,35 @@ interface Options {
   command: string[];
 }
 
+const URL_FLAG: Flag = {
+  names: ["--url"],
+  parse: (url) => {
+    if (!URL.canParse(url)) throw new UsageError(`--url: not a URL: ${url}`);
+    return url;
+  },
+};
+const CACHE_FLAG: Flag = { names: ["--cache"], parse: oneOf(CACHE_MODES) };
+const FLAGS: Record<"path" | "run", readonly Flag[]> = {
+  path: [URL_FLAG, CACHE_FLAG],
+  run: [
+    URL_FLAG,
+    CACHE_FLAG,
+    { names: ["--policy"], parse: oneOf(POLICIES) },
+    { names: ["--stats"] },
+  ],
+};
+
 /** Parses `--flag value` options up to `--` or the first non-option. */
 function parseOptions(
   command: "path" | "run",
   args: string[],
 ): Options | "help" {
-  const options: Options = { command: [] };
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i];
-    const value = () => {
-      if (i + 1 >= args.length) throw new UsageError(`${arg} needs a value`);
-      return args[++i];
-    };
-    if (arg === "--") {
-      options.command = args.slice(i + 1);
-      break;
-    } else if (arg === "-h" || arg === "--help") {
-      console.log(HELP[command]);
-      return "help";
-    } else if (arg === "--url") {
-      const url = value();
-      if (!URL.canParse(url)) throw new UsageError(`--url: not a URL: ${url}`);
-      options.url = url;
-    } else if (arg === "--cache") {
-      const mode = value();
-      if (!(CACHE_MODES as string[]).includes(mode)) {
-        throw new UsageError(
-          `--cache must be one of ${CACHE_MODES.join(", ")}, got ${mode}`,
-        );
-      }
-      options.cache = mode as CacheMode;
-    } else if (command === "run" && arg === "--policy") {
-      const policy = value();
-      if (!isPolicy(policy)) {
-        throw new UsageError(
-          `--policy must be one of ${POLICIES.join(", ")}, got ${policy}`,
-        );
-      }
-      options.policy = policy;
-    } else if (command === "run" && arg === "--stats") {
-      options.stats = true;
-    } else if (arg.startsWith("-")) {
-      throw new UsageError(`unknown option ${arg}`);
-    } else {
-      options.command = args.slice(i);
-      break;
-    }
+  const { values, rest, help } = parseArgs(args, FLAGS[command]);
+  if (help) {
+    console.log(HELP[command]);
+    return "help";
   }
-  return options;
+  return { ...values, command: rest } as Options;
 }
 
 /**

@@ -1,35 +1,31 @@
 /**
- * Finds the allocators to compare: hakozuna, glibc (no preload) and the
- * Debian builds of mimalloc, jemalloc and tcmalloc, and says which are
- * missing and how to get them.
+ * Finds the allocators to compare: hakozuna (found as the Deno package finds
+ * it, ffi/resolve.ts), glibc (no preload), the Debian builds of mimalloc,
+ * jemalloc and tcmalloc, and any `name=path` the user adds; says which are
+ * missing and how to get them; pins their libraries for the length of a run.
  */
 import { existsSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { sha256 } from "./exec.ts";
-import { BUILD_DIR, ROOT } from "./workloads.ts";
+import { sha256 } from "../ffi/cache.ts";
+import { resolveLibrary } from "../ffi/resolve.ts";
+import { packageOf } from "./machine.ts";
+import type { Allocator, LibraryInfo } from "./model.ts";
+import { BUILD_DIR } from "./workloads.ts";
 
-export interface Allocator {
-  name: string;
-  /** Library to LD_PRELOAD; null runs the program on glibc's malloc. */
-  lib: string | null;
-  /** Extra environment for the program (e.g. HZ_POLICY). */
-  env?: Record<string, string>;
-}
+export type { Allocator };
 
+/** An allocator asked for but not found. */
 export interface Missing {
   name: string;
   why: string;
   fix: string;
 }
 
-/** The repository's own build of hakozuna. */
-export const HAKOZUNA_BUILD: string = join(
-  ROOT,
-  "native",
-  "zig-out",
-  "lib",
-  "libhakozuna.so",
-);
+/** An allocator given on the command line as `name=path`. */
+export interface Extra {
+  name: string;
+  path: string;
+}
 
 /** Peer allocators: Debian package and the soname it installs. */
 const PEERS = [
@@ -43,7 +39,7 @@ const PEERS = [
 ] as const;
 
 /** Every allocator name the runner knows, in report order. */
-export const ALLOCATOR_NAMES = [
+export const ALLOCATOR_NAMES: readonly string[] = [
   "hakozuna",
   "glibc",
   ...PEERS.map((p) => p.name),
@@ -101,31 +97,42 @@ function findPeer(soname: string, cache: Map<string, string>): string | null {
 }
 
 /**
- * Path of the hakozuna library: the explicit option, else $HAKOZUNA_LIB,
- * else the repository's build.
+ * The hakozuna library: the explicit option, else what the Deno package
+ * would load ($HAKOZUNA_LIB, the checkout's build, the download cache).
  */
-export function hakozunaPath(explicit?: string): string {
-  return resolve(explicit ?? Deno.env.get("HAKOZUNA_LIB") ?? HAKOZUNA_BUILD);
+export function hakozunaLibrary(explicit?: string): Allocator | Missing {
+  const fix =
+    "run `make` to build it, or pass --hakozuna PATH (HAKOZUNA_LIB=PATH for make bench)";
+  let path: string;
+  try {
+    path = resolve(resolveLibrary({ path: explicit }).path);
+  } catch (e) {
+    return { name: "hakozuna", why: (e as Error).message, fix };
+  }
+  return existsSync(path)
+    ? { name: "hakozuna", lib: path }
+    : { name: "hakozuna", why: `${path} does not exist`, fix };
 }
 
+/**
+ * The path of the hakozuna library as `hakozunaLibrary` finds it (or the
+ * path it would have), for callers that only need a path (ffi_bench.ts).
+ */
+export function hakozunaPath(explicit?: string): string {
+  const hz = hakozunaLibrary(explicit);
+  if ("lib" in hz && hz.lib) return hz.lib;
+  return resolve(explicit ?? Deno.env.get("HAKOZUNA_LIB") ?? "libhakozuna.so");
+}
+
+/** Every allocator found (known names, then the extras) and every one missing. */
 export async function findAllocators(
-  opts: { hakozuna?: string } = {},
-): Promise<{
-  found: Allocator[];
-  missing: Missing[];
-}> {
+  opts: { hakozuna?: string; extra?: Extra[] } = {},
+): Promise<{ found: Allocator[]; missing: Missing[] }> {
   const found: Allocator[] = [];
   const missing: Missing[] = [];
-  const hz = hakozunaPath(opts.hakozuna);
-  if (existsSync(hz)) found.push({ name: "hakozuna", lib: hz });
-  else {
-    missing.push({
-      name: "hakozuna",
-      why: `${hz} does not exist`,
-      fix:
-        "run `make` to build it, or pass --hakozuna PATH (HAKOZUNA_LIB=PATH for make bench)",
-    });
-  }
+  const hz = hakozunaLibrary(opts.hakozuna);
+  if ("lib" in hz) found.push(hz);
+  else missing.push(hz);
   found.push({ name: "glibc", lib: null });
   const cache = await ldconfigCache();
   for (const peer of PEERS) {
@@ -138,6 +145,17 @@ export async function findAllocators(
           libraryDirs().join(", ")
         })`,
         fix: `make peers (or as root: apt-get install -y ${peer.pkg})`,
+      });
+    }
+  }
+  for (const e of opts.extra ?? []) {
+    const path = resolve(e.path);
+    if (existsSync(path)) found.push({ name: e.name, lib: path });
+    else {
+      missing.push({
+        name: e.name,
+        why: `${path} does not exist`,
+        fix: `give ${e.name}=PATH with the path of its shared library`,
       });
     }
   }
@@ -166,6 +184,7 @@ export async function resolveSide(
   return { name: spec, lib: path };
 }
 
+/** How an allocator runs a program: "HZ_POLICY=x LD_PRELOAD=path". */
 export function describe(a: Allocator): string {
   const env = Object.entries(a.env ?? {}).map(([k, v]) => `${k}=${v} `).join(
     "",
@@ -175,42 +194,47 @@ export function describe(a: Allocator): string {
   }`;
 }
 
-/** Where a pinned library came from. */
-export interface LibraryOrigin {
-  path: string;
-  sha256: string;
+/** Allocators whose libraries are copied for the run, and what they were. */
+export interface Pinned {
+  pinned: Allocator[];
+  /** The private directory holding the copies (removed on dispose). */
+  dir: string;
+  libraries: Record<string, LibraryInfo | null>;
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /**
  * Copies each allocator's library into a private directory for the length of
- * a run and records its SHA-256.  Development snapshots get replaced while a
- * benchmark runs; without the copy one result could mix two builds.
+ * a run and records its SHA-256 and package.  Development snapshots get
+ * replaced while a benchmark runs; without the copy one result could mix two
+ * builds.
  */
-export async function pinLibraries(allocs: Allocator[]): Promise<{
-  pinned: Allocator[];
-  origins: Record<string, LibraryOrigin | null>;
-  [Symbol.asyncDispose](): Promise<void>;
-}> {
+export async function pinLibraries(allocs: Allocator[]): Promise<Pinned> {
   // Under build/ rather than /tmp, which may be mounted noexec.
   await Deno.mkdir(BUILD_DIR, { recursive: true });
   const dir = await Deno.makeTempDir({ dir: BUILD_DIR, prefix: "pinned-" });
   const pinned: Allocator[] = [];
-  const origins: Record<string, LibraryOrigin | null> = {};
+  const libraries: Record<string, LibraryInfo | null> = {};
   for (const [i, a] of allocs.entries()) {
     if (!a.lib) {
       pinned.push(a);
-      origins[a.name] = null;
+      libraries[a.name] = null;
       continue;
     }
     const bytes = await Deno.readFile(a.lib);
     const copy = join(dir, `${i}-${basename(a.lib)}`);
     await Deno.writeFile(copy, bytes, { mode: 0o755 });
     pinned.push({ ...a, lib: copy });
-    origins[a.name] = { path: a.lib, sha256: await sha256(bytes) };
+    libraries[a.name] = {
+      path: a.lib,
+      sha256: sha256(bytes),
+      ...(await packageOf(a.lib) ?? {}),
+    };
   }
   return {
     pinned,
-    origins,
+    dir,
+    libraries,
     [Symbol.asyncDispose]: () => Deno.remove(dir, { recursive: true }),
   };
 }

@@ -1,11 +1,13 @@
 /**
  * Runs a program under one allocator and measures it through
- * `build/bench/rusage_exec`, which reports wall time and the child's peak
- * RSS from wait4 (Deno's subprocess API gives no rusage).
+ * `build/bench/rusage_exec`, which reports wall time, CPU time and the
+ * child's peak RSS from wait4 (Deno's subprocess API gives no rusage); and
+ * checks beforehand that a preload can take effect at all.
  */
 import { existsSync, realpathSync } from "node:fs";
-import { join } from "node:path";
-import type { Allocator } from "./allocators.ts";
+import { delimiter, join } from "node:path";
+import { UsageError } from "../ffi/args.ts";
+import type { Allocator } from "./model.ts";
 import { BUILD_DIR, ROOT } from "./workloads.ts";
 
 const HELPER = join(BUILD_DIR, "rusage_exec");
@@ -131,10 +133,86 @@ export function parseOpsPerSec(stdout: Uint8Array): number | null {
   return m ? Number(m[1]) : null;
 }
 
-/** Hex SHA-256 of some bytes (library identity, stdout comparison). */
-export async function sha256(bytes: Uint8Array): Promise<string> {
-  const h = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
-  );
-  return Array.from(h, (x) => x.toString(16).padStart(2, "0")).join("");
+/** The file `command` runs: as given when it has a slash, else found in PATH. */
+export function whichCommand(command: string): string | null {
+  const isFile = (p: string) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  };
+  if (command.includes("/")) return isFile(command) ? command : null;
+  for (const dir of (Deno.env.get("PATH") ?? "").split(delimiter)) {
+    if (dir && isFile(join(dir, command))) return join(dir, command);
+  }
+  return null;
+}
+
+/** How an ELF file is linked, from its header and program headers. */
+export type Linkage = "dynamic" | "static" | "not-elf";
+
+/**
+ * Whether an ELF executable asks for the dynamic loader (a PT_INTERP
+ * program header): without one, nothing reads LD_PRELOAD and the program
+ * keeps its own malloc whatever the runner preloads.
+ */
+export function elfLinkage(bytes: Uint8Array): Linkage {
+  if (
+    bytes.length < 64 || bytes[0] !== 0x7f || bytes[1] !== 0x45 ||
+    bytes[2] !== 0x4c || bytes[3] !== 0x46
+  ) return "not-elf";
+  const is64 = bytes[4] === 2, little = bytes[5] === 1;
+  const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const u16 = (o: number) => v.getUint16(o, little);
+  const u32 = (o: number) => v.getUint32(o, little);
+  const phoff = is64 ? Number(v.getBigUint64(0x20, little)) : u32(0x1c);
+  const phentsize = u16(is64 ? 0x36 : 0x2a);
+  const phnum = u16(is64 ? 0x38 : 0x2c);
+  for (let i = 0; i < phnum; i++) {
+    const at = phoff + i * phentsize;
+    if (at + 4 > bytes.length) break;
+    if (u32(at) === 3) return "dynamic"; // PT_INTERP
+  }
+  return "static";
+}
+
+/**
+ * Refuses (UsageError) a command whose malloc no preload can replace: a
+ * statically linked executable, a set-user-ID one (the loader ignores
+ * LD_PRELOAD there), or a script whose interpreter is one of those.
+ */
+export function checkPreloadable(command: string, depth = 0): void {
+  const path = whichCommand(command);
+  if (!path) {
+    throw new UsageError(`command not found: ${command}`);
+  }
+  const info = Deno.statSync(path);
+  if (info.mode !== null && (info.mode & 0o4000)) {
+    throw new UsageError(
+      `${path} is set-user-ID: the loader ignores LD_PRELOAD for it, so every ` +
+        `allocator would measure the program's own malloc. Nothing was run.`,
+    );
+  }
+  const head = new Uint8Array(4096);
+  const file = Deno.openSync(path);
+  const n = file.readSync(head) ?? 0;
+  file.close();
+  const bytes = head.subarray(0, n);
+  if (bytes[0] === 0x23 && bytes[1] === 0x21 && depth < 4) { // "#!"
+    const line = new TextDecoder().decode(bytes).split("\n")[0].slice(2).trim();
+    const [interp, arg] = line.split(/\s+/);
+    if (!interp) return;
+    // `#!/usr/bin/env prog`: the interpreter that matters is prog.
+    if (/\/env$/.test(interp) && arg && !arg.startsWith("-")) {
+      return checkPreloadable(arg, depth + 1);
+    }
+    return checkPreloadable(interp, depth + 1);
+  }
+  if (elfLinkage(bytes) === "static") {
+    throw new UsageError(
+      `${path} is statically linked: LD_PRELOAD cannot replace its malloc, so every ` +
+        `allocator would measure the same built-in one. Nothing was run.`,
+    );
+  }
 }

@@ -1,18 +1,26 @@
 /*
  * random_mixed_mt_remote THREADS ITERS WS MIN MAX REMOTE_PCT RING
  *
- * The seeds' reference workload (hz4 seeds 000/002).  Each thread owns WS
- * slots and an LCG seeded 0x12345678 + thread*977.  Every iteration it first
- * drains its incoming ring, freeing what it finds, then picks slot r % WS:
+ * The reference mixed workload.  Each thread owns WS slots and an LCG
+ * seeded 0x12345678 + thread*977.  Every iteration it first drains its
+ * incoming ring, freeing what it finds, then picks slot r % WS:
  *   - a full slot is freed; with probability REMOTE_PCT% the block is handed
  *     to the next thread (i -> i+1 mod T) through a single-producer/
  *     single-consumer ring of RING entries instead, and when that ring is full
  *     the block is freed locally and counted as a fallback;
  *   - an empty slot gets malloc(MIN + r % (MAX-MIN+1)).
- * Timed from the first thread's start to the last join.  ops = THREADS*ITERS.
+ * A thread that has done its ITERS keeps draining its incoming ring until
+ * every thread has done its own, then frees what is left: so the ring of a
+ * thread that finished first never fills up and turns its neighbour's remote
+ * frees into local ones, and every block is freed inside the timed region.
+ * (Without this, a run's figure depended on which thread finished first.)
+ * Waiting threads yield the CPU, so lanes with more threads than cores stay
+ * fair.  Timed from the first thread's start to the last join, ops =
+ * THREADS*ITERS.
  */
 #include "bench.h"
 
+#include <sched.h>
 #include <stdatomic.h>
 
 static const char *usage = "THREADS ITERS WS MIN MAX REMOTE_PCT RING";
@@ -35,6 +43,7 @@ struct worker {
   int id, threads;
   uint64_t iters, ws, min, max, remote_pct;
   struct ring *rings; /* rings[i] is thread i's incoming ring */
+  _Atomic int *running; /* threads still doing their ITERS */
   uint64_t frees, remote, fallback;
 } HZ_ALIGNED;
 
@@ -47,16 +56,18 @@ static int ring_push(struct ring *r, struct block b) {
   return 1;
 }
 
-static void ring_drain(struct ring *r) {
+/* Frees every block in the ring; returns how many. */
+static size_t ring_drain(struct ring *r) {
   size_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
   size_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-  if (head == tail) return;
-  for (; head != tail; head++) {
-    struct block b = r->buf[head % r->cap];
+  if (head == tail) return 0;
+  for (size_t i = head; i != tail; i++) {
+    struct block b = r->buf[i % r->cap];
     hz_check(b.p, b.n);
     free(b.p);
   }
-  atomic_store_explicit(&r->head, head, memory_order_release);
+  atomic_store_explicit(&r->head, tail, memory_order_release);
+  return tail - head;
 }
 
 static void *worker_main(void *arg) {
@@ -95,6 +106,12 @@ static void *worker_main(void *arg) {
       hz_fill(s->p, s->n);
     }
   }
+  /* Done: keep serving the thread that feeds this ring until all are done
+   * (no one pushes after that), then take what is left. */
+  atomic_fetch_sub_explicit(w->running, 1, memory_order_acq_rel);
+  while (atomic_load_explicit(w->running, memory_order_acquire) > 0)
+    if (!ring_drain(in)) sched_yield();
+  ring_drain(in);
   for (uint64_t i = 0; i < w->ws; i++)
     if (slot[i].p) {
       hz_check(slot[i].p, slot[i].n);
@@ -120,21 +137,20 @@ int main(int argc, char **argv) {
     fprintf(stderr, "random_mixed_mt_remote: out of memory\n");
     return 1;
   }
+  _Atomic int running;
+  atomic_init(&running, threads);
   for (int i = 0; i < threads; i++) {
     atomic_init(&rings[i].head, 0);
     atomic_init(&rings[i].tail, 0);
     rings[i].cap = ring;
     rings[i].buf = hz_xmalloc(sizeof(struct block) * ring);
     ws_[i] = (struct worker){.id = i, .threads = threads, .iters = iters, .ws = ws, .min = min,
-                             .max = max, .remote_pct = remote_pct, .rings = rings};
+                             .max = max, .remote_pct = remote_pct, .rings = rings, .running = &running};
   }
   double t = hz_run_threads(threads, worker_main, ws_, sizeof *ws_);
 
-  /* Blocks still in flight when their consumer finished are freed here,
-   * after the timed region. */
   uint64_t frees = 0, remote = 0, fallback = 0;
   for (int i = 0; i < threads; i++) {
-    ring_drain(&rings[i]);
     free(rings[i].buf);
     frees += ws_[i].frees;
     remote += ws_[i].remote;

@@ -49,3 +49,9 @@ export function pairedChange(a: number[], b: number[]): Change {
     confidence: 1 - 2 * below[k],
   };
 }
+
+/** Geometric mean of positive numbers (NaN for an empty list). */
+export function geomean(xs: number[]): number {
+  if (!xs.length) return NaN;
+  return Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
+}

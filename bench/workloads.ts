@@ -7,9 +7,10 @@
  * allocator runs it with identical arguments.  Every program prints its own
  * throughput as `ops/s=X`, so higher is better for all of them.
  *
- * Sizes suit a 2-core machine: two threads (one producer/consumer pair for
- * xmalloc) and iteration counts that take a few tenths of a second under the
- * slower allocators, so `make bench` stays under 10 minutes.
+ * Sizes suit a 2-core machine: iteration counts that take about 0.3-0.5 s
+ * per run on an idle machine, so that `make bench ROUNDS=10` (30 workloads,
+ * five allocators, eleven rounds) stays under about 20 minutes; the runner
+ * prints its estimate, from `typicalS`, when it starts.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -28,6 +29,11 @@ export interface Workload {
   /** What the program's `ops/s=` figure counts; higher is better. */
   unit: "ops/s";
   description: string;
+  /**
+   * Typical seconds of one run, averaged over the five allocators on an idle
+   * 2-core machine: only for the runner's estimate of how long it will take.
+   */
+  typicalS: number;
 }
 
 /** `quick` divides every iteration count by 4 (QUICK=1, `deno bench`). */
@@ -36,28 +42,43 @@ export type Scale = "full" | "quick";
 const THREADS = "2";
 
 /**
- * The mixed-workload lanes of the seeds: size range, and iterations per
- * thread at R = 0, 50, 90 (remote frees make a run several times slower, so
- * R=0 gets more iterations to run long enough to measure).
+ * The mixed-workload lanes (random_mixed_mt_remote): size range, and
+ * iterations per thread at R = 0, 50, 90 for 2 and 8 threads, and at 1
+ * thread (where every free is local, so no R).  Each count makes a run of
+ * hakozuna last about 0.3 s on an idle 2-core machine: runs of 0.1 s spread
+ * by ±15-20% from run to run there, runs of 0.3 s and more by ±2-9% (glibc
+ * and hakozuna, 5 runs each, on 2 otherwise idle CPUs).  8 threads on a
+ * 2-core machine is the oversubscribed case.
  */
 const LANES = [
   {
     lane: "guard",
     min: 16,
     max: 2048,
-    iters: [6_000_000, 1_000_000, 1_000_000],
+    t1: 6_000_000,
+    t2: [6_000_000, 2_000_000, 1_600_000],
+    t8: [1_500_000, 400_000, 350_000],
   },
-  { lane: "main", min: 16, max: 32768, iters: [2_400_000, 400_000, 400_000] },
+  {
+    lane: "main",
+    min: 16,
+    max: 32768,
+    t1: 3_000_000,
+    t2: [3_200_000, 1_200_000, 1_000_000],
+    t8: [500_000, 150_000, 100_000],
+  },
   {
     lane: "cross128",
     min: 16,
     max: 131072,
-    iters: [800_000, 200_000, 200_000],
+    t1: 1_000_000,
+    t2: [1_500_000, 700_000, 500_000],
+    t8: [160_000, 60_000, 40_000],
   },
 ] as const;
 const REMOTE_PCTS = [0, 50, 90] as const;
 
-/** Name of the workload the A/B verdict hinges on (seeds: main lane, R=50). */
+/** Name of the workload the A/B verdict hinges on: the main lane, 2 threads, R=50. */
 export const VERDICT_MAIN = "mixed-main-r50";
 /** Workloads where a loss of more than 1% is NO-GO (besides VERDICT_MAIN). */
 export const VERDICT_GUARDED = ["dist-app", "dist-uniform", "cache-thrash"];
@@ -65,25 +86,44 @@ export const VERDICT_GUARDED = ["dist-app", "dist-uniform", "cache-thrash"];
 export function workloads(scale: Scale = "full"): Workload[] {
   const n = (full: number) =>
     String(scale === "quick" ? Math.max(1, Math.round(full / 4)) : full);
+  const t = scale === "quick" ? 0.25 : 1;
   const list: Workload[] = [];
-  for (const { lane, min, max, iters } of LANES) {
+  const mixed = (
+    name: string,
+    threads: number,
+    iters: number,
+    min: number,
+    max: number,
+    r: number,
+  ): Workload => ({
+    name,
+    program: "random_mixed_mt_remote",
+    args: [
+      String(threads),
+      n(iters),
+      "400",
+      String(min),
+      String(max),
+      String(r),
+      "65536",
+    ],
+    unit: "ops/s",
+    description: `random_mixed_mt_remote, ${threads} thread${
+      threads > 1 ? "s" : ""
+    }, ${min}-${max} B, ${r}% of frees remote`,
+    typicalS: (threads === 1 ? 0.3 : 0.5) * t,
+  });
+  for (const { lane, min, max, t1 } of LANES) {
+    list.push(mixed(`mixed-${lane}-t1`, 1, t1, min, max, 0));
+  }
+  for (const { lane, min, max, t2 } of LANES) {
     for (const [ri, r] of REMOTE_PCTS.entries()) {
-      list.push({
-        name: `mixed-${lane}-r${r}`,
-        program: "random_mixed_mt_remote",
-        args: [
-          THREADS,
-          n(iters[ri]),
-          "400",
-          String(min),
-          String(max),
-          String(r),
-          "65536",
-        ],
-        unit: "ops/s",
-        description:
-          `seeds' random_mixed_mt_remote, ${min}-${max} B, ${r}% of frees remote`,
-      });
+      list.push(mixed(`mixed-${lane}-r${r}`, 2, t2[ri], min, max, r));
+    }
+  }
+  for (const { lane, min, max, t8 } of LANES) {
+    for (const [ri, r] of REMOTE_PCTS.entries()) {
+      list.push(mixed(`mixed-${lane}-r${r}-t8`, 8, t8[ri], min, max, r));
     }
   }
   list.push(
@@ -94,6 +134,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       unit: "ops/s",
       description:
         "application-like size distribution (mostly small, thin tail to 256 KiB)",
+      typicalS: 0.35 * t,
     },
     {
       name: "dist-uniform",
@@ -101,6 +142,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       args: ["uniform", THREADS, n(2_000_000), "2000"],
       unit: "ops/s",
       description: "uniform sizes 16-8192 B",
+      typicalS: 0.35 * t,
     },
     {
       name: "cache-thrash",
@@ -108,6 +150,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       args: [THREADS, n(1_000_000), "50", "8"],
       unit: "ops/s",
       description: "Hoard cache-thrash: active false sharing of 8-byte blocks",
+      typicalS: 0.3 * t,
     },
     {
       name: "cache-scratch",
@@ -116,6 +159,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       unit: "ops/s",
       description:
         "Hoard cache-scratch: passive false sharing after a remote free",
+      typicalS: 0.3 * t,
     },
     {
       name: "larson",
@@ -124,14 +168,16 @@ export function workloads(scale: Scale = "full"): Workload[] {
       unit: "ops/s",
       description:
         "larson server: random replacement, worker threads replaced 40 times",
+      typicalS: 0.4 * t,
     },
     {
       name: "xmalloc",
       program: "xmalloc",
-      args: ["1", n(6_000_000), "16", "1024", "100"],
+      args: ["1", n(3_000_000), "16", "1024", "100"],
       unit: "ops/s",
       description:
         "xmalloc producer/consumer: every block freed by another thread",
+      typicalS: 0.6 * t,
     },
     {
       name: "realloc",
@@ -140,6 +186,25 @@ export function workloads(scale: Scale = "full"): Workload[] {
       unit: "ops/s",
       description:
         "realloc growth: strings by 1-32 B to 4 KiB, buffers doubling to 256 KiB",
+      typicalS: 0.4 * t,
+    },
+    {
+      name: "pair-64",
+      program: "malloc_pair",
+      args: [n(30_000_000), "64"],
+      unit: "ops/s",
+      description:
+        "hot path: malloc(64), one byte written, free, on one thread (ops = pairs)",
+      typicalS: 0.3 * t,
+    },
+    {
+      name: "large-churn",
+      program: "large_churn",
+      args: [n(1_000), "16", "262144", "4194304"],
+      unit: "ops/s",
+      description:
+        "large blocks of random size 256 KiB-4 MiB, 16 live, replaced at random (also prints faults/op)",
+      typicalS: 0.3 * t,
     },
   );
   return list;

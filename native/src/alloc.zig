@@ -4,10 +4,12 @@
 //! thread.zig), larger ones to large.zig. The C symbols themselves are in
 //! shim.zig.
 const std = @import("std");
+const hardened = @import("hardened.zig");
 const heap_box = @import("heap.zig");
 const large = @import("large.zig");
 const layout = @import("layout.zig");
 const os = @import("os.zig");
+const policy = @import("policy.zig");
 const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
 const span_box = @import("span.zig");
@@ -36,11 +38,18 @@ pub inline fn malloc(size: usize) ?*anyopaque {
     return mallocOther(size);
 }
 
-/// Out of line so the hot path saves no registers for it.
+/// Out of line so the hot path saves no registers for it. Every malloc of
+/// the hardened lane comes here (its threads' hot-path slot stays null).
 noinline fn mallocOther(size: usize) ?*anyopaque {
+    if (policy.snapshot.hardened()) return mallocHardened(size, sizeclass.min_alignment_bytes);
     if (size > sizeclass.medium_max_bytes) return mallocLarge(size, sizeclass.min_alignment_bytes);
     const heap = thread.currentOrCreate() orelse return outOfMemory();
     return heap.alloc(sizeclass.classOf(size));
+}
+
+fn mallocHardened(size: usize, alignment: usize) ?*anyopaque {
+    const class = hardened.classFor(size, alignment) orelse return mallocLarge(size, alignment);
+    return hardened.malloc(size, class);
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
@@ -89,6 +98,8 @@ fn classify(addr: usize) Classified {
         const span = Segment.of(addr).spanOf(addr);
         const block = span.blockAt(addr) orelse return .invalid;
         if (Span.isFree(block)) return .freed;
+        // Quarantined blocks are zeroed: the bitmap says what is live.
+        if (policy.snapshot.hardened() and !hardened.isLive(block)) return .freed;
         return .{ .span = .{ .span = span, .block = block } };
     }
     if (large.usableSize(addr) == null) return .invalid;
@@ -170,7 +181,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
 /// Fills `out[0..count]` with blocks of `size` bytes, stopping at the first
 /// failure (errno ENOMEM). Returns how many were allocated.
 pub fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) usize {
-    if (size <= sizeclass.medium_max_bytes and count > 0) {
+    if (size <= sizeclass.medium_max_bytes and count > 0 and !policy.snapshot.hardened()) {
         const heap = thread.currentOrCreate() orelse {
             _ = outOfMemory();
             return 0;
@@ -198,9 +209,13 @@ pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
 
 /// A block another heap owns. Out of line so the local path saves no
 /// registers for it.
+/// Every free of the hardened lane comes here (its threads' hot-path slot
+/// stays null).
 noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block) void {
     if (heap) |own| {
         own.freeRemote(span, block);
+    } else if (policy.snapshot.hardened()) {
+        hardened.free(span, block);
     } else {
         heap_box.freeWithoutHeap(span, block);
     }
@@ -232,6 +247,9 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     if (size > max_request_bytes) return outOfMemory();
     switch (owner) {
         .span => |found| {
+            // The hardened lane keeps the size asked for, and a canary
+            // after it: its blocks always move.
+            if (policy.snapshot.hardened()) return move(ptr.?, hardened.usableSize(found.span, found.block, "realloc()"), size);
             const usable: usize = found.span.block_size;
             // Fits, and not so much smaller that keeping it wastes half.
             if (size <= usable and size * 2 >= usable) return ptr;
@@ -285,6 +303,7 @@ fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
     // alignments above it (posix_memalign accepts up to SIZE_MAX/2+1).
     if (alignment > max_request_bytes) return outOfMemory();
     if (size > max_request_bytes - alignment) return outOfMemory();
+    if (policy.snapshot.hardened()) return mallocHardened(size, alignment);
     if (sizeclass.alignedClassOf(size, alignment)) |class| {
         const heap = thread.currentOrCreate() orelse return outOfMemory();
         return heap.alloc(class);
@@ -322,7 +341,10 @@ pub fn usableSize(ptr: ?*const anyopaque) usize {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return 0;
     return switch (ownerOrDie(addr, "malloc_usable_size()")) {
-        .span => |found| found.span.usableBytes(),
+        .span => |found| if (policy.snapshot.hardened())
+            hardened.usableSize(found.span, found.block, "malloc_usable_size()")
+        else
+            found.span.usableBytes(),
         .large => large.usableSize(addr).?,
     };
 }
@@ -332,7 +354,10 @@ pub fn usableSizeChecked(ptr: ?*const anyopaque) usize {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return 0;
     return switch (classify(addr)) {
-        .span => |found| found.span.usableBytes(),
+        .span => |found| if (policy.snapshot.hardened())
+            hardened.intactSize(found.span, found.block) orelse 0
+        else
+            found.span.usableBytes(),
         .large => |at| large.usableSize(at) orelse 0,
         .invalid, .freed => 0,
     };

@@ -32,6 +32,10 @@ const Class = sizeclass.Class;
 var empty_span: Span = .{};
 
 const PartialSpans = list.List(Span, "partial_link");
+
+/// Freed blocks a hardened heap holds back from reuse.
+pub const quarantine_slots = 64;
+pub const recent_slots = 8;
 const Segments = list.List(Segment, "link");
 
 
@@ -67,6 +71,17 @@ pub const Heap = struct {
     dirty_slices: usize = 0,
     /// Earliest time (os.nowMs) of the next delayed purge scan.
     next_purge_ms: u32 = 0,
+    // The hardened lane (hardened.zig): its heaps carve zeroed blocks in a
+    // random order and delay the reuse of freed blocks.
+    hardened: bool = false,
+    /// xorshift state (never 0) for carve order and quarantine eviction.
+    random: u64 = 1,
+    /// Freed blocks waiting before they are reused (hardened only).
+    quarantine: [quarantine_slots]?*Block = @splat(null),
+    /// The blocks quarantined last, newest at `recent_next - 1`: hardened
+    /// malloc checks them for writes (a use right after a free).
+    recent: [recent_slots]?*Block = @splat(null),
+    recent_next: u32 = 0,
     // Written by thread.zig, under its registry lock.
     state: State = .active,
     /// Every heap ever made (stats, fork).
@@ -83,7 +98,7 @@ pub const Heap = struct {
     pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
         const span = heap.current[class];
         const block = span.free orelse return heap.refill(class);
-        span.free = block.next;
+        span.free = span.nextFree(block);
         span.used += 1;
         block.cookie = 0;
         heap.counters.class_allocs[class].add(1);
@@ -125,7 +140,7 @@ pub const Heap = struct {
         heap.check();
         const current_span = heap.current[class];
         if (current_span != &empty_span) {
-            if (current_span.carve()) return heap.alloc(class);
+            if (current_span.carve(heap.shuffle())) return heap.alloc(class);
             if (heap.inbox.hasPending(class)) {
                 heap.collect(class);
                 if (current_span.free != null) return heap.alloc(class);
@@ -146,7 +161,8 @@ pub const Heap = struct {
             return null;
         };
         heap.current[class] = span;
-        std.debug.assert(span.carve());
+        const carved = span.carve(heap.shuffle());
+        std.debug.assert(carved);
         return heap.alloc(class);
     }
 
@@ -156,7 +172,74 @@ pub const Heap = struct {
         heap.check();
     }
 
-    /// Called by `remote.Inbox.collect` for each block handed back.
+    /// The random state carve shuffles with, in the hardened lane.
+    fn shuffle(heap: *Heap) ?*u64 {
+        return if (heap.hardened) &heap.random else null;
+    }
+
+    // -----------------------------------------------------------------
+    // Quarantine (hardened lane): a freed block waits in a random slot
+    // until a later free evicts it, so a freed block is not handed out
+    // again at once (a use after free then hits a block nobody owns, and a
+    // second free of it is still caught).
+
+    /// Puts `block` (freed, checked and zeroed by the caller) in quarantine
+    /// and returns the block it evicts, which the caller checks and gives
+    /// back with `release`.
+    pub fn quarantineBlock(heap: *Heap, block: *Block) ?*Block {
+        std.debug.assert(heap.hardened);
+        const slot = &heap.quarantine[span_box.nextRandom(&heap.random) % quarantine_slots];
+        const evicted = slot.*;
+        slot.* = block;
+        if (evicted) |old| {
+            for (&heap.recent) |*recent| {
+                if (recent.* == old) recent.* = null;
+            }
+        }
+        heap.recent[heap.recent_next % recent_slots] = block;
+        heap.recent_next +%= 1;
+        return evicted;
+    }
+
+    /// Gives every quarantined block back (thread exit, hz_collect).
+    fn releaseQuarantine(heap: *Heap) void {
+        for (&heap.quarantine) |*slot| {
+            const block = slot.* orelse continue;
+            slot.* = null;
+            heap.release(block);
+        }
+        heap.recent = @splat(null);
+    }
+
+    /// A freed block out of quarantine goes back to its span, locally or
+    /// through the owner's inbox.
+    pub fn release(heap: *Heap, block: *Block) void {
+        const addr = @intFromPtr(block);
+        const span = Segment.of(addr).spanOf(addr);
+        if (span.heap == @as(*anyopaque, heap)) {
+            heap.giveBack(span, block, span_box.cookieOf(block));
+        } else {
+            block.cookie = span_box.cookieOf(block);
+            heap.outbox.push(&ownerOf(span).inbox, span.class, block, policy.remote_batch_blocks[span.class], &heap.counters);
+        }
+    }
+
+    /// Called by `remote.Inbox.collect` for each address in a chain of
+    /// `class`, before its link is read: the block, if it is a freed block
+    /// of a span of this heap and class, else an abort (the chain was
+    /// overwritten after the free).
+    pub fn checkRemote(heap: *Heap, addr: usize, class: Class) *Block {
+        if (!segment_box.contains(addr)) span_box.corruptedFreeList(addr);
+        const span = Segment.of(addr).spanOf(addr);
+        if (span.heap != @as(*anyopaque, heap)) span_box.corruptedFreeList(addr);
+        if (span.class != class) span_box.corruptedFreeList(addr);
+        const block = span.blockAt(addr) orelse span_box.corruptedFreeList(addr);
+        if (!Span.isFree(block)) span_box.corruptedFreeList(addr);
+        return block;
+    }
+
+    /// Called by `remote.Inbox.collect` for each block handed back, after
+    /// `checkRemote` and after its link was read.
     pub fn takeBack(heap: *Heap, block: *Block) void {
         const addr = @intFromPtr(block);
         heap.giveBack(Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
@@ -275,6 +358,7 @@ pub const Heap = struct {
     /// usual purge threshold. `force` also purges every free slice and
     /// releases every empty segment. Returns the bytes given back to the OS.
     pub fn drain(heap: *Heap, force: bool) usize {
+        heap.releaseQuarantine();
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
         for (&heap.current) |*current| {
@@ -350,7 +434,7 @@ pub fn freeWithoutHeap(span: *Span, block: *Block) void {
 }
 
 test "alloc and free through a heap, spans retire and segments return" {
-    span_box.initCookieKey(0x1234);
+    span_box.initKeys(.{ 0x1234, 0x5678 });
     var heap: Heap = .{};
     var blocks: [5000]*anyopaque = undefined;
     const class = sizeclass.classOf(100);
@@ -368,7 +452,7 @@ test "alloc and free through a heap, spans retire and segments return" {
 }
 
 test "remote frees come back through collect" {
-    span_box.initCookieKey(0x1234);
+    span_box.initKeys(.{ 0x1234, 0x5678 });
     var heap: Heap = .{};
     const class = sizeclass.classOf(64);
     var blocks: [1000]*anyopaque = undefined;

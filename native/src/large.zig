@@ -297,7 +297,7 @@ fn mapBlock(len: usize, alignment_bytes: usize, guarded: bool) ?Block {
         os.map(map_len)
     else
         os.mapAligned(map_len, alignment_bytes)) orelse return null;
-    if (guarded and !os.protect(@alignCast(memory + len), page_size_bytes, .none)) {
+    if (guarded and !os.protectNone(@alignCast(memory + len), page_size_bytes)) {
         os.unmap(memory, map_len);
         return null;
     }
@@ -435,7 +435,7 @@ fn remapBlock(old: Block, len: usize) ?Block {
     if (len < old.len_bytes) {
         // In place: the new guard where the block now ends, the rest (the
         // old guard with it) unmapped.
-        if (!os.protect(@alignCast(base + len), page_size_bytes, .none)) return null;
+        if (!os.protectNone(@alignCast(base + len), page_size_bytes)) return null;
         os.unmap(@alignCast(base + len + page_size_bytes), old.len_bytes - len);
         return .{ .addr = old.addr, .len_bytes = len, .guarded = true };
     }
@@ -445,7 +445,7 @@ fn remapBlock(old: Block, len: usize) ?Block {
     const map_len = std.math.add(usize, len, page_size_bytes) catch return null;
     const memory = os.remap(base, old.len_bytes, map_len) orelse return null;
     if (memory != base) os.unmap(@alignCast(base + old.len_bytes), page_size_bytes);
-    if (!os.protect(@alignCast(memory + len), page_size_bytes, .none)) {
+    if (!os.protectNone(@alignCast(memory + len), page_size_bytes)) {
         // Keep the block without a guard rather than fail a done move.
         return .{ .addr = @intFromPtr(memory), .len_bytes = map_len, .guarded = false };
     }

@@ -17,6 +17,7 @@ pub const order = [_][]const u8{
     "large.zig",
     "heap.zig",
     "thread.zig",
+    "hardened.zig",
     "alloc.zig",
     "shim.zig",
 };

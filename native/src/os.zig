@@ -67,19 +67,10 @@ pub fn remap(ptr: [*]align(page_size_bytes) u8, old_len_bytes: usize, new_len_by
     return @ptrFromInt(rc);
 }
 
-/// What `protect` lets the program do with a range.
-pub const Access = enum { none, read_write };
-
-/// Changes the protection of whole pages of a mapping (a `none` page is a
-/// guard: any access faults). False when the kernel refuses (it can run out
-/// of mapping records when a range splits one).
-pub fn protect(ptr: [*]align(page_size_bytes) u8, len_bytes: usize, access: Access) bool {
-    std.debug.assert(len_bytes > 0 and len_bytes % page_size_bytes == 0);
-    const prot: usize = switch (access) {
-        .none => linux.PROT.NONE,
-        .read_write => linux.PROT.READ | linux.PROT.WRITE,
-    };
-    return !failed(linux.mprotect(ptr, len_bytes, prot));
+/// Makes a range inaccessible (a guard page): any access faults.
+pub fn protectNone(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) bool {
+    std.debug.assert(len_bytes % page_size_bytes == 0);
+    return !failed(linux.mprotect(ptr, len_bytes, linux.PROT.NONE));
 }
 
 /// Gives the physical pages behind a range back to the kernel; the range stays
@@ -187,13 +178,28 @@ pub const Lock = struct {
     }
 };
 
-/// 16 random bytes the kernel hands every process (AT_RANDOM), read without
-/// a syscall.
-pub fn processRandom() u64 {
+/// 16 random bytes from the kernel (getrandom, never blocking). Where the
+/// call is refused, the bytes every process is handed at exec (AT_RANDOM),
+/// scrambled so they differ from the stack canary libc derives from them.
+pub fn processRandom() [2]u64 {
+    var words: [2]u64 = undefined;
+    const grnd_nonblock = 1; // GRND_NONBLOCK
+    const rc = linux.getrandom(@ptrCast(&words), @sizeOf(@TypeOf(words)), grnd_nonblock);
+    if (!failed(rc) and rc == @sizeOf(@TypeOf(words))) return words;
     const at_random = std.c.getauxval(std.elf.AT_RANDOM);
-    if (at_random == 0) return 0x9e3779b97f4a7c15 ^ @as(u64, @intCast(linux.getpid()));
-    const bytes: *align(1) const [2]u64 = @ptrFromInt(at_random);
-    return bytes[0] ^ bytes[1];
+    const seed: [2]u64 = if (at_random != 0)
+        @as(*align(1) const [2]u64, @ptrFromInt(at_random)).*
+    else
+        .{ @intCast(linux.getpid()), @intFromPtr(&words) };
+    return .{ scramble(seed[0] ^ 0x9e3779b97f4a7c15), scramble(seed[1] ^ 0xbf58476d1ce4e5b9) };
+}
+
+/// A 64-bit mixing function (splitmix64's finaliser).
+fn scramble(value: u64) u64 {
+    var x = value;
+    x = (x ^ (x >> 30)) *% 0xbf58476d1ce4e5b9;
+    x = (x ^ (x >> 27)) *% 0x94d049bb133111eb;
+    return x ^ (x >> 31);
 }
 
 test "map, purge and unmap round trip" {
@@ -222,13 +228,16 @@ test "remap grows and keeps contents" {
     unmap(grown, 64 * page_size_bytes);
 }
 
-test "protect makes a guard page and lifts it" {
+test "protectNone makes a guard page" {
     const ptr = map(2 * page_size_bytes) orelse return error.OutOfMemory;
-    try std.testing.expect(protect(@alignCast(ptr + page_size_bytes), page_size_bytes, .none));
-    ptr[0] = 1;
-    try std.testing.expect(protect(@alignCast(ptr + page_size_bytes), page_size_bytes, .read_write));
-    ptr[page_size_bytes] = 2;
-    try std.testing.expectEqual(@as(u8, 2), ptr[page_size_bytes]);
+    try std.testing.expect(protectNone(@alignCast(ptr + page_size_bytes), page_size_bytes));
+    ptr[page_size_bytes - 1] = 1;
+    // The kernel cannot read the guard page either: a write from it fails.
+    var fds: [2]i32 = undefined;
+    try std.testing.expectEqual(@as(usize, 0), linux.pipe(&fds));
+    defer for (fds) |fd| close(fd);
+    try std.testing.expectEqual(linux.E.FAULT, linux.E.init(linux.write(fds[1], ptr + page_size_bytes, 1)));
+    try std.testing.expect(!failed(linux.write(fds[1], ptr + page_size_bytes - 1, 1)));
     unmap(ptr, 2 * page_size_bytes);
 }
 

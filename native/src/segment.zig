@@ -20,8 +20,15 @@ const slice_shift = layout.slice_shift;
 const slice_size_bytes = layout.slice_size_bytes;
 const slices_per_segment = layout.slices_per_segment;
 
+// Slice 0: the `Segment` header, then (hardened lane) the allocated
+// bitmap, then a guard page, so no user block borders the metadata.
+const allocated_offset: usize = 16 * 1024;
+const allocated_words: usize = segment_size_bytes / layout.min_alignment_bytes / 64;
+const header_guard_offset: usize = slice_size_bytes - layout.page_size_bytes;
+
 comptime {
-    std.debug.assert(@sizeOf(Segment) <= slice_size_bytes);
+    std.debug.assert(@sizeOf(Segment) <= allocated_offset);
+    std.debug.assert(allocated_offset + allocated_words * 8 <= header_guard_offset);
 }
 
 pub const Segment = struct {
@@ -138,6 +145,32 @@ pub const Segment = struct {
         return ((@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
     }
 
+    /// Hardened lane: one bit per 16-byte granule, set while the block that
+    /// starts there is allocated. The words lie in slice 0 after the header
+    /// and are untouched (zero pages) in the other lanes.
+    fn allocatedWord(segment: *Segment, addr: usize) struct { word: *std.atomic.Value(u64), bit: u64 } {
+        const granule = (addr & (segment_size_bytes - 1)) / layout.min_alignment_bytes;
+        const words: [*]std.atomic.Value(u64) = @ptrFromInt(@intFromPtr(segment) + allocated_offset);
+        return .{ .word = &words[granule / 64], .bit = @as(u64, 1) << @intCast(granule % 64) };
+    }
+
+    /// Marks the block at `addr` allocated; false if it already was.
+    pub fn markAllocated(segment: *Segment, addr: usize) bool {
+        const at = segment.allocatedWord(addr);
+        return at.word.fetchOr(at.bit, .acq_rel) & at.bit == 0;
+    }
+
+    /// Marks the block at `addr` free; false if it was not allocated.
+    pub fn clearAllocated(segment: *Segment, addr: usize) bool {
+        const at = segment.allocatedWord(addr);
+        return at.word.fetchAnd(~at.bit, .acq_rel) & at.bit != 0;
+    }
+
+    pub fn isAllocated(segment: *Segment, addr: usize) bool {
+        const at = segment.allocatedWord(addr);
+        return at.word.load(.acquire) & at.bit != 0;
+    }
+
     pub fn dirtySlices(segment: *const Segment) usize {
         return @popCount(segment.dirty_mask & segment.free_mask);
     }
@@ -194,6 +227,10 @@ pub fn acquire(heap: *anyopaque) ?*Segment {
             .link = .{},
             .span_of = @splat(&no_span),
         };
+        if (policy.snapshot.hardened()) {
+            // Best effort: without the guard the lane still works.
+            _ = os.protectNone(@ptrFromInt(@intFromPtr(segment) + header_guard_offset), layout.page_size_bytes);
+        }
         mapMark(segment, true);
         stats.global.segment_count.add(1);
         break :fresh segment;

@@ -240,6 +240,7 @@ test {
     _ = @import("large.zig");
     _ = @import("heap.zig");
     _ = @import("thread.zig");
+    _ = @import("hardened.zig");
     _ = @import("alloc.zig");
     _ = @import("layering_test.zig");
 }

@@ -10,31 +10,70 @@ const std = @import("std");
 const build_options = @import("build_options");
 const layout = @import("layout.zig");
 const list = @import("list.zig");
+const os = @import("os.zig");
 const sizeclass = @import("sizeclass.zig");
 
-/// A free block: the first word links the list, the second holds the
-/// double-free cookie while the block is free.
+/// A free block: the first word links the list (encoded, `encodeLink`),
+/// the second holds the cookie that marks it free.
+///
+/// A use after free or an overflow writes into these words. Encoding the
+/// link with a secret and the block's own address means a written value
+/// decodes to an address the writer cannot choose, and every pop checks
+/// that the decoded link is a free block of the same span (`nextFree`), so
+/// malloc never hands out memory that a write chose: it aborts with
+/// `hakozuna: malloc(): corrupted free list 0x<block>` instead.
 pub const Block = extern struct {
-    next: ?*Block,
+    link: usize,
     cookie: usize,
 };
 
-/// Process-wide secret mixed into free-block cookies, so user data cannot
-/// look like a freed block by accident. Set once at process start.
+/// Process-wide secrets, set once at process start: one mixed into
+/// free-block cookies (so user data cannot look like a freed block), one
+/// into free-list links.
 var cookie_key: usize = 0;
+var link_key: usize = 0;
 
-/// Draws the cookie key from `random` (the process's start-up randomness).
-pub fn initCookieKey(random: u64) void {
+/// Draws both keys from the process's start-up randomness.
+pub fn initKeys(random: [2]u64) void {
     // Odd: never 0, so no block address can cancel it to a zero cookie.
-    cookie_key = random | 1;
+    cookie_key = random[0] | 1;
+    link_key = random[1];
 }
 
 pub inline fn cookieOf(block: *const Block) usize {
     return cookie_key ^ @intFromPtr(block);
 }
 
+/// The stored form of "`block` is followed by `next`" (null: end of list).
+pub inline fn encodeLink(block: *const Block, next: ?*const Block) usize {
+    return @intFromPtr(next) ^ @intFromPtr(block) ^ link_key;
+}
+
+/// The address `block`'s link names (0: end of list). Unchecked: callers
+/// validate it before using it as a block.
+pub inline fn decodeLink(block: *const Block) usize {
+    return block.link ^ @intFromPtr(block) ^ link_key;
+}
+
+/// A free list whose link was overwritten: one line and abort.
+pub noinline fn corruptedFreeList(block_addr: usize) noreturn {
+    os.fatalPointer("malloc(): corrupted free list", block_addr);
+}
+
 /// Bytes carved at a time when a span's free list runs dry.
 const carve_bytes: usize = 16 * 1024;
+const max_carve_blocks = carve_bytes / layout.min_alignment_bytes;
+
+/// xorshift64*: the hardened lane's cheap randomness (carve order,
+/// quarantine eviction). `state` must not be 0.
+pub fn nextRandom(state: *u64) u64 {
+    var x = state.*;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    state.* = x;
+    return x *% 0x2545f4914f6cdd1d;
+}
 
 /// Laid out by hand (extern) so that everything `malloc` and `free` read
 /// sits in the first cache line, and aligned to 128 bytes so the metadata
@@ -52,6 +91,10 @@ pub const Span = extern struct {
     reciprocal: u64 = 0,
     /// Owning heap (heap.zig), opaque here; null while the span is free.
     heap: ?*anyopaque = null,
+    // Owner heap (`carve`).
+    /// capacity * block_size / 16: the carved bytes in 16-byte granules,
+    /// what a link must point below (`nextFree`).
+    carved_granules: u32 = 0,
     // Owner heap, hot.
     /// Blocks handed out and not yet given back to this span (in use, or
     /// in flight in some thread's remote list), plus `full_bit` while the
@@ -115,6 +158,7 @@ pub const Span = extern struct {
         std.debug.assert(!span.in_partial);
         span.free = null;
         span.heap = null;
+        span.carved_granules = 0;
         span.capacity.store(0, .release);
     }
 
@@ -132,21 +176,33 @@ pub const Span = extern struct {
     }
 
     /// Links up to `carve_bytes` of never-used blocks onto the free list.
-    /// Returns false when the span is fully carved.
-    pub fn carve(span: *Span) bool {
+    /// Returns false when the span is fully carved. `shuffle` (the hardened
+    /// lane's random state, else null) zeroes the new blocks (the memory
+    /// may be a reused span's) and links them in a random order.
+    pub fn carve(span: *Span, shuffle: ?*u64) bool {
         std.debug.assert(span.free == null);
         const capacity = span.capacity.load(.monotonic);
         if (capacity >= span.reserved) return false;
         const count = @min(span.reserved - capacity, @max(1, carve_bytes / span.block_size));
         const first = span.start + @as(usize, capacity) * span.block_size;
-        var index: u32 = 0;
-        while (index + 1 < count) : (index += 1) {
-            const block: *Block = @ptrFromInt(first + @as(usize, index) * span.block_size);
-            block.next = @ptrFromInt(first + @as(usize, index + 1) * span.block_size);
+        var order: [max_carve_blocks]u16 = undefined;
+        for (order[0..count], 0..) |*slot, index| slot.* = @intCast(index);
+        if (shuffle) |state| {
+            @memset(@as([*]u8, @ptrFromInt(first))[0 .. count * span.block_size], 0);
+            var index = count;
+            while (index > 1) : (index -= 1) {
+                const other = nextRandom(state) % index;
+                std.mem.swap(u16, &order[index - 1], &order[other]);
+            }
         }
-        const last: *Block = @ptrFromInt(first + @as(usize, count - 1) * span.block_size);
-        last.next = null;
-        span.free = @ptrFromInt(first);
+        for (order[0..count], 0..) |position, index| {
+            const block: *Block = @ptrFromInt(first + @as(usize, position) * span.block_size);
+            const next: ?*Block = if (index + 1 < count) @ptrFromInt(first + @as(usize, order[index + 1]) * span.block_size) else null;
+            block.link = encodeLink(block, next);
+            block.cookie = cookieOf(block);
+        }
+        span.free = @ptrFromInt(first + @as(usize, order[0]) * span.block_size);
+        span.carved_granules = @intCast((capacity + count) * (span.block_size / layout.min_alignment_bytes));
         // Release: a thread that validates a pointer into the new blocks must
         // see the span's geometry written before it.
         span.capacity.store(capacity + count, .release);
@@ -171,9 +227,24 @@ pub const Span = extern struct {
         return block.cookie == cookieOf(block);
     }
 
-    /// Owner-side push of a block coming back (local free or collect).
+    /// The block after `block` (popped from this span's free list), checked:
+    /// a link that does not decode to a free block carved in this span
+    /// aborts. Alignment and range come in one compare: rotating the offset
+    /// right by 4 turns a misaligned one into a huge one.
+    pub inline fn nextFree(span: *const Span, block: *const Block) ?*Block {
+        const next = decodeLink(block);
+        if (next == 0) return null;
+        const granule = std.math.rotr(usize, next -% span.start, 4);
+        if (granule >= span.carved_granules) corruptedFreeList(@intFromPtr(block));
+        const next_block: *Block = @ptrFromInt(next);
+        if (!isFree(next_block)) corruptedFreeList(@intFromPtr(block));
+        return next_block;
+    }
+
+    /// Owner-side push of a block coming back (local free or collect);
+    /// `cookie` is `cookieOf(block)`.
     pub inline fn pushFree(span: *Span, block: *Block, cookie: usize) void {
-        block.next = span.free;
+        block.link = encodeLink(block, span.free);
         block.cookie = cookie;
         span.free = block;
     }
@@ -192,8 +263,9 @@ pub const Span = extern struct {
         std.debug.assert(span.usedBlocks() <= capacity);
         var free_count: u32 = 0;
         var cursor = span.free;
-        while (cursor) |block| : (cursor = block.next) {
+        while (cursor) |block| : (cursor = span.nextFree(block)) {
             std.debug.assert(span.blockAt(@intFromPtr(block)) == block);
+            std.debug.assert(isFree(block));
             free_count += 1;
             std.debug.assert(free_count <= capacity);
         }
@@ -215,15 +287,40 @@ test "carve links every block once and stops at the span end" {
     const class = sizeclass.classOf(3000);
     var span = testSpan(memory, class);
     var total: usize = 0;
-    while (span.free != null or span.carve()) {
+    while (span.free != null or span.carve(null)) {
         const block = span.free.?;
-        span.free = block.next;
+        span.free = span.nextFree(block);
         span.used += 1;
         try std.testing.expect(span.blockAt(@intFromPtr(block)) == block);
         span.check();
         total += 1;
     }
     try std.testing.expectEqual(@as(usize, span_bytes / sizeclass.block_size_bytes[class]), total);
+}
+
+test "a shuffled carve zeroes and links every block once, in another order" {
+    const span_bytes = layout.slice_size_bytes;
+    const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
+    defer std.testing.allocator.free(memory);
+    @memset(memory, 0xee);
+    var span = testSpan(memory, sizeclass.classOf(64));
+    var state: u64 = 0x12345;
+    try std.testing.expect(span.carve(&state));
+    var seen: usize = 0;
+    var in_order = true;
+    var previous: usize = 0;
+    while (span.free) |block| {
+        const addr = @intFromPtr(block);
+        if (addr < previous) in_order = false;
+        previous = addr;
+        for (memory[addr - @intFromPtr(memory.ptr) + 16 ..][0..48]) |byte| try std.testing.expectEqual(@as(u8, 0), byte);
+        span.free = span.nextFree(block);
+        span.used += 1;
+        seen += 1;
+    }
+    try std.testing.expectEqual(@as(usize, 16 * 1024 / 64), seen);
+    try std.testing.expect(!in_order);
+    span.check();
 }
 
 test "blockAt rejects interior, tail and uncarved pointers" {
@@ -233,7 +330,7 @@ test "blockAt rejects interior, tail and uncarved pointers" {
     var span = testSpan(memory, sizeclass.classOf(48));
     const base = @intFromPtr(memory.ptr);
     try std.testing.expect(span.blockAt(base) == null); // nothing carved yet
-    try std.testing.expect(span.carve());
+    try std.testing.expect(span.carve(null));
     try std.testing.expect(span.blockAt(base) != null);
     try std.testing.expect(span.blockAt(base + 48) != null);
     try std.testing.expect(span.blockAt(base + 16) == null);

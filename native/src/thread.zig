@@ -23,17 +23,26 @@ const stats = @import("stats.zig");
 const Heap = heap_box.Heap;
 
 // ---------------------------------------------------------------------------
-// The heap pointer is the only thread-local: on x86-64 it is reached with
-// one initial-exec access (%fs-relative, no __tls_get_addr); Zig has no
-// per-variable TLS model, so the access is written in asm.
+// The heap pointers are the only thread-locals: they are reached with an
+// initial-exec access (thread pointer plus a GOT-held offset, no
+// __tls_get_addr) on x86-64 and aarch64; Zig has no per-variable TLS
+// model, so the slots and the access are written in asm. A thread of the
+// hardened lane keeps its heap in the second slot and leaves the first
+// null, so malloc's and free's hot paths never match and every call takes
+// the out-of-line paths, where hardened.zig does its checks.
 
-const initial_exec_tls = builtin.cpu.arch == .x86_64 and !builtin.is_test;
+const TlsAccess = enum { initial_exec_x86_64, initial_exec_aarch64, plain };
+const tls_access: TlsAccess = if (builtin.is_test) .plain else switch (builtin.cpu.arch) {
+    .x86_64 => .initial_exec_x86_64,
+    .aarch64 => .initial_exec_aarch64,
+    else => .plain,
+};
 
-// The slot is defined in asm so that it can be hidden and accessed with an
-// initial-exec relocation; elsewhere (other targets, unit tests) a plain
-// threadlocal serves.
+// The slots are defined in asm so that they can be hidden and accessed
+// with initial-exec relocations; elsewhere (other targets, unit tests) a
+// plain threadlocal serves.
 comptime {
-    if (initial_exec_tls) asm (
+    if (tls_access != .plain) asm (
         \\.section .tbss,"awT",@nobits
         \\.p2align 3
         \\.globl hakozuna_tls_heap
@@ -42,36 +51,82 @@ comptime {
         \\.size hakozuna_tls_heap, 8
         \\hakozuna_tls_heap:
         \\.zero 8
+        \\.globl hakozuna_tls_hardened_heap
+        \\.hidden hakozuna_tls_hardened_heap
+        \\.type hakozuna_tls_hardened_heap, @object
+        \\.size hakozuna_tls_hardened_heap, 8
+        \\hakozuna_tls_hardened_heap:
+        \\.zero 8
         \\.text
     );
 }
 threadlocal var tls_heap: ?*Heap = null;
+threadlocal var tls_hardened_heap: ?*Heap = null;
+
+/// The address of the calling thread's slot `symbol` (one of the two
+/// above); not for `.plain`, where the threadlocals serve.
+inline fn slotAddress(comptime symbol: []const u8) *?*Heap {
+    switch (tls_access) {
+        .initial_exec_x86_64 => return asm ("movq %%fs:0, %[slot]\n\taddq " ++ symbol ++ "@gottpoff(%%rip), %[slot]"
+            : [slot] "=r" (-> *?*Heap),
+        ),
+        .initial_exec_aarch64 => {
+            var offset: usize = undefined;
+            return asm ("mrs %[slot], tpidr_el0\n\t" ++
+                    "adrp %[offset], :gottprel:" ++ symbol ++ "\n\t" ++
+                    "ldr %[offset], [%[offset], #:gottprel_lo12:" ++ symbol ++ "]\n\t" ++
+                    "add %[slot], %[slot], %[offset]"
+                : [slot] "=&r" (-> *?*Heap),
+                  [offset] "=&r" (offset),
+            );
+        },
+        .plain => comptime unreachable,
+    }
+}
 
 /// The slot's address, for writes.
 inline fn tlsSlot() *?*Heap {
-    if (initial_exec_tls) {
-        return asm ("movq %%fs:0, %[slot]\n\taddq hakozuna_tls_heap@gottpoff(%%rip), %[slot]"
-            : [slot] "=r" (-> *?*Heap),
-        );
-    }
-    return &tls_heap;
+    if (tls_access == .plain) return &tls_heap;
+    return slotAddress("hakozuna_tls_heap");
+}
+
+/// The hardened lane's slot.
+inline fn tlsHardenedSlot() *?*Heap {
+    if (tls_access == .plain) return &tls_hardened_heap;
+    return slotAddress("hakozuna_tls_hardened_heap");
+}
+
+/// The slot this process's lane keeps a thread's heap in.
+fn laneSlot() *?*Heap {
+    return if (policy.snapshot.hardened()) tlsHardenedSlot() else tlsSlot();
 }
 
 /// The calling thread's heap, or null before its first allocation (and
 /// after its exit handler ran).
 pub inline fn current() ?*Heap {
-    if (initial_exec_tls) {
+    if (tls_access == .initial_exec_x86_64) {
         // One load of the offset, one %fs-relative load of the slot.
         return asm ("movq hakozuna_tls_heap@gottpoff(%%rip), %[heap]\n\tmovq %%fs:(%[heap]), %[heap]"
             : [heap] "=r" (-> ?*Heap),
         );
     }
-    return tls_heap;
+    return tlsSlot().*;
 }
 
 /// The calling thread's heap, made on first use. Null when out of memory.
 pub inline fn currentOrCreate() ?*Heap {
     return current() orelse acquire();
+}
+
+/// The calling thread's heap in the hardened lane, made on first use.
+pub fn currentOrCreateHardened() ?*Heap {
+    std.debug.assert(policy.snapshot.hardened());
+    return tlsHardenedSlot().* orelse acquire();
+}
+
+/// The calling thread's heap, whichever lane, or null.
+fn currentAnyLane() ?*Heap {
+    return tlsSlot().* orelse tlsHardenedSlot().*;
 }
 
 // ---------------------------------------------------------------------------
@@ -91,7 +146,7 @@ pub fn start() void {
     defer registry_lock.unlock();
     if (started.load(.monotonic)) return;
     policy.load();
-    span_box.initCookieKey(os.processRandom());
+    span_box.initKeys(os.processRandom());
     heap_box.before_fresh_segment = reclaimOneOrphan;
     // Never allocates; the key's destructor returns a thread's heap.
     exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
@@ -123,7 +178,12 @@ noinline fn acquire() ?*Heap {
         };
         stats.global.mapped(bytes);
         const heap: *Heap = @ptrCast(memory);
-        heap.* = .{};
+        const hardened = policy.snapshot.hardened();
+        heap.* = .{
+            .hardened = hardened,
+            // Never 0 (xorshift's fixed point).
+            .random = if (hardened) os.processRandom()[0] | 1 else 1,
+        };
         heap.registry_next = registry;
         registry = heap;
         break :fresh heap;
@@ -131,7 +191,7 @@ noinline fn acquire() ?*Heap {
     heap.state = .active;
     registry_lock.unlock();
     // Set the slot first: pthread_setspecific may itself allocate.
-    tlsSlot().* = heap;
+    laneSlot().* = heap;
     if (exit_key_valid) _ = std.c.pthread_setspecific(exit_key, heap);
     return heap;
 }
@@ -143,7 +203,7 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     // for the next thread, which adopts the most recently orphaned heap, so
     // thread churn costs no purge-and-fault cycle per thread.
     _ = heap.drain(false);
-    tlsSlot().* = null;
+    laneSlot().* = null;
     registry_lock.lock();
     heap.state = .orphan;
     orphans.pushFront(heap);
@@ -169,7 +229,7 @@ fn reclaimOneOrphan() void {
 /// they can; cached empty segments are unmapped. Returns the bytes.
 pub fn collectEverything() usize {
     var bytes: usize = 0;
-    if (current()) |heap| bytes += heap.drain(true);
+    if (currentAnyLane()) |heap| bytes += heap.drain(true);
     registry_lock.lock();
     var detached = orphans;
     orphans = .{};
@@ -220,7 +280,7 @@ pub fn unlockAfterFork() void {
 pub fn resetAfterFork() void {
     registry_lock.resetAfterFork();
     // Other threads' heaps may be mid-update; the child never touches them.
-    const mine = current();
+    const mine = currentAnyLane();
     var cursor = registry;
     while (cursor) |heap| : (cursor = heap.registry_next) {
         if (heap.state == .active and heap != mine) heap.state = .dead;

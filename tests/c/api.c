@@ -11,6 +11,7 @@
  *        api policy      print hz_policy_name() (used by the checks)
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
@@ -396,8 +397,8 @@ static void check_policy(void) {
   const char *unset[] = {"HZ_POLICY", "HZ_STATS", "LD_PRELOAD"};
   run(self, NULL, 0, unset, 3, out, err, sizeof out);
   CHECK(!strcmp(out, "balanced\n") && !err[0], "without HZ_POLICY: policy \"%s\", stderr \"%s\"", out, err);
-  static const char *const lanes[] = {"balanced", "scale", "compact"};
-  for (int i = 0; i < 3; i++) {
+  static const char *const lanes[] = {"balanced", "scale", "compact", "hardened"};
+  for (int i = 0; i < 4; i++) {
     const char *set[][2] = {{"HZ_POLICY", lanes[i]}};
     run(self, set, 1, unset + 1, 2, out, err, sizeof out);
     CHECK(!strncmp(out, lanes[i], strlen(lanes[i])) && out[strlen(lanes[i])] == '\n' && !err[0],
@@ -428,6 +429,55 @@ static void check_stats_line(void) {
   char *self[] = {"/proc/self/exe", "policy", NULL};
   run(self, with + 1, 1, unset + 1, 1, out, err, sizeof out);
   CHECK(one_line(err), "HZ_STATS=1 with the library linked: want one line on stderr, got \"%s\"", err);
+
+  /* The line names the process: pid, program, policy, then every field.
+   * Run by its own name, so that the program name is this test's. */
+  static char exe[4096];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (len <= 0) fail("readlink(/proc/self/exe) failed");
+  exe[len] = 0;
+  self[0] = exe;
+  run(self, with + 1, 1, unset + 1, 1, out, err, sizeof out);
+  char want[64];
+  snprintf(want, sizeof want, "program=api policy=balanced alloc_count=");
+  CHECK(!strncmp(err, "hakozuna: stats pid=", 20) && strstr(err, want) && strstr(err, " refill_count="),
+        "HZ_STATS=1 line: want \"hakozuna: stats pid=N %s...\", got \"%s\"", want, err);
+
+  /* verbose: the line, then a table with a header and one row per class used. */
+  const char *verbose[][2] = {{"HZ_STATS", "verbose"}};
+  run(self, verbose, 1, unset + 1, 1, out, err, sizeof out);
+  CHECK(!strncmp(err, "hakozuna: stats pid=", 20) && strstr(err, "hakozuna: class block_bytes allocs frees live_blocks\n") &&
+            strchr(err, '\n') != strrchr(err, '\n'),
+        "HZ_STATS=verbose: want the line and a class table, got \"%s\"", err);
+
+  /* /dir/prefix: nothing on stderr, the line in prefix.<pid>. */
+  char dir[] = "/tmp/hz-stats-XXXXXX";
+  if (!mkdtemp(dir)) fail("mkdtemp failed");
+  char prefix[64], path[128];
+  snprintf(prefix, sizeof prefix, "%s/run", dir);
+  const char *to_file[][2] = {{"HZ_STATS", prefix}};
+  run(self, to_file, 1, unset + 1, 1, out, err, sizeof out);
+  CHECK(!err[0], "HZ_STATS=%s: want nothing on stderr, got \"%s\"", prefix, err);
+  DIR *d = opendir(dir);
+  int files = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (strncmp(e->d_name, "run.", 4)) continue;
+    files++;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    FILE *f = fopen(path, "r");
+    char line[4096] = "";
+    if (f && fgets(line, sizeof line, f)) {
+      char pid_part[32];
+      snprintf(pid_part, sizeof pid_part, "pid=%s ", e->d_name + 4);
+      CHECK(strstr(line, pid_part) && strstr(line, "program=api"), "%s holds \"%s\", not its process's line", path, line);
+    }
+    if (f) fclose(f);
+    unlink(path);
+  }
+  if (d) closedir(d);
+  rmdir(dir);
+  CHECK(files == 1, "HZ_STATS=%s: want one file %s.<pid>, found %d", prefix, prefix, files);
 }
 
 int main(int argc, char **argv) {

@@ -59,7 +59,7 @@ st=$?
 if [ $st -ne 0 ]; then
   fail contract "the glibc run itself failed with status $st ($logs/contract.glibc.err)"
 else
-  for lane in balanced scale compact; do
+  for lane in balanced scale compact hardened; do
     name=contract-$lane
     HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/contract" >"$logs/$name.txt" 2>"$logs/$name.err"
     st=$?
@@ -78,11 +78,13 @@ fi
 # The threaded tests run in every policy lane too: lanes change the paths
 # that remote frees, thread exit and purging take.
 for t in xthread churn forkstress; do
-  for lane in balanced scale compact; do
+  for lane in balanced scale compact hardened; do
     check "$t-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/$t"
   done
 done
-check badfree env LD_PRELOAD="$lib" $limit "$bin/badfree"
+for lane in balanced hardened; do
+  check "badfree-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/badfree"
+done
 
 # Heap misuse (use after free, junk, small overflows) never makes malloc
 # hand out a chosen, misaligned or foreign pointer.

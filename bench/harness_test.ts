@@ -1,0 +1,193 @@
+// The harness's rules that need no measurement: where reports go (scratch or
+// tracked), the option parser, the refusal of programs no preload reaches,
+// and the reports rendered from a fixed result.
+import { deepStrictEqual as eq, ok, throws } from "node:assert";
+import { join } from "node:path";
+import { UsageError } from "../ffi/args.ts";
+import { compare } from "./compare.ts";
+import { checkPreloadable, elfLinkage } from "./exec.ts";
+import type { Results, Run } from "./model.ts";
+import { summarize } from "./model.ts";
+import { parseOptions } from "./options.ts";
+import { destination, RESULTS_DIR, SCRATCH_DIR } from "./output.ts";
+import { toMarkdown } from "./render_markdown.ts";
+import { toSvg } from "./render_svg.ts";
+import { summaryLines } from "./render_terminal.ts";
+import { ROOT } from "./workloads.ts";
+
+Deno.test("only a full suite run on a quiet machine writes the tracked latest.*", () => {
+  const tracked = destination({ mode: "suite", quick: false, quiet: true });
+  eq([tracked.dir, tracked.stem, tracked.tracked], [
+    RESULTS_DIR,
+    "latest",
+    true,
+  ]);
+  for (
+    const k of [
+      { mode: "suite", quick: true, quiet: true },
+      { mode: "suite", quick: false, quiet: false },
+      { mode: "suite", quick: true, quiet: false },
+      { mode: "ab", quick: false, quiet: true },
+      { mode: "command", quick: false, quiet: true },
+    ] as const
+  ) {
+    const d = destination(k);
+    eq([d.dir, d.tracked], [SCRATCH_DIR, false], JSON.stringify(k));
+  }
+  const out = destination({
+    mode: "suite",
+    quick: true,
+    quiet: false,
+    out: "/tmp/x",
+  });
+  eq([out.dir, out.tracked], ["/tmp/x", false]);
+});
+
+Deno.test("the scratch folder is ignored by git and the tracked one is not", async () => {
+  const ignored = async (path: string) =>
+    (await new Deno.Command("git", {
+      args: ["-C", ROOT, "check-ignore", "-q", path],
+    }).output()).code === 0;
+  ok(await ignored(join(SCRATCH_DIR, "latest.md")));
+  ok(!(await ignored(join(RESULTS_DIR, "latest.md"))));
+});
+
+Deno.test("options: name=path allocators, --out, --only, values with =", () => {
+  const o = parseOptions([
+    "--allocators",
+    "hakozuna,glibc,snmalloc=/opt/libsnmalloc.so",
+    "--out=/tmp/r",
+    "--rounds",
+    "7",
+    "--only",
+    "larson|dist",
+  ]);
+  eq(o.allocators, ["hakozuna", "glibc"]);
+  eq(o.extra, [{ name: "snmalloc", path: "/opt/libsnmalloc.so" }]);
+  eq([o.out, o.rounds, o.only?.source], ["/tmp/r", 7, "larson|dist"]);
+  eq(parseOptions(["--quick", "--", "sort", "-n"]).command, ["sort", "-n"]);
+  eq(parseOptions(["sort", "--rounds", "3"]).command, [
+    "sort",
+    "--rounds",
+    "3",
+  ]);
+  throws(() => parseOptions(["--allocators", "snmalloc"]), UsageError);
+  throws(() => parseOptions(["--rounds", "0"]), UsageError);
+  throws(() => parseOptions(["--rounds"]), /--rounds needs a value/);
+  throws(() => parseOptions(["--frobnicate"]), /unknown option --frobnicate/);
+});
+
+/** A minimal ELF64 header with `phnum` program headers of the given types. */
+function elf(types: number[]): Uint8Array {
+  const b = new Uint8Array(64 + 56 * types.length);
+  const v = new DataView(b.buffer);
+  b.set([0x7f, 0x45, 0x4c, 0x46, 2, 1]);
+  v.setBigUint64(0x20, 64n, true);
+  v.setUint16(0x36, 56, true);
+  v.setUint16(0x38, types.length, true);
+  types.forEach((t, i) => v.setUint32(64 + 56 * i, t, true));
+  return b;
+}
+
+Deno.test("elfLinkage: PT_INTERP means dynamic, none static", () => {
+  eq(elfLinkage(elf([6, 3, 1])), "dynamic");
+  eq(elfLinkage(elf([1, 1, 2])), "static");
+  eq(elfLinkage(new TextEncoder().encode("#!/bin/sh\n".padEnd(80))), "not-elf");
+});
+
+Deno.test("a static program is refused before anything runs, exit status 2", async () => {
+  // Debian's ldconfig is statically linked; skip where it is not.
+  const ldconfig = ["/sbin/ldconfig", "/usr/sbin/ldconfig"].find((p) => {
+    try {
+      return elfLinkage(Deno.readFileSync(p)) === "static";
+    } catch {
+      return false;
+    }
+  });
+  if (ldconfig) {
+    throws(() => checkPreloadable(ldconfig), /statically linked/);
+    eq(await compare(["--rounds", "1", "--", ldconfig, "-p"]), 2);
+  }
+  // A script is judged by its interpreter; sh is dynamic.
+  checkPreloadable("sh");
+  throws(() => checkPreloadable("no-such-command-here"), /command not found/);
+});
+
+/** Three rounds where hakozuna is 2× glibc's speed and uses 1.5× its memory. */
+function fixture(): Results {
+  const runs = (value: number, rss: number): Run[] =>
+    [1, 1.01, 0.99].map((f) => ({
+      value: value * f,
+      wallS: 1,
+      cpuS: 1,
+      peakRssKiB: rss * f,
+    }));
+  const probe = {
+    cpu: "Test CPU",
+    cores: 2,
+    kernel: "linux test",
+    glibc: "2.36",
+    deno: "2",
+    zig: "0.15.2",
+    commit: "abc",
+    date: "2026-01-01T00:00:00Z",
+  };
+  return {
+    mode: "suite",
+    machine: {
+      ...probe,
+      load: { before: [0.1], during: [0.2], after: [0.1], limit: 1 },
+      method: "3 rounds",
+      rounds: 3,
+      warmup: 1,
+      scale: "full",
+      subject: "hakozuna",
+      baselines: ["glibc"],
+      libraries: {
+        hakozuna: { path: "/x/libhakozuna.so", sha256: "ab".repeat(32) },
+        glibc: null,
+      },
+    },
+    allocators: ["hakozuna", "glibc"],
+    workloads: ["a", "b"].map((name) => ({
+      name,
+      args: [name],
+      unit: "ops/s",
+      results: {
+        hakozuna: summarize(runs(200, 1536)),
+        glibc: summarize(runs(100, 1024)),
+      },
+    })),
+  };
+}
+
+Deno.test("reports: one summary line per peer, both charts, one wording", () => {
+  const res = fixture();
+  const lines = summaryLines(res, "hakozuna");
+  eq(lines.length, 1);
+  ok(
+    lines[0].startsWith("hakozuna vs glibc: throughput 2.00×, peak RSS 1.50×"),
+    lines[0],
+  );
+  const view = {
+    subject: "hakozuna",
+    baselines: ["glibc"],
+    digits: 2,
+    stem: "latest",
+    title: "Allocator comparison",
+    notes: [],
+  };
+  const md = toMarkdown(res, view);
+  ok(md.includes("## Peak RSS: hakozuna ÷ glibc"));
+  ok(md.includes("75.0% confidence interval"));
+  ok(
+    md.includes(
+      "| a | 200.0 ±1.0% | 100.0 ±1.0% | ±1.0% | 2.00× [2.00×, 2.00×] |",
+    ),
+    md,
+  );
+  const svg = toSvg(res, view);
+  ok(svg.includes("Throughput: hakozuna ÷ baseline"));
+  ok(svg.includes("Peak RSS: hakozuna ÷ baseline"));
+  ok(svg.includes("hakozuna ÷ glibc"));
+});

@@ -1,0 +1,151 @@
+/**
+ * The machine probe: CPU, kernel, glibc, the toolchain, this checkout's
+ * commit, the libraries measured (path, SHA-256, Debian package and
+ * version) and the load average before, during and after a run.
+ */
+import { cpus } from "node:os";
+import { join } from "node:path";
+import type { Load, Machine } from "./model.ts";
+import { ROOT } from "./workloads.ts";
+
+async function output(cmd: string, args: string[]): Promise<string | null> {
+  try {
+    const out = await new Deno.Command(cmd, {
+      args,
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+/** 1, 5 and 15 minute load averages, two decimals. */
+export function loadavg(): number[] {
+  return Deno.loadavg().map((x) => Math.round(x * 100) / 100);
+}
+
+/** Samples the load average around and during a run. */
+export class LoadMonitor {
+  readonly before: number[] = loadavg();
+  readonly during: number[] = [];
+  #last = -Infinity;
+  /** Records the 1-minute load, at most every 5 seconds. */
+  sample(): void {
+    const now = performance.now();
+    if (now - this.#last < 5000) return;
+    this.#last = now;
+    this.during.push(loadavg()[0]);
+  }
+  /** A warning line when the load is already above half the cores at the start. */
+  startWarning(cores: number): string | null {
+    const now = this.before[0] ?? 0;
+    return now > cores / 2
+      ? `compare: WARNING: load average ${now} is above half the ${cores} cores before ` +
+        "the run: other work is running, the figures will be noisy and the report will " +
+        "go to the scratch folder"
+      : null;
+  }
+  /** The load record, taking the after sample now. */
+  finish(cores: number): Load {
+    return {
+      before: this.before,
+      during: this.during,
+      after: loadavg(),
+      limit: cores / 2,
+    };
+  }
+}
+
+/** The Debian package owning `path` and its version, if dpkg knows it. */
+export async function packageOf(
+  path: string,
+): Promise<{ package: string; version: string } | null> {
+  let real = path;
+  try {
+    real = await Deno.realPath(path);
+  } catch { /* keep the path as given */ }
+  for (const p of new Set([path, real])) {
+    const owner = await output("dpkg-query", ["-S", p]);
+    const pkg = owner?.split("\n")[0].split(":")[0];
+    if (!pkg) continue;
+    const version = await output("dpkg-query", [
+      "-W",
+      "-f=${Version}",
+      pkg,
+    ]);
+    if (version) return { package: pkg, version };
+  }
+  return null;
+}
+
+/** The commit of this checkout, `+dirty` when native/ has local changes. */
+async function commit(): Promise<string | null> {
+  const head = await output("git", [
+    "-C",
+    ROOT,
+    "rev-parse",
+    "--short=12",
+    "HEAD",
+  ]);
+  if (!head) return null;
+  const dirty = await output("git", [
+    "-C",
+    ROOT,
+    "status",
+    "--porcelain",
+    "--",
+    "native",
+  ]);
+  return dirty ? `${head}+dirty` : head;
+}
+
+/** `zig version`: $ZIG (make passes it), else the pinned toolchain, else PATH. */
+async function zigVersion(): Promise<string | null> {
+  const candidates: string[] = [];
+  const env = Deno.env.get("ZIG");
+  if (env) candidates.push(env);
+  try {
+    const pinned = (await Deno.readTextFile(join(ROOT, "toolchain.env")))
+      .match(/^ZIG_VERSION\s*:?=\s*(\S+)/m)?.[1];
+    if (pinned) {
+      candidates.push(join(ROOT, ".tools", `zig-${pinned}`, "ziglang", "zig"));
+    }
+  } catch { /* no toolchain.env: not a checkout */ }
+  candidates.push("zig");
+  for (const zig of candidates) {
+    const v = await output(zig, ["version"]);
+    if (v) return v;
+  }
+  return null;
+}
+
+/** What the figures are measured on (the load is filled in at the end). */
+export async function probeMachine(): Promise<
+  Pick<
+    Machine,
+    "cpu" | "cores" | "kernel" | "glibc" | "deno" | "zig" | "commit" | "date"
+  >
+> {
+  let cpu = cpus()[0]?.model ?? "unknown";
+  try {
+    const m = (await Deno.readTextFile("/proc/cpuinfo")).match(
+      /^model name\s*:\s*(.+)$/m,
+    );
+    if (m) cpu = m[1].trim();
+  } catch { /* not Linux: keep node's answer */ }
+  return {
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    kernel: `${Deno.build.os} ${Deno.osRelease()}`,
+    glibc: (await output("getconf", ["GNU_LIBC_VERSION"]))?.replace(
+      /^glibc /,
+      "",
+    ) ?? "unknown",
+    deno: Deno.version.deno,
+    zig: await zigVersion(),
+    commit: await commit(),
+    date: new Date().toISOString(),
+  };
+}

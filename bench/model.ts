@@ -1,0 +1,143 @@
+/**
+ * The results model of the benchmark harness: what one run of `compare`
+ * measured and on what, as it is written to `<stem>.json` and read by the
+ * renderers. Types and the summary of runs only; no I/O.
+ */
+import { median } from "./stats.ts";
+
+/** An allocator to measure: a library to preload, or glibc's own malloc. */
+export interface Allocator {
+  name: string;
+  /** Library to LD_PRELOAD; null runs the program on glibc's malloc. */
+  lib: string | null;
+  /** Extra environment for the program (e.g. HZ_POLICY). */
+  env?: Record<string, string>;
+}
+
+/** One measured run of one workload under one allocator. */
+export interface Run {
+  /** The workload's own figure (its `ops/s=`); for a command, 1 / wall s. */
+  value: number;
+  wallS: number;
+  /** User + system CPU time: less disturbed than wall time by other load. */
+  cpuS: number;
+  peakRssKiB: number;
+}
+
+/** The runs of one workload under one allocator, and their summary. */
+export interface AllocatorResult {
+  /** Median, min and max of the runs' values; null when the workload failed. */
+  median: number | null;
+  min: number | null;
+  max: number | null;
+  /** One per measured round, in round order (paired with the other allocators' runs). */
+  runs: Run[];
+  /** Median of the runs' peak RSS. */
+  peakRssKiB: number | null;
+  /** Why the workload failed under this allocator (its runs stop there). */
+  error?: string;
+}
+
+/** One workload under every allocator. */
+export interface WorkloadResult {
+  name: string;
+  /** Program and arguments, identical for every allocator. */
+  args: string[];
+  unit: string;
+  results: Record<string, AllocatorResult>;
+}
+
+/** A library a run used: where it was, its hash, and its package if any. */
+export interface LibraryInfo {
+  path: string;
+  sha256: string;
+  /** Debian package and version owning the file (`dpkg-query -S`), if any. */
+  package?: string;
+  version?: string;
+}
+
+/** Load averages (1, 5, 15 minutes) before, during and after a run. */
+export interface Load {
+  before: number[];
+  /** 1-minute load average sampled before each measured run. */
+  during: number[];
+  after: number[];
+  /** Above this 1-minute load the figures are not trusted (half the cores). */
+  limit: number;
+}
+
+/** What the figures were measured on and how. */
+export interface Machine {
+  cpu: string;
+  cores: number;
+  kernel: string;
+  glibc: string;
+  deno: string;
+  /** `zig version` of the toolchain that built hakozuna, when found. */
+  zig: string | null;
+  /** `git describe`-like commit of this checkout (`+dirty` with local changes). */
+  commit: string | null;
+  date: string;
+  load: Load;
+  /** One line saying how the figures were taken. */
+  method: string;
+  rounds: number;
+  warmup: number;
+  scale: "full" | "quick";
+  /**
+   * What the ratios compare (analysis.ts): subject ÷ each baseline. Suite:
+   * hakozuna ÷ each peer; A/B: B ÷ A; command: each allocator ÷ glibc.
+   */
+  subject: string;
+  baselines: string[];
+  libraries: Record<string, LibraryInfo | null>;
+  /** Allocators that were asked for but not found, with why. */
+  missing?: Record<string, string>;
+  /** A/B only: what A and B are. */
+  sides?: { A: string; B: string };
+}
+
+/** Everything one run of the harness measured. */
+export interface Results {
+  mode: "suite" | "ab" | "command";
+  machine: Machine;
+  allocators: string[];
+  workloads: WorkloadResult[];
+}
+
+/** Summary of an allocator's runs of one workload. */
+export function summarize(runs: Run[], error?: string): AllocatorResult {
+  if (error !== undefined || runs.length === 0) {
+    return {
+      median: null,
+      min: null,
+      max: null,
+      runs,
+      peakRssKiB: null,
+      error: error ?? "no runs",
+    };
+  }
+  const values = runs.map((r) => r.value);
+  return {
+    median: median(values),
+    min: Math.min(...values),
+    max: Math.max(...values),
+    runs,
+    peakRssKiB: median(runs.map((r) => r.peakRssKiB)),
+  };
+}
+
+/** Half the min–max range of the runs relative to their median (0.1 = ±10%). */
+export function spreadOf(r: AllocatorResult): number | null {
+  return r.median ? (r.max! - r.min!) / r.median / 2 : null;
+}
+
+/** Whether the load stayed at or below the limit before, during and after. */
+export function loadWasLow(load: Load): boolean {
+  return maxLoad(load) <= load.limit;
+}
+
+/** The highest 1-minute load average seen around and during the run. */
+export function maxLoad(load: Load): number {
+  return Math.max(load.before[0] ?? 0, load.after[0] ?? 0, ...load.during);
+}

@@ -1,0 +1,161 @@
+//! Hardened box: what the `hardened` lane (HZ_POLICY=hardened) adds to a
+//! span block's life, off the hot path (thread.zig leaves the hot path's
+//! heap slot null in this lane, so every malloc and free comes here
+//! through alloc.zig's out-of-line paths):
+//!
+//!   malloc — the block is taken one class up, so that its last 8 bytes
+//!            (the tail) hold the requested size and at least one canary
+//!            byte follows the request; a block whose bytes past the
+//!            first 16 are not all zero was written after its free:
+//!            abort. The segment's allocated bitmap marks it.
+//!   free   — the bitmap must say allocated (a second free aborts, even
+//!            after the block was handed out again while it waits in
+//!            quarantine); the tail and every canary byte must be intact
+//!            (an overflow aborts, naming the block); the block is zeroed
+//!            and waits in the heap's quarantine before it can be reused.
+//!
+//! Spans of this lane are carved zeroed and in a random order (heap.zig),
+//! segments keep a guard page between their metadata and the first span
+//! (segment.zig), and large blocks get a guard page (large.zig).
+const std = @import("std");
+const heap_box = @import("heap.zig");
+const os = @import("os.zig");
+const segment_box = @import("segment.zig");
+const sizeclass = @import("sizeclass.zig");
+const span_box = @import("span.zig");
+const thread = @import("thread.zig");
+const Span = span_box.Span;
+const Block = span_box.Block;
+const Segment = segment_box.Segment;
+
+/// The tail word and the one canary byte every block keeps past the request.
+pub const overhead_bytes: usize = @sizeOf(usize) + 1;
+
+/// Bytes a block of the hot path's free list uses (link and cookie): the
+/// only ones a freed, zeroed block may hold when it is taken again.
+const link_bytes: usize = @sizeOf(Block);
+
+/// The largest block whose whole body is checked for writes after free at
+/// malloc; larger blocks are checked over their first this many bytes.
+const checked_bytes: usize = 1024;
+
+fn tailOf(block: usize, block_size: usize) *align(1) usize {
+    return @ptrFromInt(block + block_size - @sizeOf(usize));
+}
+
+/// Per block, different in every block and every process: the tail is
+/// stored xor this, the canary bytes are its low byte (never 0, so a
+/// zeroed block does not look intact).
+fn secretOf(block: usize) usize {
+    return std.math.rotl(usize, span_box.cookieOf(@ptrFromInt(block)), 29);
+}
+
+fn canaryByte(block: usize) u8 {
+    return @as(u8, @truncate(secretOf(block))) | 1;
+}
+
+/// The class for a hardened request of `size` bytes (null: a large block),
+/// aligned to `alignment` (16 for plain malloc).
+pub fn classFor(size: usize, alignment: usize) ?sizeclass.Class {
+    if (size > sizeclass.medium_max_bytes - overhead_bytes) return null;
+    return sizeclass.alignedClassOf(size + overhead_bytes, alignment);
+}
+
+/// Aborts unless the zeroed block at `addr` still reads zero from byte
+/// `from` on (up to `checked_bytes`).
+fn checkUnwritten(addr: usize, block_size: usize, from: usize) void {
+    const body: [*]const u8 = @ptrFromInt(addr);
+    if (std.mem.indexOfNone(u8, body[from..@min(block_size, checked_bytes)], &.{0}) != null) {
+        os.fatalPointer("malloc(): write after free", addr);
+    }
+}
+
+/// A block of `class` for a request of `size` bytes, or null (errno ENOMEM).
+pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
+    const heap = thread.currentOrCreateHardened() orelse {
+        os.setErrno(.NOMEM);
+        return null;
+    };
+    // A use right after a free writes into one of the last blocks freed,
+    // still in quarantine: their first words must still be zero.
+    for (heap.recent) |recent| {
+        const block = recent orelse continue;
+        if (block.link != 0 or block.cookie != 0) os.fatalPointer("malloc(): write after free", @intFromPtr(block));
+    }
+    const ptr = heap.alloc(class) orelse return null;
+    const addr = @intFromPtr(ptr);
+    const block_size: usize = sizeclass.block_size_bytes[class];
+    const body: [*]u8 = @ptrCast(ptr);
+    checkUnwritten(addr, block_size, link_bytes);
+    @memset(body[0..link_bytes], 0);
+    if (!Segment.of(addr).markAllocated(addr)) span_box.corruptedFreeList(addr);
+    @memset(body[size .. block_size - @sizeOf(usize)], canaryByte(addr));
+    tailOf(addr, block_size).* = size ^ secretOf(addr);
+    return ptr;
+}
+
+/// The requested size of a live block, or null when its tail or one of
+/// its canary bytes was overwritten.
+pub fn intactSize(span: *const Span, block: *const Block) ?usize {
+    const addr = @intFromPtr(block);
+    const block_size: usize = span.block_size;
+    const size = tailOf(addr, block_size).* ^ secretOf(addr);
+    if (size > block_size - overhead_bytes) return null;
+    const body: [*]const u8 = @ptrCast(block);
+    if (std.mem.indexOfNone(u8, body[size .. block_size - @sizeOf(usize)], &.{canaryByte(addr)}) != null) return null;
+    return size;
+}
+
+/// `intactSize`, or an abort that names the block.
+fn checkedSize(span: *const Span, block: *const Block, comptime operation: []const u8) usize {
+    return intactSize(span, block) orelse os.fatalPointer(operation ++ ": buffer overflow detected", @intFromPtr(block));
+}
+
+/// Frees a span block (already found to be a block of `span` that is not
+/// on a free list): checks, zeroes, quarantines.
+pub fn free(span: *Span, block: *Block) void {
+    const addr = @intFromPtr(block);
+    const segment = Segment.of(addr);
+    if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
+    _ = checkedSize(span, block, "free()");
+    checkPrevious(span, segment, addr);
+    @memset(@as([*]u8, @ptrCast(block))[0..span.block_size], 0);
+    const heap = thread.currentOrCreateHardened() orelse {
+        // No heap can be had (out of memory, or the thread is past its
+        // exit handler): no quarantine, straight back to the owner.
+        heap_box.freeWithoutHeap(span, block);
+        return;
+    };
+    heap.counters.class_frees[span.class].add(1);
+    if (span.heap != @as(*anyopaque, heap)) heap.counters.remote_free_count.add(1);
+    const evicted = heap.quarantineBlock(block) orelse return;
+    // Out of quarantine: a write since its free shows now.
+    checkUnwritten(@intFromPtr(evicted), Segment.of(@intFromPtr(evicted)).spanOf(@intFromPtr(evicted)).block_size, 0);
+    heap.release(evicted);
+}
+
+/// An underflow of the block at `addr` lands in its lower neighbour's
+/// tail: a live neighbour's tail and canary must be intact. (A freed
+/// neighbour is zeroed: the write shows when it is taken again.) Another
+/// thread may be freeing the neighbour, and zeroes it only after clearing
+/// its bit: a damaged tail counts only while the bit is still set.
+fn checkPrevious(span: *const Span, segment: *Segment, addr: usize) void {
+    if (addr == span.start) return;
+    const previous = addr - span.block_size;
+    if (!segment.isAllocated(previous)) return;
+    if (intactSize(span, @ptrFromInt(previous)) != null) return;
+    if (segment.isAllocated(previous)) os.fatalPointer("free(): buffer underflow detected", addr);
+}
+
+/// The usable size of a live block: what was asked for.
+pub fn usableSize(span: *const Span, block: *const Block, comptime operation: []const u8) usize {
+    if (!isLive(block)) os.fatalPointer(operation ++ ": double free detected", @intFromPtr(block));
+    return checkedSize(span, block, operation);
+}
+
+/// Whether a span block is allocated (the bitmap, not the cookie: a
+/// quarantined block is zeroed).
+pub fn isLive(block: *const Block) bool {
+    const addr = @intFromPtr(block);
+    return Segment.of(addr).isAllocated(addr);
+}
