@@ -87,11 +87,13 @@ for lane in balanced hardened; do
 done
 
 # Heap misuse (use after free, junk, small overflows) never makes malloc
-# hand out a chosen, misaligned or foreign pointer.
-check hardening env -u HZ_TEST_HARDENED LD_PRELOAD="$lib" $limit "$bin/hardening"
-# The hardened lane's own detection (double free after reuse, every misuse
-# aborting): not run until that lane lands.
-# check hardening-hardened env HZ_POLICY=hardened HZ_TEST_HARDENED=1 LD_PRELOAD="$lib" $limit "$bin/hardening"
+# hand out a chosen, misaligned or foreign pointer, in every lane; in the
+# hardened lane (HZ_TEST_HARDENED=1) every misuse aborts, a double free
+# after reuse too, and writing past a large block faults.
+for lane in balanced scale compact; do
+  check "hardening-$lane" env -u HZ_TEST_HARDENED HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/hardening"
+done
+check hardening-hardened env HZ_POLICY=hardened HZ_TEST_HARDENED=1 LD_PRELOAD="$lib" $limit "$bin/hardening"
 
 # Give-back: 600 MiB of small blocks freed by other threads; RSS falls back
 # to within 64 MiB of the start within 1 s, without hz_collect.
