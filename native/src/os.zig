@@ -228,6 +228,19 @@ test "remap grows and keeps contents" {
     unmap(grown, 64 * page_size_bytes);
 }
 
+test "protectNone makes a guard page" {
+    const ptr = map(2 * page_size_bytes) orelse return error.OutOfMemory;
+    try std.testing.expect(protectNone(@alignCast(ptr + page_size_bytes), page_size_bytes));
+    ptr[page_size_bytes - 1] = 1;
+    // The kernel cannot read the guard page either: a write from it fails.
+    var fds: [2]i32 = undefined;
+    try std.testing.expectEqual(@as(usize, 0), linux.pipe(&fds));
+    defer for (fds) |fd| close(fd);
+    try std.testing.expectEqual(linux.E.FAULT, linux.E.init(linux.write(fds[1], ptr + page_size_bytes, 1)));
+    try std.testing.expect(!failed(linux.write(fds[1], ptr + page_size_bytes - 1, 1)));
+    unmap(ptr, 2 * page_size_bytes);
+}
+
 test "lock excludes" {
     var lock: Lock = .{};
     lock.lock();

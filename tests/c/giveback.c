@@ -1,0 +1,104 @@
+/*
+ * Give-back after a free-all: 4 threads each allocate 150 MiB of small
+ * blocks (16 B .. 1 KiB, every byte written); once all have, each frees the
+ * blocks of the next thread (every block freed by a thread that does not
+ * own it), and then, in the default mode, exits. The main thread then polls
+ * RSS (/proc/self/statm) for up to 1 s, without calling hz_collect or
+ * anything else of the allocator: it must fall to less than 64 MiB above
+ * the RSS before the threads started.
+ *   giveback          threads exit after their frees (run by tests/c/run.sh)
+ *   giveback idle     threads stay alive, blocked, while main polls
+ * Pointer arrays are mmap'ed, so only the blocks themselves are the
+ * allocator's. Prints the RSS at start, at its peak and at the end of the
+ * poll, and how long the fall took.
+ */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "util.h"
+
+enum { THREADS = 4 };
+#define PER_THREAD (150 * MiB)
+#define SLACK (64 * MiB)
+#define MAX_BLOCKS (PER_THREAD / 16)
+
+static struct worker {
+  pthread_t th;
+  int index;
+  unsigned char **blocks;
+  size_t count;
+} workers[THREADS];
+static pthread_barrier_t allocated, freed, polled;
+static int idle;
+
+static void *worker_main(void *arg) {
+  struct worker *w = arg;
+  uint64_t s = 0x9E3779B97F4A7C15ull * (uint64_t)(w->index + 1);
+  size_t total = 0;
+  while (total < PER_THREAD) {
+    s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+    size_t n = 16 + (size_t)(s % 1009);
+    unsigned char *p = malloc(n);
+    if (!p) fail("malloc(%zu) returned NULL after %zu bytes", n, total);
+    memset(p, w->index + 1, n);
+    w->blocks[w->count++] = p;
+    total += n;
+  }
+  pthread_barrier_wait(&allocated);
+  struct worker *other = &workers[(w->index + 1) % THREADS];
+  for (size_t i = 0; i < other->count; i++) {
+    if (other->blocks[i][0] != (unsigned char)(other->index + 1)) fail("block %zu of thread %d was overwritten", i, other->index);
+    free(other->blocks[i]);
+  }
+  pthread_barrier_wait(&freed);
+  if (idle) pthread_barrier_wait(&polled);
+  return NULL;
+}
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int main(int argc, char **argv) {
+  idle = argc > 1 && strcmp(argv[1], "idle") == 0;
+  size_t array_bytes = MAX_BLOCKS * sizeof(unsigned char *);
+  for (int t = 0; t < THREADS; t++) {
+    workers[t].index = t;
+    workers[t].blocks = mmap(NULL, array_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (workers[t].blocks == MAP_FAILED) fail("mmap of a pointer array failed");
+  }
+  pthread_barrier_init(&allocated, NULL, THREADS);
+  pthread_barrier_init(&freed, NULL, THREADS + 1);
+  pthread_barrier_init(&polled, NULL, THREADS + 1);
+  size_t start = rss_bytes();
+  for (int t = 0; t < THREADS; t++)
+    if (pthread_create(&workers[t].th, NULL, worker_main, &workers[t])) fail("pthread_create failed");
+  pthread_barrier_wait(&freed);
+  size_t peak = rss_bytes();
+  if (!idle)
+    for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
+  for (int t = 0; t < THREADS; t++) munmap(workers[t].blocks, array_bytes);
+  double t0 = now();
+  size_t rss = rss_bytes();
+  while (rss >= start + SLACK && now() - t0 < 1.0) {
+    nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+    rss = rss_bytes();
+  }
+  double waited = now() - t0;
+  printf("giveback (%s): RSS at start %zu KiB, after the frees %zu KiB, after %.3f s %zu KiB (limit %zu KiB)\n",
+         idle ? "threads idle" : "threads exited", start / KiB, peak / KiB, waited, rss / KiB,
+         (start + SLACK) / KiB);
+  if (idle) {
+    pthread_barrier_wait(&polled);
+    for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
+  }
+  if (rss >= start + SLACK)
+    fail("RSS is %zu KiB 1 s after %zu MiB of small blocks were freed by other threads, %zu KiB above the start (limit %zu KiB)",
+         rss / KiB, (size_t)(THREADS * PER_THREAD / MiB), (rss - start) / KiB, SLACK / KiB);
+  return 0;
+}

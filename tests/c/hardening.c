@@ -1,0 +1,243 @@
+/*
+ * Heap misuse that must never make malloc hand out a pointer the program
+ * (an attacker) chose (hakozuna only; issue 12's scenarios).
+ *
+ * Each case runs in a child whose stderr is captured. The child does the
+ * misuse, then calls malloc and checks every pointer it gets: not the
+ * address it planted, 16-byte aligned, a live block of ours (hz_owns) and
+ * not one it already holds. A pointer that fails is printed as "BAD: ..."
+ * and the child exits 3.
+ *   - use-after-free: the address of a static buffer written into the
+ *     first word of a freed 48-byte block, then malloc(48) four times;
+ *   - junk: a freed 48-byte block filled with 0x41, then malloc(48);
+ *   - overflow-N (N = 1, 4, 8, 9, 16): N bytes of 0x41 written past a
+ *     48-byte block whose neighbour is free, then malloc(48) four times,
+ *     and the overflowed block freed.
+ * Each is followed by 1000 more malloc(48), checked the same way.
+ * Expected outcome: the child is killed by SIGABRT after
+ * "hakozuna: malloc(): corrupted free list 0x" (free-list links are encoded
+ * and checked when popped). For use-after-free and overflow-N a child that
+ * gets only sound pointers and exits 0 also passes (the damage was never
+ * used); junk must abort. A SIGSEGV, a silent abort or a bad pointer fails.
+ *
+ * With HZ_TEST_HARDENED=1 (run it with HZ_POLICY=hardened) every case must
+ * abort with a "hakozuna: " message, and these run too:
+ *   - double-free-after-reuse: free(p), malloc of the same size until p
+ *     comes back (or 10000 tries), free(p) again;
+ *   - large-overflow: bytes written one by one past the end of a 1 MiB
+ *     block (past malloc_usable_size) must fault (SIGSEGV: a guard page)
+ *     within the next 4 KiB.
+ * Without it they print SKIP.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+
+#include "util.h"
+
+#define FREE_LIST_MESSAGE "hakozuna: malloc(): corrupted free list 0x"
+
+static int (*owns)(const void *);
+static int hardened;
+static int failures;
+/* What use-after-free plants: if malloc ever returns it, the program has
+ * been handed memory of the attacker's choice. */
+static _Alignas(64) unsigned char target[256];
+
+/* Held blocks, so a pointer handed out twice is caught. */
+static void *held[2048];
+static int held_count;
+
+static void hold(void *p) {
+  if (held_count < (int)(sizeof held / sizeof held[0])) held[held_count++] = p;
+}
+
+/* Checks a pointer malloc(48) returned in a child; exits 3 if it is bad. */
+static void check_pointer(void *p, const char *when) {
+  const char *bad = NULL;
+  uintptr_t a = (uintptr_t)p;
+  if (!p) bad = "NULL";
+  else if (a >= (uintptr_t)target && a < (uintptr_t)target + sizeof target) bad = "the planted address (a static buffer)";
+  else if (a % 16) bad = "not 16-byte aligned";
+  else if (owns && owns(p) != 1) bad = "not a live block of hakozuna (hz_owns says 0)";
+  for (int i = 0; !bad && i < held_count; i++)
+    if (held[i] == p) bad = "a block the program already holds";
+  if (bad) {
+    fprintf(stderr, "BAD: %s returned %p: %s\n", when, p, bad);
+    exit(3);
+  }
+  hold(p);
+}
+
+/* malloc(48) count times, then 1000 times more (an allocator that
+ * randomises or delays reuse reaches the damaged block later). */
+static void mallocs(int count) {
+  for (int i = 0; i < count + 1000; i++) {
+    void *p = malloc(48);
+    check_pointer(p, i < count ? "malloc(48) after the misuse" : "malloc(48) in the traffic after the misuse");
+    memset(p, 0x5a, 48);
+  }
+}
+
+static void use_after_free(void) {
+  void *warm[32];
+  for (int i = 0; i < 32; i++) hold(warm[i] = malloc(48));
+  unsigned char *a = malloc(48), *b = malloc(48);
+  memset(a, 1, 48);
+  memset(b, 2, 48);
+  free(a);
+  free(b);
+  /* The write after free: b's first word (the link of LIFO free lists). */
+  uintptr_t planted = (uintptr_t)target;
+  memcpy(opaque_ptr(b), &planted, sizeof planted);
+  mallocs(4);
+}
+
+static void junk(void) {
+  void *warm[32];
+  for (int i = 0; i < 32; i++) hold(warm[i] = malloc(48));
+  unsigned char *p = malloc(48);
+  free(p);
+  memset(opaque_ptr(p), 0x41, 48);
+  mallocs(4);
+}
+
+/* Writes n bytes past a 48-byte block whose neighbour (the block right
+ * after it, when the layout has one) is free; frees that neighbour last. */
+static void overflow(size_t n) {
+  enum { COUNT = 64 };
+  unsigned char *b[COUNT];
+  for (int i = 0; i < COUNT; i++) {
+    b[i] = malloc(48);
+    memset(b[i], 3, 48);
+  }
+  int victim = COUNT / 2, neighbour = -1;
+  for (int i = 0; i < COUNT && neighbour < 0; i++)
+    for (int j = 0; j < COUNT; j++)
+      if (b[j] == b[i] + 48) {
+        victim = i;
+        neighbour = j;
+        break;
+      }
+  for (int i = 0; i < COUNT; i++)
+    if (i != victim && i != neighbour) free(b[i]);
+  if (neighbour >= 0) free(b[neighbour]);
+  hold(b[victim]);
+  memset((unsigned char *)opaque_ptr(b[victim]) + 48, 0x41, n);
+  mallocs(4);
+  free(b[victim]); /* gives a check at free its chance */
+}
+static void overflow_1(void) { overflow(1); }
+static void overflow_4(void) { overflow(4); }
+static void overflow_8(void) { overflow(8); }
+static void overflow_9(void) { overflow(9); }
+static void overflow_16(void) { overflow(16); }
+
+static void double_free_after_reuse(void) {
+  unsigned char *p = malloc(48);
+  memset(p, 1, 48);
+  free(p);
+  void *q = NULL;
+  for (int i = 0; i < 10000 && q != p; i++) q = malloc(48);
+  memset(q, 2, 48);
+  free(opaque_ptr(p)); /* p is q now (or still free): either way a bug */
+  mallocs(4);
+}
+
+static void large_overflow(void) {
+  unsigned char *p = malloc(1 << 20);
+  size_t usable = malloc_usable_size(p);
+  memset(p, 1, usable);
+  volatile unsigned char *end = (unsigned char *)opaque_ptr(p) + usable;
+  for (size_t i = 0; i < 4096; i++) end[i] = 0x41;
+  free(p);
+}
+
+/* How a case may end: MUST_ABORT needs SIGABRT with the free-list message;
+ * ABORT_OR_SOUND also accepts exit 0 (every pointer checked sound). In the
+ * hardened run every case needs SIGABRT and a "hakozuna: " message, except
+ * HARDENED_FAULT cases, which need SIGSEGV. */
+enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY, HARDENED_FAULT };
+
+static void run_case(const char *name, enum expect expect, void (*body)(void)) {
+  if ((expect == HARDENED_ONLY || expect == HARDENED_FAULT) && !hardened) {
+    printf("SKIP: %s (hardened lane only: HZ_TEST_HARDENED=1 HZ_POLICY=hardened)\n", name);
+    return;
+  }
+  int fds[2];
+  if (pipe(fds)) fail("pipe failed");
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) fail("fork failed");
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core); /* an expected abort leaves no core file */
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    alarm(60);
+    body();
+    exit(0);
+  }
+  close(fds[1]);
+  char err[4096];
+  size_t len = 0;
+  ssize_t r;
+  while ((r = read(fds[0], err + len, sizeof err - 1 - len)) > 0) len += (size_t)r;
+  err[len] = 0;
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  for (char *c = err; *c; c++)
+    if (*c == '\n') *c = ' ';
+  int aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
+  char why[200];
+  why[0] = 0;
+  if (expect == HARDENED_FAULT) {
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): nothing guards the end of the block", st);
+  } else if (WIFEXITED(st) && WEXITSTATUS(st) == 3) snprintf(why, sizeof why, "malloc handed out a bad pointer");
+  else if (WIFSIGNALED(st) && !aborted) snprintf(why, sizeof why, "child was killed by signal %d (%s), not SIGABRT", WTERMSIG(st), strsignal(WTERMSIG(st)));
+  else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) snprintf(why, sizeof why, "child exited with status %d", WEXITSTATUS(st));
+  else if (hardened || expect == HARDENED_ONLY) {
+    if (!aborted) snprintf(why, sizeof why, "the misuse went unnoticed: child exited 0");
+    else if (!strstr(err, "hakozuna: ")) snprintf(why, sizeof why, "SIGABRT without a \"hakozuna: \" message");
+  } else if (aborted && !strstr(err, FREE_LIST_MESSAGE)) {
+    snprintf(why, sizeof why, "SIGABRT without \"" FREE_LIST_MESSAGE "\"");
+  } else if (!aborted && expect == MUST_ABORT) {
+    snprintf(why, sizeof why, "the corrupted free list went unnoticed: child exited 0");
+  }
+  if (why[0]) {
+    failures++;
+    fprintf(stderr, "FAIL: %s: %s; its stderr: \"%.200s\"\n", name, why, err);
+  } else {
+    printf("ok: %s (%s)\n", name, expect == HARDENED_FAULT ? "faulted" : aborted ? "aborted" : "only sound pointers");
+  }
+}
+
+int main(void) {
+  owns = (int (*)(const void *))dlsym(RTLD_DEFAULT, "hz_owns");
+  if (!owns) fail("hz_owns is not exported (is libhakozuna preloaded?)");
+  const char *h = getenv("HZ_TEST_HARDENED");
+  hardened = h && strcmp(h, "1") == 0;
+  if (hardened) {
+    const char *(*policy)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz_policy_name");
+    if (!policy || strcmp(policy(), "hardened") != 0)
+      fail("HZ_TEST_HARDENED=1 needs the hardened lane (HZ_POLICY=hardened); the lane is %s",
+           policy ? policy() : "unknown");
+  }
+  run_case("use-after-free", ABORT_OR_SOUND, use_after_free);
+  run_case("junk", MUST_ABORT, junk);
+  run_case("overflow-1", ABORT_OR_SOUND, overflow_1);
+  run_case("overflow-4", ABORT_OR_SOUND, overflow_4);
+  run_case("overflow-8", ABORT_OR_SOUND, overflow_8);
+  run_case("overflow-9", ABORT_OR_SOUND, overflow_9);
+  run_case("overflow-16", ABORT_OR_SOUND, overflow_16);
+  run_case("double-free-after-reuse", HARDENED_ONLY, double_free_after_reuse);
+  run_case("large-overflow", HARDENED_FAULT, large_overflow);
+  if (failures) fail("%d case(s) failed", failures);
+  return 0;
+}
