@@ -355,7 +355,7 @@ pub const Heap = struct {
 
     /// Hands back what it holds for others: pending remote frees, frees
     /// waiting in the inbox, and empty spans (current ones too), under the
-    /// orphan threshold. `force` also purges every free slice and
+    /// usual purge threshold. `force` also purges every free slice and
     /// releases every empty segment. Returns the bytes given back to the OS.
     pub fn drain(heap: *Heap, force: bool) usize {
         heap.releaseQuarantine();
@@ -374,10 +374,9 @@ pub const Heap = struct {
             }
         }
         if (!force) {
-            // An orphan may wait long for adoption, and a program that
-            // starts many threads leaves one per thread that ran at once:
-            // it keeps only a few free slices resident for its adopter.
-            return if (heap.dirty_slices > policy.snapshot.orphan_slices) heap.purge() else 0;
+            // An orphan may wait long for adoption: never leave it holding
+            // more resident free memory than a live heap may.
+            return if (heap.dirty_slices > policy.snapshot.purge_slices) heap.purge() else 0;
         }
         var bytes = heap.purge();
         var cursor = heap.segments.head;

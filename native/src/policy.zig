@@ -34,9 +34,6 @@ pub const Policy = struct {
     purge_slices: u32,
     /// Above `purge_slices`, a slice free for this long is purged (0: at once).
     purge_delay_ms: u32,
-    /// Free slices the heap of an exited thread keeps resident for the
-    /// thread that adopts it.
-    orphan_slices: u32,
     /// Empty segments kept mapped (purged) for reuse instead of unmapped.
     segment_cache: u32,
     /// MiB of freed large mappings kept, for the purge delay, for reuse.
@@ -49,7 +46,6 @@ pub const Policy = struct {
             .remote_batch = undefined,
             .purge_slices = undefined,
             .purge_delay_ms = undefined,
-            .orphan_slices = undefined,
             .segment_cache = undefined,
             .large_cache_mb = undefined,
         };
@@ -102,14 +98,6 @@ pub const knobs = [_]Knob{
         .max = 3_600_000,
         .default = .init(.{ .balanced = 100, .scale = 1000, .compact = 0, .hardened = 100 }),
         .meaning = "above that, a slice free this long is returned to the OS",
-    },
-    .{
-        .env = "HZ_ORPHAN_SLICES",
-        .field = "orphan_slices",
-        .min = 0,
-        .max = 1 << 20,
-        .default = .init(.{ .balanced = 4, .scale = 64, .compact = 0, .hardened = 4 }),
-        .meaning = "free 64 KiB slices the heap of an exited thread keeps resident for the next thread",
     },
     .{
         .env = "HZ_SEGMENT_CACHE",

@@ -60,32 +60,8 @@ static void traffic(size_t n) {
 enum kind { INVALID_FREE, INVALID_REALLOC, DOUBLE_FREE };
 
 static void run_case(const char *name, enum kind kind, void (*body)(void)) {
-  int fds[2];
-  if (pipe(fds)) fail("pipe failed");
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) fail("fork failed");
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core); /* an expected abort leaves no core file */
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    alarm(60);
-    body();
-    exit(0);
-  }
-  close(fds[1]);
   char err[4096];
-  size_t len = 0;
-  ssize_t r;
-  while ((r = read(fds[0], err + len, sizeof err - 1 - len)) > 0) len += (size_t)r;
-  err[len] = 0;
-  close(fds[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  for (char *c = err; *c; c++)
-    if (*c == '\n') *c = ' ';
+  int st = run_in_child(body, err, sizeof err);
   char why[160];
   why[0] = 0;
   switch (kind) {

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
@@ -91,6 +93,40 @@ static inline size_t rss_bytes(void) {
   if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) fail("cannot read /proc/self/statm");
   fclose(f);
   return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+
+/* Runs body() in a child process with its stderr captured into err (cap
+ * bytes, newlines turned into spaces, so a message reads as one line) and
+ * without a core file; a hang is cut by alarm after 60 s. Returns the
+ * child's wait status. */
+static inline int run_in_child(void (*body)(void), char *err, size_t cap) {
+  int fds[2];
+  if (pipe(fds)) fail("pipe failed");
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) fail("fork failed");
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core); /* an expected abort leaves no core file */
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    alarm(60);
+    body();
+    exit(0);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  ssize_t r;
+  while (len < cap - 1 && (r = read(fds[0], err + len, cap - 1 - len)) > 0) len += (size_t)r;
+  err[len] = 0;
+  close(fds[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  for (char *c = err; *c; c++)
+    if (*c == '\n') *c = ' ';
+  return st;
 }
 
 #endif
