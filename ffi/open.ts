@@ -50,8 +50,8 @@ export interface OpenOptions {
 export interface OpenAsyncOptions extends OpenOptions {
   /**
    * Directory URL the release artifacts are downloaded from (the file name,
-   * e.g. `libhakozuna-linux-x86_64.so`, is appended). Default: this
-   * version's GitHub release.
+   * e.g. `libhakozuna-linux-x86_64.so`, is appended). Default:
+   * `$HAKOZUNA_DOWNLOAD_URL`, else this version's GitHub release.
    */
   readonly url?: string | URL;
   /**
@@ -59,6 +59,8 @@ export interface OpenAsyncOptions extends OpenOptions {
    * `"only"`: never download; `"reload"`: download again.
    */
   readonly cache?: CacheMode;
+  /** Milliseconds the download may take in all; default 60 000 (60 s). */
+  readonly timeout?: number;
 }
 
 /**
@@ -93,10 +95,11 @@ export function open(options: OpenOptions = {}): Hakozuna {
 /**
  * Like {@linkcode open}, and when no local library is found, downloads this
  * version's release library for the platform (Linux x86_64 or aarch64) into
- * the cache (`$DENO_DIR/hakozuna/<version>/`, else
- * `$XDG_CACHE_HOME/hakozuna/<version>/` or `~/.cache/hakozuna/<version>/`),
- * verifying its SHA-256 against the one recorded in the package before it is
- * written. Later `open()` calls find it there.
+ * the cache (`$HAKOZUNA_CACHE_DIR/<version>/`, else
+ * `$DENO_DIR/hakozuna/<version>/`, `$XDG_CACHE_HOME/hakozuna/<version>/` or
+ * `~/.cache/hakozuna/<version>/`), verifying its SHA-256 against the one
+ * recorded in the package before it is written. Later `open()` calls find it
+ * there. A download that takes over a second reports its progress on stderr.
  *
  * Permissions: those of `open()`, plus `--allow-net` and `--allow-write`
  * for the download.
@@ -111,8 +114,8 @@ export function open(options: OpenOptions = {}): Hakozuna {
 export async function openAsync(
   options: OpenAsyncOptions = {},
 ): Promise<Hakozuna> {
-  const { path, policy, url, cache } = checkOptions(options);
-  const resolved = await resolveLibraryAsync({ path, url, cache });
+  const { path, policy, url, cache, timeout } = checkOptions(options);
+  const resolved = await resolveLibraryAsync({ path, url, cache, timeout });
   return createHandle(loadLibrary(resolved, policy));
 }
 
@@ -120,7 +123,10 @@ function checkOptions(options: unknown): OpenAsyncOptions {
   if (typeof options !== "object" || options === null) {
     throw new TypeError("hakozuna: open() options must be an object");
   }
-  const { path, policy, url, cache } = options as Record<string, unknown>;
+  const { path, policy, url, cache, timeout } = options as Record<
+    string,
+    unknown
+  >;
   if (path !== undefined && (typeof path !== "string" || path === "")) {
     throw new TypeError("hakozuna: open({ path }) must be a non-empty string");
   }
@@ -143,7 +149,16 @@ function checkOptions(options: unknown): OpenAsyncOptions {
         `expected one of ${CACHE_MODES.join(", ")}`,
     );
   }
-  return { path, policy, url, cache } as OpenAsyncOptions;
+  if (
+    timeout !== undefined &&
+    (typeof timeout !== "number" || !(timeout > 0) || timeout === Infinity)
+  ) {
+    throw new TypeError(
+      `hakozuna: open({ timeout }) must be a positive number of ` +
+        `milliseconds, got ${String(timeout)}`,
+    );
+  }
+  return { path, policy, url, cache, timeout } as OpenAsyncOptions;
 }
 
 function isHttpUrl(url: unknown): url is string | URL {

@@ -21,6 +21,11 @@ pub fn build(b: *std.Build) void {
     const optimize = b.option(std.builtin.OptimizeMode, "optimize", "Optimization mode (default ReleaseFast, ReleaseSafe with -Dsafety)") orelse
         @as(std.builtin.OptimizeMode, if (safety) .ReleaseSafe else .ReleaseFast);
 
+    // Release artifacts (make dist) are stripped: debug info holds absolute
+    // paths (checkout, Zig cache), and without it the same sources give the
+    // same bytes from any directory. A local build keeps it for debuggers.
+    const strip = b.option(bool, "strip", "Omit debug info (default false)") orelse false;
+
     const options = b.addOptions();
     options.addOption([]const u8, "version", manifest.version);
     options.addOption(bool, "safety", safety);
@@ -35,7 +40,7 @@ pub fn build(b: *std.Build) void {
         // pointer it never needs; it is called from every corner of a process.
         .omit_frame_pointer = optimize != .Debug,
         .error_tracing = false,
-        .strip = false,
+        .strip = strip,
     });
     lib_module.addOptions("build_options", options);
 
@@ -47,6 +52,8 @@ pub fn build(b: *std.Build) void {
         // assembler takes; the self-hosted backend would be used for Debug.
         .use_llvm = true,
     });
+    // A build id computed from the contents: identical builds get identical ids.
+    lib.build_id = .sha1;
     b.installArtifact(lib);
 
     const test_module = b.createModule(.{

@@ -36,8 +36,9 @@ pub const overhead_bytes: usize = @sizeOf(usize) + 1;
 const link_bytes: usize = @sizeOf(Block);
 
 /// The largest block whose whole body is checked for writes after free at
-/// malloc; larger blocks are checked over their first this many bytes.
-const checked_bytes: usize = 1024;
+/// malloc; larger blocks are checked over their first this many bytes (a
+/// use after free most often writes a pointer or a header there).
+const checked_bytes: usize = 256;
 
 fn tailOf(block: usize, block_size: usize) *align(1) usize {
     return @ptrFromInt(block + block_size - @sizeOf(usize));
@@ -62,12 +63,28 @@ pub fn classFor(size: usize, alignment: usize) ?sizeclass.Class {
 }
 
 /// Aborts unless the zeroed block at `addr` still reads zero from byte
-/// `from` on (up to `checked_bytes`).
+/// `from` on (up to `checked_bytes`); both are multiples of 16.
 fn checkUnwritten(addr: usize, block_size: usize, from: usize) void {
-    const body: [*]const u8 = @ptrFromInt(addr);
-    if (std.mem.indexOfNone(u8, body[from..@min(block_size, checked_bytes)], &.{0}) != null) {
-        os.fatalPointer("malloc(): write after free", addr);
+    const words: [*]const usize = @ptrFromInt(addr);
+    var any: usize = 0;
+    for (words[from / 8 .. @min(block_size, checked_bytes) / 8]) |word| any |= word;
+    if (any != 0) os.fatalPointer("malloc(): write after free", addr);
+}
+
+/// Whether every byte of `bytes` is `value`: word by word where aligned.
+fn allBytes(bytes: []const u8, value: u8) bool {
+    const pattern: usize = @as(usize, value) * (std.math.maxInt(usize) / 255);
+    var rest = bytes;
+    while (rest.len > 0 and @intFromPtr(rest.ptr) % @sizeOf(usize) != 0) : (rest = rest[1..]) {
+        if (rest[0] != value) return false;
     }
+    while (rest.len >= @sizeOf(usize)) : (rest = rest[@sizeOf(usize)..]) {
+        if (@as(*const usize, @ptrCast(@alignCast(rest.ptr))).* != pattern) return false;
+    }
+    for (rest) |byte| {
+        if (byte != value) return false;
+    }
+    return true;
 }
 
 /// A block of `class` for a request of `size` bytes, or null (errno ENOMEM).
@@ -88,9 +105,11 @@ pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
     const body: [*]u8 = @ptrCast(ptr);
     checkUnwritten(addr, block_size, link_bytes);
     @memset(body[0..link_bytes], 0);
-    if (!Segment.of(addr).markAllocated(addr)) span_box.corruptedFreeList(addr);
+    // Canary and tail first, then the bit: a free of the next block checks
+    // this one's tail as soon as the bit says it is live (checkPrevious).
     @memset(body[size .. block_size - @sizeOf(usize)], canaryByte(addr));
     tailOf(addr, block_size).* = size ^ secretOf(addr);
+    if (!Segment.of(addr).markAllocated(addr)) span_box.corruptedFreeList(addr);
     return ptr;
 }
 
@@ -102,7 +121,7 @@ pub fn intactSize(span: *const Span, block: *const Block) ?usize {
     const size = tailOf(addr, block_size).* ^ secretOf(addr);
     if (size > block_size - overhead_bytes) return null;
     const body: [*]const u8 = @ptrCast(block);
-    if (std.mem.indexOfNone(u8, body[size .. block_size - @sizeOf(usize)], &.{canaryByte(addr)}) != null) return null;
+    if (!allBytes(body[size .. block_size - @sizeOf(usize)], canaryByte(addr))) return null;
     return size;
 }
 

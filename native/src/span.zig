@@ -18,10 +18,13 @@ const sizeclass = @import("sizeclass.zig");
 ///
 /// A use after free or an overflow writes into these words. Encoding the
 /// link with a secret and the block's own address means a written value
-/// decodes to an address the writer cannot choose, and every pop checks
-/// that the decoded link is a free block of the same span (`nextFree`), so
-/// malloc never hands out memory that a write chose: it aborts with
-/// `hakozuna: malloc(): corrupted free list 0x<block>` instead.
+/// decodes to an address the writer cannot choose; the encoding also
+/// rotates by 32 bits, so an overflow that reaches only the first bytes of
+/// the link (its low bits) changes the decoded address's high bits and
+/// throws it far out of the span. Every pop checks that the decoded link
+/// lies in the carved part of the same span, 16-byte aligned
+/// (`nextFree`), so malloc never hands out memory that a write chose: it
+/// aborts with `hakozuna: malloc(): corrupted free list 0x<block>`.
 pub const Block = extern struct {
     link: usize,
     cookie: usize,
@@ -46,13 +49,13 @@ pub inline fn cookieOf(block: *const Block) usize {
 
 /// The stored form of "`block` is followed by `next`" (null: end of list).
 pub inline fn encodeLink(block: *const Block, next: ?*const Block) usize {
-    return @intFromPtr(next) ^ @intFromPtr(block) ^ link_key;
+    return std.math.rotl(usize, @intFromPtr(next) ^ @intFromPtr(block), 32) ^ link_key;
 }
 
 /// The address `block`'s link names (0: end of list). Unchecked: callers
 /// validate it before using it as a block.
 pub inline fn decodeLink(block: *const Block) usize {
-    return block.link ^ @intFromPtr(block) ^ link_key;
+    return std.math.rotr(usize, block.link ^ link_key, 32) ^ @intFromPtr(block);
 }
 
 /// A free list whose link was overwritten: one line and abort.
@@ -228,17 +231,16 @@ pub const Span = extern struct {
     }
 
     /// The block after `block` (popped from this span's free list), checked:
-    /// a link that does not decode to a free block carved in this span
-    /// aborts. Alignment and range come in one compare: rotating the offset
-    /// right by 4 turns a misaligned one into a huge one.
+    /// a link that does not decode to a 16-byte aligned address in the
+    /// carved part of this span aborts. Alignment and range come in one
+    /// compare: rotating the offset right by 4 turns a misaligned one into a
+    /// huge one.
     pub inline fn nextFree(span: *const Span, block: *const Block) ?*Block {
         const next = decodeLink(block);
         if (next == 0) return null;
         const granule = std.math.rotr(usize, next -% span.start, 4);
         if (granule >= span.carved_granules) corruptedFreeList(@intFromPtr(block));
-        const next_block: *Block = @ptrFromInt(next);
-        if (!isFree(next_block)) corruptedFreeList(@intFromPtr(block));
-        return next_block;
+        return @ptrFromInt(next);
     }
 
     /// Owner-side push of a block coming back (local free or collect);

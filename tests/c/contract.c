@@ -493,7 +493,8 @@ static uint64_t next_rand(void) {
  * pattern of the step that wrote it, checked before every realloc and
  * free. Sizes are log-uniform from 0 to 256 KiB, one in 64 up to 4 MiB. */
 static void test_random_mix(void) {
-  enum { SLOTS = 1000, OPS = 100000 };
+  enum { SLOTS = 1000 };
+  const size_t OPS = test_scaled(100000);
   static struct { unsigned char *p; size_t n; uint64_t key; } s[SLOTS];
   size_t damaged = 0, nulls = 0;
   uint64_t sum = 0;
@@ -533,7 +534,7 @@ static void test_random_mix(void) {
     if (s[i].p && check_pattern(s[i].p, s[i].n, s[i].key) != s[i].n) damaged++;
     free(s[i].p);
   }
-  printf("random mix of %d calls -> %zu NULL, %zu damaged, checksum %llu\n", OPS, nulls, damaged,
+  printf("random mix of %zu calls -> %zu NULL, %zu damaged, checksum %llu\n", OPS, nulls, damaged,
          (unsigned long long)sum);
 }
 

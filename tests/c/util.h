@@ -73,6 +73,17 @@ __attribute__((format(printf, 1, 2), noreturn)) static inline void fail(const ch
   exit(1);
 }
 
+/* n scaled by $TEST_SCALE_PERCENT (1..100, default 100), at least 1: the
+ * aarch64 run under qemu (tests/cross/aarch64.sh) shortens the long loops.
+ * Both runs of a differential test must use the same value. */
+static inline size_t test_scaled(size_t n) {
+  const char *e = getenv("TEST_SCALE_PERCENT");
+  long pct = e ? strtol(e, NULL, 10) : 100;
+  if (pct < 1 || pct > 100) pct = 100;
+  size_t m = n * (size_t)pct / 100;
+  return m ? m : 1;
+}
+
 /* Resident set size in bytes, from /proc/self/statm. */
 static inline size_t rss_bytes(void) {
   FILE *f = fopen("/proc/self/statm", "r");

@@ -19,7 +19,8 @@
 
 #include "util.h"
 
-enum { THREADS = 4, PER_THREAD = 6000, QCAP = 64, STASH = 32 };
+enum { THREADS = 4, QCAP = 64, STASH = 32 };
+static size_t PER_THREAD; /* 6000, scaled by TEST_SCALE_PERCENT (util.h) */
 
 struct item {
   unsigned char *p;
@@ -158,6 +159,7 @@ static void *worker(void *arg) {
 
 int main(void) {
   pthread_t th[THREADS];
+  PER_THREAD = test_scaled(6000);
   for (int t = 0; t < THREADS; t++) pthread_mutex_init(&queues[t].mu, NULL);
   for (int t = 0; t < THREADS; t++)
     if (pthread_create(&th[t], NULL, worker, (void *)(intptr_t)t)) fail("pthread_create failed");

@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { open } from "../../mod.ts";
+import { VERSION } from "../../ffi/version.ts";
 import {
   expectExit,
   fixture,
@@ -111,6 +112,7 @@ Deno.test("usage errors exit 2 with the usage on stderr", async (t) => {
     ],
     [["path", "--url", "::"], /--url: not a URL/],
     [["path", "extra"], /unexpected argument extra/],
+    [["path", "--timeout", "0"], /--timeout must be a positive number/],
   ];
   for (const [args, message] of cases) {
     await t.step(args.join(" ") || "(nothing)", async () => {
@@ -129,4 +131,44 @@ Deno.test("--help for the CLI and each command goes to stdout, status 0", async 
     assert.match(output.stdout, /^usage: hakozuna/);
     assert.equal(output.stderr, "");
   }
+});
+
+Deno.test("outside a checkout, CLI errors name CLI flags, never make or API options", async () => {
+  // A published copy on disk: cli.ts and ffi/, no native/, with checksums.
+  using dir = tempDir("cli-published");
+  Deno.copyFileSync(CLI, join(dir.path, "cli.ts"));
+  Deno.mkdirSync(join(dir.path, "ffi"));
+  for (const entry of Deno.readDirSync(join(ROOT, "ffi"))) {
+    Deno.copyFileSync(
+      join(ROOT, "ffi", entry.name),
+      join(dir.path, "ffi", entry.name),
+    );
+  }
+  Deno.writeTextFileSync(
+    join(dir.path, "ffi/checksums.ts"),
+    `export const CHECKSUMS_VERSION: string = "${VERSION}";\n` +
+      `export const CHECKSUMS = { "libhakozuna-linux-x86_64.so": ` +
+      `"${"0".repeat(64)}", "libhakozuna-linux-aarch64.so": ` +
+      `"${"0".repeat(64)}" };\n`,
+  );
+  using cache = tempDir("cli-cache");
+  const output = await runDeno(
+    ["--allow-all"],
+    join(dir.path, "cli.ts"),
+    ["path", "--cache", "only"],
+    { unset: ["HAKOZUNA_LIB"], env: { HAKOZUNA_CACHE_DIR: cache.path } },
+  );
+  assert.equal(output.code, 1, output.stderr);
+  assert.match(output.stderr, /not tried \(--cache only\)/);
+  assert.match(output.stderr, /Fix: allow the download with --cache use/);
+  assert.match(output.stderr, /HAKOZUNA_LIB/);
+  assert.doesNotMatch(output.stderr, /make|open\(|openAsync|cache: "/);
+
+  const compare = await runDeno(
+    ["--allow-all"],
+    join(dir.path, "cli.ts"),
+    ["compare", "--", "true"],
+  );
+  assert.equal(compare.code, 1);
+  assert.match(compare.stderr, /needs a checkout of the repository/);
 });

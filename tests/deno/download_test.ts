@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { open, openAsync } from "../../mod.ts";
-import { sha256 } from "../../ffi/cache.ts";
+import { download, sha256 } from "../../ffi/cache.ts";
 import {
   type ResolveContext,
   resolveLibrary,
@@ -28,6 +28,7 @@ const JSR: ResolveContext = {
   os: "linux",
   arch: "x86_64",
   checksums: { [NAME]: GOOD },
+  checksumsVersion: VERSION,
 };
 
 /** A loopback HTTP server of `files`, recording the paths requested. */
@@ -60,7 +61,12 @@ async function withCache(body: (dir: string, file: string) => Promise<void>) {
   using denoDir = tempDir("deno-dir");
   const dir = join(denoDir.path, "hakozuna", VERSION);
   await withEnv(
-    { DENO_DIR: denoDir.path, HAKOZUNA_LIB: undefined },
+    {
+      DENO_DIR: denoDir.path,
+      HAKOZUNA_LIB: undefined,
+      HAKOZUNA_CACHE_DIR: undefined,
+      HAKOZUNA_DOWNLOAD_URL: undefined,
+    },
     () => body(dir, join(dir, NAME)),
   );
 }
@@ -246,7 +252,7 @@ Deno.test("the cache is under DENO_DIR, else XDG_CACHE_HOME, else ~/.cache", asy
   const only = { cache: "only" } as const;
   const where = (vars: Record<string, string | undefined>) =>
     withEnv(
-      { HAKOZUNA_LIB: undefined, ...vars },
+      { HAKOZUNA_LIB: undefined, HAKOZUNA_CACHE_DIR: undefined, ...vars },
       () =>
         resolveLibraryAsync(only, JSR).then(
           () => assert.fail("nothing is cached"),
@@ -285,4 +291,139 @@ Deno.test("openAsync checks its download options", async () => {
 Deno.test("openAsync opens a local library without downloading", async () => {
   using hz = await openAsync({ url: "http://127.0.0.1:9/", cache: "only" });
   assert.ok(hz.owns(hz.malloc(8)));
+});
+
+Deno.test("HAKOZUNA_DOWNLOAD_URL is used when no url option is given", async () => {
+  await using server = serve(release(LIBRARY));
+  await using other = serve({});
+  await withCache(async (_, file) => {
+    await withEnv({ HAKOZUNA_DOWNLOAD_URL: server.base }, async () => {
+      const resolved = await resolveLibraryAsync({}, JSR);
+      assert.deepEqual(resolved, { path: file, source: "download" });
+      // The option still wins over the variable.
+      await assert.rejects(
+        resolveLibraryAsync({ url: other.base, cache: "reload" }, JSR),
+        /HTTP 404/,
+      );
+    });
+    await withEnv({ HAKOZUNA_DOWNLOAD_URL: "file:///tmp/" }, async () => {
+      await assert.rejects(
+        resolveLibraryAsync({ cache: "reload" }, JSR),
+        /HAKOZUNA_DOWNLOAD_URL: "file:\/\/\/tmp\/" is not an http or https URL/,
+      );
+    });
+  });
+});
+
+Deno.test("HAKOZUNA_CACHE_DIR comes before DENO_DIR", async () => {
+  await using server = serve(release(LIBRARY));
+  using cacheDir = tempDir("cache-dir");
+  await withCache(async (denoDirCache) => {
+    await withEnv({ HAKOZUNA_CACHE_DIR: cacheDir.path }, async () => {
+      const file = join(cacheDir.path, VERSION, NAME);
+      const resolved = await resolveLibraryAsync({ url: server.base }, JSR);
+      assert.deepEqual(resolved, { path: file, source: "download" });
+      assert.deepEqual(resolveLibrary({}, JSR), {
+        path: file,
+        source: "cache",
+      });
+      assert.deepEqual(listing(denoDirCache), []);
+    });
+  });
+});
+
+/** A server that sends half the file, then the rest after `pauseMs`. */
+function slowServer(bytes: Uint8Array, pauseMs: number) {
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => {
+      const half = bytes.length >> 1;
+      const body = new ReadableStream<Uint8Array>({
+        start(controller) {
+          controller.enqueue(bytes.slice(0, half));
+          const timer = setTimeout(() => {
+            timers.delete(timer);
+            try {
+              controller.enqueue(bytes.slice(half));
+              controller.close();
+            } catch {
+              // The client went away (timed out).
+            }
+          }, pauseMs);
+          timers.add(timer);
+        },
+      });
+      return new Response(body, {
+        headers: { "content-length": String(bytes.length) },
+      });
+    },
+  );
+  return {
+    base: `http://127.0.0.1:${server.addr.port}/`,
+    [Symbol.asyncDispose]: async () => {
+      for (const timer of timers) clearTimeout(timer);
+      await server.shutdown();
+    },
+  };
+}
+
+Deno.test("a download over a second reports progress, then completion", async () => {
+  await using server = slowServer(LIBRARY, 1500);
+  using dir = tempDir("progress");
+  const lines: string[] = [];
+  const file = await download({
+    url: new URL(NAME, server.base),
+    file: join(dir.path, NAME),
+    sha256: GOOD,
+  }, { progress: (line) => lines.push(line) });
+  assert.equal(sha256(Deno.readFileSync(file)), GOOD);
+  assert.ok(lines.length >= 2, lines.join("\n"));
+  assert.match(
+    lines[0],
+    /^hakozuna: downloading http:\/\/127\.0\.0\.1:\d+\/libhakozuna-linux-x86_64\.so: [\d.]+ MiB of [\d.]+ MiB after 1\.\d s$/,
+  );
+  assert.match(
+    lines.at(-1)!,
+    /^hakozuna: downloaded .* \([\d.]+ MiB in 1\.\d s\)$/,
+  );
+});
+
+Deno.test("a quick download prints nothing; a slow one on stderr", async () => {
+  await using quick = serve(release(LIBRARY));
+  await using slow = slowServer(LIBRARY, 1300);
+  await withCache(async () => {
+    const permissions = [
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net=127.0.0.1",
+    ];
+    const fast = await runDeno(permissions, fixture("download.ts"), [
+      quick.base,
+      GOOD,
+    ]);
+    assert.equal(expectExit(fast, 0).stderr, "");
+    const output = await runDeno(permissions, fixture("download.ts"), [
+      slow.base,
+      GOOD,
+      "reload",
+    ]);
+    assert.match(expectExit(output, 0).stderr, /^hakozuna: downloading /m);
+  });
+});
+
+Deno.test("a download that takes longer than the timeout is abandoned", async () => {
+  await using server = slowServer(LIBRARY, 5000);
+  await withCache(async (dir) => {
+    const started = Date.now();
+    await assert.rejects(
+      resolveLibraryAsync({ url: server.base, timeout: 300 }, JSR),
+      /download http:.*: timed out after 0\.3 s \([\d.]+ MiB received\)/,
+    );
+    assert.ok(Date.now() - started < 3000);
+    assert.deepEqual(listing(dir), []);
+  });
+  await assert.rejects(openAsync({ timeout: -1 }), /open\(\{ timeout \}\)/);
 });

@@ -3,7 +3,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { LibraryNotFoundError, open } from "../../mod.ts";
-import { type ResolveContext, resolveLibrary } from "../../ffi/resolve.ts";
+import {
+  type ResolveContext,
+  resolveLibrary,
+  resolveLibraryAsync,
+} from "../../ffi/resolve.ts";
+import { VERSION } from "../../ffi/version.ts";
 import { expectExit, fixture, runDeno, withEnv } from "./helpers.ts";
 
 /** The context of a package at `root`, on Linux x86_64, with no checksums. */
@@ -12,11 +17,14 @@ const at = (root: URL): ResolveContext => ({
   os: "linux",
   arch: "x86_64",
   checksums: {},
+  checksumsVersion: VERSION,
 });
 
 /** A directory laid out like a checkout, with or without a built library. */
 function fakeCheckout(withLibrary: boolean) {
   const dir = Deno.makeTempDirSync({ prefix: "hakozuna-checkout-" });
+  Deno.mkdirSync(join(dir, "native"));
+  Deno.writeTextFileSync(join(dir, "native/build.zig"), "");
   const library = join(dir, "native/zig-out/lib/libhakozuna.so");
   if (withLibrary) {
     Deno.mkdirSync(join(dir, "native/zig-out/lib"), { recursive: true });
@@ -96,7 +104,8 @@ Deno.test("with no library, one error lists every step and `make`", async () => 
           "HAKOZUNA_LIB: not set",
           `checkout build ${checkout.library}: not built`,
           "release artifact libhakozuna-linux-x86_64.so: no SHA-256 " +
-          "recorded in this package (ffi/checksums.ts, written by `make dist`)",
+          "recorded in this package (ffi/checksums.ts is written by " +
+          "`make release`; in a checkout, `make` builds the library instead)",
         ]);
         assert.match(error.message, /Fix: run `make` in /);
         return true;
@@ -150,6 +159,92 @@ Deno.test("on an unsupported platform the error says so first", async () => {
           error.message,
           /release artifact: none for darwin-aarch64/,
         );
+        return true;
+      },
+    );
+  });
+});
+
+/** A published copy of the package on disk: a file: URL, no native/. */
+function publishedCopy() {
+  const dir = Deno.makeTempDirSync({ prefix: "hakozuna-published-" });
+  return {
+    root: pathToFileURL(dir + "/"),
+    [Symbol.dispose]: () => Deno.removeSync(dir, { recursive: true }),
+  };
+}
+
+Deno.test("outside a checkout the error never suggests make", async () => {
+  using copy = publishedCopy();
+  const roots = [
+    copy.root,
+    new URL(`https://jsr.io/@hakozuna/hakozuna/${VERSION}/`),
+  ];
+  await withEnv({ HAKOZUNA_LIB: undefined }, () => {
+    for (const root of roots) {
+      assert.throws(
+        () => resolveLibrary({}, at(root)),
+        (error: Error) => {
+          assert.doesNotMatch(error.message, /make/);
+          assert.match(error.message, /published without them/);
+          assert.match(error.message, /HAKOZUNA_LIB to a libhakozuna\.so/);
+          return true;
+        },
+      );
+    }
+    assert.throws(
+      () => resolveLibrary({}, at(copy.root)),
+      /is not a checkout \(no native\/build\.zig\)/,
+    );
+  });
+});
+
+Deno.test("checksums recorded for another version are not used", async () => {
+  using copy = publishedCopy();
+  await withEnv({ HAKOZUNA_LIB: undefined }, () => {
+    const context = {
+      ...at(copy.root),
+      checksums: { "libhakozuna-linux-x86_64.so": "0".repeat(64) },
+      checksumsVersion: "0.0.1",
+    };
+    assert.throws(
+      () => resolveLibrary({}, context),
+      new RegExp(
+        `the SHA-256s in this package are for version "0\\.0\\.1", not ` +
+          VERSION.replaceAll(".", "\\."),
+      ),
+    );
+  });
+});
+
+Deno.test("from the cache, open() suggests openAsync and the CLI, the CLI its flags", async () => {
+  using copy = publishedCopy();
+  const context = {
+    ...at(copy.root),
+    checksums: { "libhakozuna-linux-x86_64.so": "0".repeat(64) },
+  };
+  await withEnv({
+    HAKOZUNA_LIB: undefined,
+    HAKOZUNA_CACHE_DIR: copy.root.pathname,
+  }, async () => {
+    assert.throws(
+      () => resolveLibrary({}, context),
+      (error: Error) => {
+        assert.match(
+          error.message,
+          /Fix: download it with `await openAsync\(\)`/,
+        );
+        assert.match(error.message, /jsr:@hakozuna\/hakozuna\/cli path/);
+        assert.match(error.message, /open\(\{ path \}\)/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      resolveLibraryAsync({ cache: "only", caller: "cli" }, context),
+      (error: Error) => {
+        assert.match(error.message, /not tried \(--cache only\)/);
+        assert.match(error.message, /allow the download with --cache use/);
+        assert.doesNotMatch(error.message, /open\(|openAsync|cache: "/);
         return true;
       },
     );
