@@ -13,6 +13,7 @@
 //! Which thread owns which heap is thread.zig's business.
 const std = @import("std");
 const build_options = @import("build_options");
+const large = @import("large.zig");
 const layout = @import("layout.zig");
 const list = @import("list.zig");
 const os = @import("os.zig");
@@ -329,6 +330,9 @@ pub const Heap = struct {
         while (cursor) |segment| : (cursor = Segments.next(segment)) {
             heap.dirty_slices -|= segment.purgeFree(now_ms, delay_ms);
         }
+        // Freed large mappings past the same delay go too: otherwise they
+        // expire only when a large block is allocated or freed again.
+        _ = large.trimExpired();
     }
 
     /// Returns the bytes the release gave back to the OS.

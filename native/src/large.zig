@@ -16,7 +16,9 @@
 //! mapping up to three quarters longer than it needs (best fit).
 //!
 //! In the `hardened` lane each block's mapping ends with a PROT_NONE guard
-//! page, so a linear overflow past the usable size faults; the guard stays
+//! page and the block is placed right before it, with only the pages it
+//! needs (the rest of a class-sized or reused mapping lies before it,
+//! unused), so a linear overflow past its last page faults; the guard stays
 //! with the mapping through the cache and `resize`.
 const std = @import("std");
 const layout = @import("layout.zig");
@@ -26,42 +28,43 @@ const stats = @import("stats.zig");
 
 const page_size_bytes = layout.page_size_bytes;
 
-/// A large block: its address, usable length and whether a guard page
-/// follows it (inside its mapping).
+/// A large block: its address and usable length, within a mapping that
+/// may start before it and may end with a guard page.
 const Block = struct {
     addr: usize,
     /// Usable bytes, a page multiple.
     len_bytes: usize,
+    /// Mapped bytes before the block: in the hardened lane a block is placed
+    /// at the end of its mapping, right before the guard page.
+    lead_bytes: usize = 0,
     guarded: bool,
 
-    /// Bytes mapped for it: the usable length and the guard page.
+    /// Where its mapping starts.
+    fn base(block: Block) usize {
+        return block.addr - block.lead_bytes;
+    }
+
+    /// Bytes mapped for it: the lead, the usable length and the guard page.
     fn mapBytes(block: Block) usize {
-        return block.len_bytes + if (block.guarded) page_size_bytes else 0;
+        return block.lead_bytes + block.len_bytes + if (block.guarded) page_size_bytes else 0;
+    }
+
+    /// The whole mapping as one block (its lead made usable), as the cache
+    /// keeps it.
+    fn whole(block: Block) Block {
+        return .{ .addr = block.base(), .len_bytes = block.lead_bytes + block.len_bytes, .guarded = block.guarded };
     }
 
     fn unmap(block: Block) void {
-        unmapCounted(@ptrFromInt(block.addr), block.mapBytes());
+        unmapCounted(@ptrFromInt(block.base()), block.mapBytes());
     }
 };
 
-/// A registry slot: 16 bytes, so a page of the table holds a power of two.
-const Entry = struct {
-    /// Block address (page aligned); 0 = empty slot, `tombstone` = deleted.
-    addr: usize,
-    /// The usable length, with `guard_bit` set when a guard page follows.
-    len_word: usize,
-
-    const guard_bit: usize = 1;
-
-    fn of(b: Block) Entry {
-        return .{ .addr = b.addr, .len_word = b.len_bytes | @intFromBool(b.guarded) };
-    }
-
-    fn toBlock(entry: *const Entry) Block {
-        return .{ .addr = entry.addr, .len_bytes = entry.len_word & ~guard_bit, .guarded = entry.len_word & guard_bit != 0 };
-    }
-};
-const tombstone: usize = 1;
+/// A registry slot is a `Block` (32 bytes: a page of the table holds a
+/// power of two of them); `addr` 0 = empty. Linear probing, and a removal
+/// shifts the entries after it back, so there are no tombstones: the table
+/// is only remapped to grow, never to clean up after frees.
+const Entry = Block;
 const initial_capacity = page_size_bytes / @sizeOf(Entry);
 comptime {
     std.debug.assert(std.math.isPowerOfTwo(initial_capacity));
@@ -69,8 +72,6 @@ comptime {
 
 var lock: os.Lock = .{};
 var table: []Entry = &.{};
-/// Live entries plus tombstones: the load that decides when to grow.
-var occupied: usize = 0;
 var live: usize = 0;
 
 fn slotIndex(addr: usize, capacity: usize) usize {
@@ -92,36 +93,48 @@ fn findLocked(addr: usize) ?*Entry {
     return null;
 }
 
-/// Grows (or rebuilds, dropping tombstones) the table so one more entry fits
-/// at no more than half load. False when the new table cannot be mapped.
+/// Grows the table so one more entry fits at no more than half load.
+/// False when the new table cannot be mapped.
 fn reserveLocked() bool {
-    if ((occupied + 1) * 2 <= table.len) return true;
-    const capacity = if ((live + 1) * 4 <= table.len) table.len else @max(initial_capacity, table.len * 2);
+    if ((live + 1) * 2 <= table.len) return true;
+    const capacity = @max(initial_capacity, table.len * 2);
     const memory = mapCounted(capacity * @sizeOf(Entry)) orelse return false;
     const fresh: []Entry = @as([*]Entry, @ptrCast(memory))[0..capacity];
     for (table) |entry| {
-        if (entry.addr <= tombstone) continue;
+        if (entry.addr == 0) continue;
         var index = slotIndex(entry.addr, capacity);
         while (fresh[index].addr != 0) index = (index + 1) & (capacity - 1);
         fresh[index] = entry;
     }
     if (table.len > 0) unmapCounted(@ptrCast(@alignCast(table.ptr)), table.len * @sizeOf(Entry));
     table = fresh;
-    occupied = live;
     return true;
 }
 
 fn insertLocked(block: Block) void {
-    std.debug.assert(block.addr > tombstone and (occupied + 1) * 2 <= table.len);
+    std.debug.assert(block.addr != 0 and (live + 1) * 2 <= table.len);
     var index = slotIndex(block.addr, table.len);
-    while (table[index].addr > tombstone) index = (index + 1) & (table.len - 1);
-    if (table[index].addr == 0) occupied += 1;
-    table[index] = .of(block);
+    while (table[index].addr != 0) index = (index + 1) & (table.len - 1);
+    table[index] = block;
     live += 1;
 }
 
+/// Empties `entry`'s slot, moving back each later entry of the probe run
+/// whose home slot does not lie between the hole and itself, so every
+/// entry stays reachable from its home without tombstones.
 fn removeLocked(entry: *Entry) void {
-    entry.addr = tombstone;
+    const mask = table.len - 1;
+    var hole = (@intFromPtr(entry) - @intFromPtr(table.ptr)) / @sizeOf(Entry);
+    var index = (hole + 1) & mask;
+    while (table[index].addr != 0) : (index = (index + 1) & mask) {
+        const home = slotIndex(table[index].addr, table.len);
+        // Moving is allowed when the hole lies cyclically in [home, index).
+        if (((index -% home) & mask) >= ((index -% hole) & mask)) {
+            table[hole] = table[index];
+            hole = index;
+        }
+    }
+    table[hole].addr = 0;
     live -= 1;
 }
 
@@ -144,11 +157,16 @@ const reuse_slack_quarters = 3;
 fn lengthFor(size_bytes: usize, cache_limit_bytes: usize) ?usize {
     // Room for the rounding and a guard page without overflow.
     if (size_bytes > std.math.maxInt(isize)) return null;
-    const len = std.mem.alignForward(usize, @max(size_bytes, 1), page_size_bytes);
+    const len = pageLength(size_bytes);
     if (len <= page_size_bytes * classes_per_doubling) return len;
     const step = @as(usize, 1) << (std.math.log2_int(usize, len - 1) - std.math.log2_int(usize, classes_per_doubling));
     const class_len = std.mem.alignForward(usize, len, step);
     return if (class_len <= cache_limit_bytes) class_len else len;
+}
+
+/// Whole pages for `size_bytes` (at most `maxInt(isize)`).
+fn pageLength(size_bytes: usize) usize {
+    return std.mem.alignForward(usize, @max(size_bytes, 1), page_size_bytes);
 }
 
 /// Whether a mapping of `have` usable bytes may serve a request of `len`.
@@ -312,11 +330,23 @@ pub const Mapping = struct {
     zeroed: bool,
 };
 
+/// `mapping` (the whole of one) with the block moved to its end, right
+/// before the guard page, keeping only the pages `len` needs: an overflow
+/// past them faults.
+fn placeAtEnd(mapping: Block, len: usize) Block {
+    std.debug.assert(mapping.lead_bytes == 0 and mapping.guarded and len <= mapping.len_bytes);
+    const lead = mapping.len_bytes - len;
+    return .{ .addr = mapping.addr + lead, .len_bytes = len, .lead_bytes = lead, .guarded = true };
+}
+
 /// A mapping of at least `size_bytes`, aligned to `alignment_bytes` (a
 /// power of two). Null when the system refuses the memory.
 pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     const len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return null;
     const guarded = policy.snapshot.hardened();
+    // Hardened: the block ends at the guard page (an aligned block cannot
+    // move, and keeps its class length).
+    const tight = guarded and alignment_bytes <= page_size_bytes;
     var evicted: Evicted = .{};
     defer evicted.unmapAll();
     const now_ms = os.nowMs();
@@ -326,14 +356,16 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         return null;
     }
     expireLocked(now_ms, false, &evicted);
-    if (takeCachedLocked(len, alignment_bytes, guarded)) |block| {
+    if (takeCachedLocked(len, alignment_bytes, guarded)) |mapping| {
+        const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
         insertLocked(block);
         lock.unlock();
         counted(block.len_bytes);
         return .{ .ptr = @ptrFromInt(block.addr), .zeroed = false };
     }
     lock.unlock();
-    const block = mapBlock(len, alignment_bytes, guarded) orelse return null;
+    const mapping = mapBlock(len, alignment_bytes, guarded) orelse return null;
+    const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
     lock.lock();
     if (!reserveLocked()) {
         lock.unlock();
@@ -342,7 +374,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     }
     insertLocked(block);
     lock.unlock();
-    counted(len);
+    counted(block.len_bytes);
     return .{ .ptr = @ptrFromInt(block.addr), .zeroed = true };
 }
 
@@ -358,7 +390,7 @@ pub fn usableSize(addr: usize) ?usize {
     lock.lock();
     defer lock.unlock();
     const entry = findLocked(addr) orelse return null;
-    return entry.toBlock().len_bytes;
+    return entry.*.len_bytes;
 }
 
 /// Frees the large block at `addr`. False (nothing done) if it is not one.
@@ -371,10 +403,10 @@ pub fn free(addr: usize) bool {
         lock.unlock();
         return false;
     };
-    const block = entry.toBlock();
+    const block = entry.*;
     removeLocked(entry);
     expireLocked(now_ms, false, &evicted);
-    if (!cacheLocked(block, now_ms, &evicted)) evicted.add(block);
+    if (!cacheLocked(block.whole(), now_ms, &evicted)) evicted.add(block);
     lock.unlock();
     stats.global.large_count.sub(1);
     stats.global.large_bytes.sub(block.len_bytes);
@@ -394,39 +426,49 @@ pub const Resized = union(enum) {
 
 /// Resizes a large block in place or by moving its pages (mremap): no copy.
 /// A block that still fits with bounded slack (as a cache reuse would) is
-/// kept as it is.
+/// kept as it is; a guarded one only when its pages are just enough.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
-    const new_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .out_of_memory;
+    const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .out_of_memory;
     lock.lock();
     defer lock.unlock();
     const entry = findLocked(addr) orelse return .not_large;
-    const old = entry.toBlock();
-    if (reusable(old.len_bytes, new_len)) return .{ .moved = @ptrFromInt(addr) };
+    const old = entry.*;
+    const new_len = if (old.guarded) pageLength(size_bytes) else class_len;
+    const fits = if (old.guarded) new_len == old.len_bytes else reusable(old.len_bytes, new_len);
+    if (fits) return .{ .moved = @ptrFromInt(addr) };
     // Reserve first so a moved block can always be recorded.
     if (!reserveLocked()) return .out_of_memory;
     const entry_now = findLocked(addr).?;
-    const new = remapBlock(old, new_len) orelse return .out_of_memory;
+    var from = old;
+    if (from.lead_bytes > 0) {
+        // mremap takes the block's own pages; the lead before them goes now.
+        unmapCounted(@ptrFromInt(from.base()), from.lead_bytes);
+        from.lead_bytes = 0;
+        entry_now.* = from;
+    }
+    const new = remapBlock(from, new_len) orelse return .out_of_memory;
     removeLocked(entry_now);
     insertLocked(new);
-    if (new.mapBytes() > old.mapBytes()) {
-        stats.global.mapped(new.mapBytes() - old.mapBytes());
+    if (new.mapBytes() > from.mapBytes()) {
+        stats.global.mapped(new.mapBytes() - from.mapBytes());
     } else {
-        stats.global.unmapped(old.mapBytes() - new.mapBytes());
+        stats.global.unmapped(from.mapBytes() - new.mapBytes());
     }
-    if (new.len_bytes > old.len_bytes) {
-        stats.global.large_bytes.add(new.len_bytes - old.len_bytes);
-        stats.global.alloc_bytes.add(new.len_bytes - old.len_bytes);
+    if (new.len_bytes > from.len_bytes) {
+        stats.global.large_bytes.add(new.len_bytes - from.len_bytes);
+        stats.global.alloc_bytes.add(new.len_bytes - from.len_bytes);
     } else {
-        stats.global.large_bytes.sub(old.len_bytes - new.len_bytes);
-        stats.global.free_bytes.add(old.len_bytes - new.len_bytes);
+        stats.global.large_bytes.sub(from.len_bytes - new.len_bytes);
+        stats.global.free_bytes.add(from.len_bytes - new.len_bytes);
     }
     return .{ .moved = @ptrFromInt(new.addr) };
 }
 
-/// `old` with `len` usable bytes, its contents kept (moved by the kernel
-/// if it must grow elsewhere). Null, with `old` untouched, when the system
-/// refuses.
+/// `old` (a block with no lead) with `len` usable bytes, its contents kept
+/// (moved by the kernel if it must grow elsewhere). Null, with `old`
+/// untouched, when the system refuses.
 fn remapBlock(old: Block, len: usize) ?Block {
+    std.debug.assert(old.lead_bytes == 0);
     const base: [*]align(page_size_bytes) u8 = @ptrFromInt(old.addr);
     if (!old.guarded) {
         const memory = os.remap(base, old.len_bytes, len) orelse return null;
@@ -475,6 +517,40 @@ test "large blocks are registered, resized and freed" {
     try std.testing.expectEqual(@as(u8, 9), @as([*]u8, @ptrCast(grown))[12345]);
     try std.testing.expect(free(@intFromPtr(grown)));
     try std.testing.expect(!free(@intFromPtr(grown)));
+}
+
+test "the registry finds every live entry after removals in any order" {
+    lock.lock();
+    defer lock.unlock();
+    const live_before = live;
+    // Keys above the user address space: never a real block.
+    const first: usize = 1 << 47;
+    const count = 1500;
+    var present: [count]bool = @splat(false);
+    var rng = std.Random.DefaultPrng.init(12345);
+    for (0..count) |i| {
+        try std.testing.expect(reserveLocked());
+        insertLocked(.{ .addr = first + i * page_size_bytes, .len_bytes = page_size_bytes, .guarded = false });
+        present[i] = true;
+        // Interleave removals, so probe runs wrap and shift.
+        if (rng.random().boolean()) {
+            const victim = rng.random().uintLessThan(usize, i + 1);
+            if (present[victim]) {
+                removeLocked(findLocked(first + victim * page_size_bytes).?);
+                present[victim] = false;
+            }
+        }
+    }
+    for (present, 0..) |here, i| {
+        const found = findLocked(first + i * page_size_bytes);
+        try std.testing.expectEqual(here, found != null);
+        if (here) try std.testing.expectEqual(first + i * page_size_bytes, found.?.addr);
+    }
+    for (present, 0..) |here, i| {
+        if (here) removeLocked(findLocked(first + i * page_size_bytes).?);
+    }
+    try std.testing.expectEqual(live_before, live);
+    for (0..count) |i| try std.testing.expectEqual(@as(?*Entry, null), findLocked(first + i * page_size_bytes));
 }
 
 test "aligned large blocks and a full registry" {
@@ -670,6 +746,27 @@ test "hardened: a guard page follows every large block, through the cache and re
     try std.testing.expect(!readable(shrunk + (1 << 20)));
     try std.testing.expectEqual(@as(u8, 1), @as([*]u8, @ptrFromInt(shrunk))[len - 1]);
     try std.testing.expect(free(shrunk));
+
+    // The block gets only its pages, at the end of its (class-sized or
+    // reused) mapping; the cache keeps the whole mapping.
+    _ = trimCache();
+    const odd = try allocOrFail((1 << 20) + 1);
+    const odd_addr = @intFromPtr(odd.ptr);
+    try std.testing.expectEqual(@as(?usize, (1 << 20) + page_size_bytes), usableSize(odd_addr));
+    @as([*]u8, @ptrCast(odd.ptr))[(1 << 20) + page_size_bytes - 1] = 3;
+    try std.testing.expect(!readable(odd_addr + (1 << 20) + page_size_bytes));
+    try std.testing.expect(free(odd_addr));
+    try std.testing.expectEqual(@as(usize, 1), cache_count);
+    try std.testing.expectEqual(@as(usize, 1280 << 10), cache_bytes);
+    const reused = try allocOrFail(900 << 10);
+    const reused_addr = @intFromPtr(reused.ptr);
+    try std.testing.expect(!reused.zeroed);
+    try std.testing.expectEqual(odd_addr + (1 << 20) + page_size_bytes, reused_addr + (900 << 10));
+    try std.testing.expectEqual(@as(?usize, 900 << 10), usableSize(reused_addr));
+    try std.testing.expect(!readable(reused_addr + (900 << 10)));
+    try std.testing.expect(free(reused_addr));
+    try std.testing.expectEqual(@as(usize, 1280 << 10), cache_bytes);
+    try std.testing.expectEqual((1280 << 10) + page_size_bytes, trimCache());
 
     // A balanced lane never reuses a guarded mapping (nor the reverse).
     policy.snapshot.lane = .balanced;

@@ -453,7 +453,7 @@ static void check_stats_line(void) {
   /* /dir/prefix: nothing on stderr, the line in prefix.<pid>. */
   char dir[] = "/tmp/hz-stats-XXXXXX";
   if (!mkdtemp(dir)) fail("mkdtemp failed");
-  char prefix[64], path[128];
+  char prefix[64], path[512];
   snprintf(prefix, sizeof prefix, "%s/run", dir);
   const char *to_file[][2] = {{"HZ_STATS", prefix}};
   run(self, to_file, 1, unset + 1, 1, out, err, sizeof out);

@@ -24,14 +24,12 @@
  * abort with a "hakozuna: " message, and these run too:
  *   - double-free-after-reuse: free(p), malloc of the same size until p
  *     comes back (or 10000 tries), free(p) again;
- *   - large-overflow: bytes written one by one past the end of a 1 MiB
- *     block (past malloc_usable_size) must fault (SIGSEGV: a guard page)
- *     within the next 4 KiB.
+ *   - large-overflow: bytes written one by one past the end of a block of
+ *     1 MiB + 100 bytes must fault (SIGSEGV: a guard page) within 8 KiB.
  * Without it they print SKIP.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -148,12 +146,14 @@ static void double_free_after_reuse(void) {
   mallocs(4);
 }
 
+/* Requests that are not a page multiple, so the guard must sit right
+ * after the last page of the request, not after some larger length. */
 static void large_overflow(void) {
-  unsigned char *p = malloc(1 << 20);
-  size_t usable = malloc_usable_size(p);
-  memset(p, 1, usable);
-  volatile unsigned char *end = (unsigned char *)opaque_ptr(p) + usable;
-  for (size_t i = 0; i < 4096; i++) end[i] = 0x41;
+  size_t n = (1 << 20) + 100;
+  unsigned char *p = malloc(n);
+  memset(p, 1, n);
+  volatile unsigned char *end = (unsigned char *)opaque_ptr(p) + n;
+  for (size_t i = 0; i < 8192; i++) end[i] = 0x41;
   free(p);
 }
 

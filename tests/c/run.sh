@@ -103,8 +103,8 @@ check giveback env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback"
 # check giveback-idle env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" idle
 
 # 20000 short-lived threads: RSS at the end at most glibc's (the same
-# program without preload) + 2 MiB. Measured 2026-11-24: 7728 KiB against
-# glibc's 2112 (limit 4160): not run until it passes. An exited thread's
+# program without preload) + 2 MiB. Measured 2026-11-24: 5.1-7.7 MiB against
+# glibc's 2.1 MiB (limit 4.1): not run until it passes. An exited thread's
 # heap keeps its free slices resident for the thread that adopts it; purging
 # them at exit meets the bound (2.0 MiB) but made 20,000 thread starts 9x
 # slower (bench/LEDGER.md).
