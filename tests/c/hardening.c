@@ -1,6 +1,6 @@
 /*
  * Heap misuse that must never make malloc hand out a pointer the program
- * (an attacker) chose (hakozuna only; issue 12's scenarios).
+ * (an attacker) chose (hakozuna only).
  *
  * Each case runs in a child whose stderr is captured. The child does the
  * misuse, then calls malloc and checks every pointer it gets: not the

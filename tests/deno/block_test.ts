@@ -44,7 +44,7 @@ Deno.test("freeing a Block's pointer is refused by every handle; the block lives
     );
     assert.equal(handle.owns(b.pointer), false, "not a pointer free takes");
   }
-  // The sequence of issue 14: the memory was never freed, so a new block
+  // Free a block's address behind its back: the memory was never freed, so a new block
   // cannot be placed on it, and writes through b stay in b.
   const c = hz.alloc(64);
   assert.notEqual(address(c.pointer), address(b.pointer));
