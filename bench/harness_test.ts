@@ -7,7 +7,7 @@ import { UsageError } from "../ffi/args.ts";
 import { compare } from "./compare.ts";
 import { checkPreloadable, elfLinkage } from "./exec.ts";
 import type { Results, Run } from "./model.ts";
-import { summarize } from "./model.ts";
+import { loadWasLow, summarize } from "./model.ts";
 import { parseOptions } from "./options.ts";
 import { destination, RESULTS_DIR, SCRATCH_DIR } from "./output.ts";
 import { toMarkdown } from "./render_markdown.ts";
@@ -190,4 +190,21 @@ Deno.test("reports: one summary line per peer, both charts, one wording", () => 
   ok(svg.includes("Throughput: hakozuna ÷ baseline"));
   ok(svg.includes("Peak RSS: hakozuna ÷ baseline"));
   ok(svg.includes("hakozuna ÷ glibc"));
+});
+
+Deno.test("quiet means a low load before the run and little other work during it", () => {
+  const base = {
+    before: [0.3],
+    during: [4.2],
+    after: [3.9],
+    limit: 1,
+    otherLimit: 0.5,
+  };
+  // The workloads' own threads raise the load average: not other work.
+  ok(loadWasLow({ ...base, otherCores: 0.1 }));
+  ok(!loadWasLow({ ...base, otherCores: 0.8 }));
+  ok(!loadWasLow({ ...base, before: [1.6], otherCores: 0.1 }));
+  // An older report without the measure: the load average all along.
+  ok(!loadWasLow({ before: [0.3], during: [4.2], after: [3.9], limit: 1 }));
+  ok(loadWasLow({ before: [0.3], during: [0.6], after: [0.4], limit: 1 }));
 });

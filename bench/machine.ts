@@ -5,6 +5,7 @@
  */
 import { cpus } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import type { Load, Machine } from "./model.ts";
 import { ROOT } from "./workloads.ts";
 
@@ -26,17 +27,60 @@ export function loadavg(): number[] {
   return Deno.loadavg().map((x) => Math.round(x * 100) / 100);
 }
 
-/** Samples the load average around and during a run. */
+/**
+ * CPU seconds every core together has spent busy since boot (/proc/stat,
+ * in USER_HZ = 100 ticks a second); null where it cannot be read.
+ */
+export function busySeconds(): number | null {
+  try {
+    const fields = Deno.readTextFileSync("/proc/stat").split("\n")[0]
+      .trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal
+    const [user, nice, system, , , irq, softirq, steal] = fields;
+    return (user + nice + system + irq + softirq + (steal ?? 0)) / 100;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's own CPU seconds so far. */
+function ownSeconds(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+}
+
+/**
+ * Samples the load average around and during a run, and measures the other
+ * work beside it: around each measured run, the CPU the whole machine spent
+ * minus what the run and this process spent. The load average alone cannot
+ * tell: the workloads' own threads raise it (a lane of 8 threads on 2 cores
+ * puts it above 4 on an idle machine).
+ */
 export class LoadMonitor {
   readonly before: number[] = loadavg();
   readonly during: number[] = [];
   #last = -Infinity;
-  /** Records the 1-minute load, at most every 5 seconds. */
+  #runStart: { at: number; busy: number | null; own: number } | null = null;
+  #otherCpuS = 0;
+  #measuredWallS = 0;
+  /** Records the 1-minute load, at most every 5 seconds; call before a measured run. */
   sample(): void {
     const now = performance.now();
+    this.#runStart = { at: now, busy: busySeconds(), own: ownSeconds() };
     if (now - this.#last < 5000) return;
     this.#last = now;
     this.during.push(loadavg()[0]);
+  }
+  /** Call after the measured run that `sample` preceded, with the CPU seconds it used. */
+  ran(cpuS: number): void {
+    const start = this.#runStart;
+    this.#runStart = null;
+    const busy = busySeconds();
+    if (!start || start.busy === null || busy === null) return;
+    const wallS = (performance.now() - start.at) / 1000;
+    const own = ownSeconds() - start.own;
+    this.#otherCpuS += Math.max(0, busy - start.busy - cpuS - own);
+    this.#measuredWallS += wallS;
   }
   /** A warning line when the load is already above half the cores at the start. */
   startWarning(cores: number): string | null {
@@ -54,6 +98,10 @@ export class LoadMonitor {
       during: this.during,
       after: loadavg(),
       limit: cores / 2,
+      otherCores: this.#measuredWallS > 0
+        ? Math.round(this.#otherCpuS / this.#measuredWallS * 100) / 100
+        : null,
+      otherLimit: cores / 4,
     };
   }
 }

@@ -98,6 +98,7 @@ export async function commandMode(o: Options): Promise<number> {
         throw new Error(m.stderr.trim());
       }
       if (measured) {
+        load.ran(m.userS + m.sysS);
         const list = runs.get(alloc.name) ?? [];
         list.push({ m, hash: sha256(m.stdout) });
         runs.set(alloc.name, list);

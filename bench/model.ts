@@ -62,8 +62,16 @@ export interface Load {
   /** 1-minute load average sampled before each measured run. */
   during: number[];
   after: number[];
-  /** Above this 1-minute load the figures are not trusted (half the cores). */
+  /** Above this 1-minute load before the run the figures are not trusted (half the cores). */
   limit: number;
+  /**
+   * Cores' worth of CPU that other work used during the measured runs (the
+   * machine's busy time minus the runs' and the runner's own), or null
+   * where /proc/stat could not be read.
+   */
+  otherCores?: number | null;
+  /** Above this much other work the figures are not trusted (a quarter of the cores). */
+  otherLimit?: number;
 }
 
 /** What the figures were measured on and how. */
@@ -134,6 +142,13 @@ export function spreadOf(r: AllocatorResult): number | null {
 
 /** Whether the load stayed at or below the limit before, during and after. */
 export function loadWasLow(load: Load): boolean {
+  // With the other work measured, the load average during and after the run
+  // is the workloads' own: only the load before the run and the other work
+  // decide. Without it (an older report), the load average all along.
+  if (load.otherCores !== undefined && load.otherCores !== null) {
+    return (load.before[0] ?? 0) <= load.limit &&
+      load.otherCores <= (load.otherLimit ?? load.limit);
+  }
   return maxLoad(load) <= load.limit;
 }
 

@@ -49,15 +49,19 @@ export function loadLine(m: Machine): string {
   const during = l.during.length
     ? `${Math.min(...l.during)}–${Math.max(...l.during)}`
     : "–";
+  const other = l.otherCores === undefined || l.otherCores === null
+    ? ""
+    : `; other work beside the runs ${l.otherCores} cores (limit ${l.otherLimit})`;
   const text = `load average (1 min) before ${
     l.before[0]
-  }, during ${during}, after ${l.after[0]} on ${m.cores} cores`;
-  return loadWasLow(l)
-    ? text
-    : `${text} — WARNING: above ${l.limit} (half the cores, ` +
-      `peak ${
-        maxLoad(l)
-      }): other work ran beside the benchmark and the figures are noisy`;
+  }, during ${during}, after ${l.after[0]} on ${m.cores} cores${other}`;
+  if (loadWasLow(l)) return text;
+  return l.otherCores === undefined || l.otherCores === null
+    ? `${text} — WARNING: above ${l.limit} (half the cores, peak ${
+      maxLoad(l)
+    }): other work ran beside the benchmark and the figures are noisy`
+    : `${text} — WARNING: the machine was not quiet (load above ${l.limit} ` +
+      `before the run, or other work above ${l.otherLimit} cores during it): the figures are noisy`;
 }
 
 /**

@@ -157,6 +157,7 @@ export async function measureWorkloads(
     load,
     async (w, alloc, measured) => {
       const m = await runMeasured(alloc, programPath(w), w.args);
+      if (measured) load?.ran(m.userS + m.sysS);
       const value = m.ok ? parseOpsPerSec(m.stdout) : null;
       if (value === null) {
         const why = m.ok
