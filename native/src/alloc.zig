@@ -70,7 +70,7 @@ fn largeMapping(size: usize, alignment: usize) ?large.Mapping {
     };
 }
 
-const SpanBlock = struct { span: *Span, block: *Block };
+const SpanBlock = span_box.SpanBlock;
 
 /// Where a pointer given to free/realloc/usable_size lives.
 const Owner = union(enum) {
@@ -106,16 +106,8 @@ fn classify(addr: usize) Classified {
     return .{ .large = addr };
 }
 
-/// The live block at `addr`, which lies in one of our segments, or an abort
+/// Classifies `addr` (non-zero), or aborts when it is not a live block,
 /// with glibc's kind of message. `operation` names the caller, e.g. "free()".
-inline fn spanBlockOrDie(addr: usize, comptime operation: []const u8) SpanBlock {
-    const span = Segment.of(addr).spanOf(addr);
-    const block = span.blockAt(addr) orelse os.fatalPointer(operation ++ ": invalid pointer", addr);
-    if (Span.isFree(block)) os.fatalPointer(operation ++ ": double free detected", addr);
-    return .{ .span = span, .block = block };
-}
-
-/// Classifies `addr` (non-zero), or aborts when it is not a live block.
 fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
     return switch (classify(addr)) {
         .span => |span| .{ .span = span },
@@ -135,12 +127,7 @@ pub inline fn free(ptr: ?*anyopaque) void {
     const block = span.blockAt(addr) orelse return freeRejected(addr);
     const cookie = span_box.cookieOf(block);
     if (block.cookie == cookie) return freeRejected(addr);
-    const heap = thread.current();
-    if (span.heap == @as(?*anyopaque, heap)) {
-        heap.?.freeLocal(span, block, cookie);
-    } else {
-        freeOther(heap, span, block);
-    }
+    freeSpan(.{ .span = span, .block = block }, cookie);
 }
 
 /// NULL, a large block, or a pointer that is not ours.
@@ -152,13 +139,18 @@ noinline fn freeOutsideSegments(addr: usize) void {
 /// A pointer into a segment that free refused: checked again, it aborts
 /// with the reason (or, if a racing carve made it valid since, is freed).
 noinline fn freeRejected(addr: usize) void {
-    freeSpan(spanBlockOrDie(addr, "free()"));
+    switch (ownerOrDie(addr, "free()")) {
+        .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
+        // In a segment: never a large block.
+        .large => unreachable,
+    }
 }
 
-inline fn freeSpan(found: SpanBlock) void {
+/// Frees a live span block; `cookie` is `span_box.cookieOf(found.block)`.
+inline fn freeSpan(found: SpanBlock, cookie: usize) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
-        heap.?.freeLocal(found.span, found.block, span_box.cookieOf(found.block));
+        heap.?.freeLocal(found.span, found.block, cookie);
     } else {
         freeOther(heap, found.span, found.block);
     }
@@ -170,7 +162,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return .ok;
     switch (classify(addr)) {
-        .span => |span| freeSpan(span),
+        .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
         .large => if (!large.free(addr)) return .invalid,
         .invalid => return .invalid,
         .freed => return .freed,

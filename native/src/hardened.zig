@@ -125,8 +125,10 @@ pub fn intactSize(span: *const Span, block: *const Block) ?usize {
     return size;
 }
 
-/// `intactSize`, or an abort that names the block.
-fn checkedSize(span: *const Span, block: *const Block, comptime operation: []const u8) usize {
+/// The usable size of a live block (what was asked for): `intactSize`, or
+/// an abort that names the block. Whether the block is live is the
+/// caller's check (alloc.zig's classify reads the bitmap in this lane).
+pub fn usableSize(span: *const Span, block: *const Block, comptime operation: []const u8) usize {
     return intactSize(span, block) orelse os.fatalPointer(operation ++ ": buffer overflow detected", @intFromPtr(block));
 }
 
@@ -136,7 +138,7 @@ pub fn free(span: *Span, block: *Block) void {
     const addr = @intFromPtr(block);
     const segment = Segment.of(addr);
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
-    _ = checkedSize(span, block, "free()");
+    _ = usableSize(span, block, "free()");
     checkPrevious(span, segment, addr);
     @memset(@as([*]u8, @ptrCast(block))[0..span.block_size], 0);
     const heap = thread.currentOrCreateHardened() orelse {
@@ -164,12 +166,6 @@ fn checkPrevious(span: *const Span, segment: *Segment, addr: usize) void {
     if (!segment.isAllocated(previous)) return;
     if (intactSize(span, @ptrFromInt(previous)) != null) return;
     if (segment.isAllocated(previous)) os.fatalPointer("free(): buffer underflow detected", addr);
-}
-
-/// The usable size of a live block: what was asked for.
-pub fn usableSize(span: *const Span, block: *const Block, comptime operation: []const u8) usize {
-    if (!isLive(block)) os.fatalPointer(operation ++ ": double free detected", @intFromPtr(block));
-    return checkedSize(span, block, operation);
 }
 
 /// Whether a span block is allocated (the bitmap, not the cookie: a

@@ -127,10 +127,15 @@ pub const Heap = struct {
     /// Gives back a block of a span another heap owns: batched in the
     /// outbox until flushed.
     pub inline fn freeRemote(heap: *Heap, span: *Span, block: *Block) void {
-        block.cookie = span_box.cookieOf(block);
-        heap.outbox.push(&ownerOf(span).inbox, span.class, block, policy.remote_batch_blocks[span.class], &heap.counters);
+        heap.handOver(span, block);
         heap.counters.class_frees[span.class].add(1);
         heap.counters.remote_free_count.add(1);
+    }
+
+    /// Marks a block of another heap's span free and puts it in the outbox.
+    inline fn handOver(heap: *Heap, span: *Span, block: *Block) void {
+        block.cookie = span_box.cookieOf(block);
+        heap.outbox.push(&ownerOf(span).inbox, span.class, block, policy.remote_batch_blocks[span.class], &heap.counters);
     }
 
     // -----------------------------------------------------------------
@@ -220,30 +225,28 @@ pub const Heap = struct {
         if (span.heap == @as(*anyopaque, heap)) {
             heap.giveBack(span, block, span_box.cookieOf(block));
         } else {
-            block.cookie = span_box.cookieOf(block);
-            heap.outbox.push(&ownerOf(span).inbox, span.class, block, policy.remote_batch_blocks[span.class], &heap.counters);
+            heap.handOver(span, block);
         }
     }
 
     /// Called by `remote.Inbox.collect` for each address in a chain of
-    /// `class`, before its link is read: the block, if it is a freed block
-    /// of a span of this heap and class, else an abort (the chain was
-    /// overwritten after the free).
-    pub fn checkRemote(heap: *Heap, addr: usize, class: Class) *Block {
+    /// `class`, before its link is read: the block and its span, if it is a
+    /// freed block of a span of this heap and class, else an abort (the
+    /// chain was overwritten after the free).
+    pub fn checkRemote(heap: *Heap, addr: usize, class: Class) span_box.SpanBlock {
         if (!segment_box.contains(addr)) span_box.corruptedFreeList(addr);
         const span = Segment.of(addr).spanOf(addr);
         if (span.heap != @as(*anyopaque, heap)) span_box.corruptedFreeList(addr);
         if (span.class != class) span_box.corruptedFreeList(addr);
         const block = span.blockAt(addr) orelse span_box.corruptedFreeList(addr);
         if (!Span.isFree(block)) span_box.corruptedFreeList(addr);
-        return block;
+        return .{ .span = span, .block = block };
     }
 
     /// Called by `remote.Inbox.collect` for each block handed back, after
     /// `checkRemote` and after its link was read.
-    pub fn takeBack(heap: *Heap, block: *Block) void {
-        const addr = @intFromPtr(block);
-        heap.giveBack(Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
+    pub fn takeBack(heap: *Heap, found: span_box.SpanBlock) void {
+        heap.giveBack(found.span, found.block, span_box.cookieOf(found.block));
     }
 
     /// A span got blocks back: a full span becomes partial, an empty one

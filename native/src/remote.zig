@@ -31,14 +31,14 @@ pub const Inbox = struct {
     /// chain goes through `owner.checkRemote(addr, class)` (which aborts on
     /// an address that is not a freed block of the owner's, so a link
     /// overwritten after the free is caught) before its link is read, then
-    /// `owner.takeBack(block)`. Returns the blocks taken.
+    /// `owner.takeBack(found)`. Returns the blocks taken.
     pub fn collect(inbox: *Inbox, class: Class, owner: anytype) u32 {
         var next: usize = @intFromPtr(inbox.queues[class].swap(null, .acquire));
         var count: u32 = 0;
         while (next != 0) {
-            const block = owner.checkRemote(next, class);
-            next = span_box.decodeLink(block);
-            owner.takeBack(block);
+            const found = owner.checkRemote(next, class);
+            next = span_box.decodeLink(found.block);
+            owner.takeBack(found);
             count += 1;
         }
         return count;
@@ -103,15 +103,17 @@ pub const Outbox = struct {
     }
 };
 
+var test_span: span_box.Span = .{};
+
 const TestOwner = struct {
     blocks: u32 = 0,
-    fn checkRemote(owner: *TestOwner, addr: usize, class: Class) *Block {
+    fn checkRemote(owner: *TestOwner, addr: usize, class: Class) span_box.SpanBlock {
         _ = owner;
         _ = class;
-        return @ptrFromInt(addr);
+        return .{ .span = &test_span, .block = @ptrFromInt(addr) };
     }
-    fn takeBack(owner: *TestOwner, block: *Block) void {
-        _ = block;
+    fn takeBack(owner: *TestOwner, found: span_box.SpanBlock) void {
+        _ = found;
         owner.blocks += 1;
     }
 };

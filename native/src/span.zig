@@ -30,6 +30,9 @@ pub const Block = extern struct {
     cookie: usize,
 };
 
+/// A block and the span it belongs to: what a lookup by address finds.
+pub const SpanBlock = struct { span: *Span, block: *Block };
+
 /// Process-wide secrets, set once at process start: one mixed into
 /// free-block cookies (so user data cannot look like a freed block), one
 /// into free-list links.
