@@ -191,23 +191,31 @@ pub const Span = extern struct {
         if (capacity >= span.reserved) return false;
         const count = @min(span.reserved - capacity, @max(1, carve_bytes / span.block_size));
         const first = span.start + @as(usize, capacity) * span.block_size;
+        // Block `index` of the list is block `order[index]` of the carve when
+        // shuffled, block `index` otherwise (no order to build).
         var order: [max_carve_blocks]u16 = undefined;
-        for (order[0..count], 0..) |*slot, index| slot.* = @intCast(index);
         if (shuffle) |state| {
             @memset(@as([*]u8, @ptrFromInt(first))[0 .. count * span.block_size], 0);
+            for (order[0..count], 0..) |*slot, index| slot.* = @intCast(index);
             var index = count;
             while (index > 1) : (index -= 1) {
                 const other = nextRandom(state) % index;
                 std.mem.swap(u16, &order[index - 1], &order[other]);
             }
         }
-        for (order[0..count], 0..) |position, index| {
-            const block: *Block = @ptrFromInt(first + @as(usize, position) * span.block_size);
-            const next: ?*Block = if (index + 1 < count) @ptrFromInt(first + @as(usize, order[index + 1]) * span.block_size) else null;
+        const shuffled = shuffle != null;
+        for (0..count) |index| {
+            const position: usize = if (shuffled) order[index] else index;
+            const block: *Block = @ptrFromInt(first + position * span.block_size);
+            const next: ?*Block = if (index + 1 == count) null else next: {
+                const next_position: usize = if (shuffled) order[index + 1] else index + 1;
+                break :next @ptrFromInt(first + next_position * span.block_size);
+            };
             block.link = encodeLink(block, next);
             block.cookie = cookieOf(block);
         }
-        span.free = @ptrFromInt(first + @as(usize, order[0]) * span.block_size);
+        const head_position: usize = if (shuffled) order[0] else 0;
+        span.free = @ptrFromInt(first + head_position * span.block_size);
         span.carved_granules = @intCast((capacity + count) * (span.block_size / layout.min_alignment_bytes));
         // Release: a thread that validates a pointer into the new blocks must
         // see the span's geometry written before it.
