@@ -12,7 +12,14 @@ import {
   resolveLibraryAsync,
 } from "../../ffi/resolve.ts";
 import { VERSION } from "../../ffi/version.ts";
-import { expectExit, fixture, runDeno, tempDir, withEnv } from "./helpers.ts";
+import {
+  expectExit,
+  fixture,
+  listing,
+  runDeno,
+  tempDir,
+  withEnv,
+} from "./helpers.ts";
 
 const NAME = "libhakozuna-linux-x86_64.so";
 // The library these tests run against stands in for the release artifact.
@@ -70,15 +77,6 @@ async function withCache(body: (dir: string, file: string) => Promise<void>) {
     () => body(dir, join(dir, NAME)),
   );
 }
-
-const listing = (dir: string) => {
-  try {
-    return [...Deno.readDirSync(dir)].map((entry) => entry.name);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-};
 
 Deno.test("download once, then every open uses the cache", async () => {
   await using server = serve(release(LIBRARY));

@@ -106,3 +106,13 @@ export function tempDir(prefix: string): { path: string } & Disposable {
     [Symbol.dispose]: () => Deno.removeSync(path, { recursive: true }),
   };
 }
+
+/** The names in `dir`, or none when it does not exist. */
+export function listing(dir: string): string[] {
+  try {
+    return [...Deno.readDirSync(dir)].map((entry) => entry.name);
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return [];
+    throw error;
+  }
+}

@@ -14,7 +14,13 @@ import { createHash } from "node:crypto";
 import { dirname, join } from "node:path";
 import { SUPPORTED } from "../../ffi/platform.ts";
 import { VERSION } from "../../ffi/version.ts";
-import { expectExit, type Output, ROOT, run } from "../deno/helpers.ts";
+import {
+  expectExit,
+  listing,
+  type Output,
+  ROOT,
+  run,
+} from "../deno/helpers.ts";
 
 const DIST = join(ROOT, "dist");
 const ARTIFACT = `libhakozuna-linux-${
@@ -103,15 +109,6 @@ async function user(
   transcript.push(`  (exit ${output.code})`);
   return output;
 }
-
-const listing = (dir: string) => {
-  try {
-    return [...Deno.readDirSync(dir)].map((entry) => entry.name);
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return [];
-    throw error;
-  }
-};
 
 /** A user's script: import the package over http, open, allocate, free. */
 const SCRIPT = (pkg: string, how: "openAsync" | "open") => `
