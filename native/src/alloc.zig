@@ -122,8 +122,9 @@ fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
 /// stack frame.
 pub inline fn free(ptr: ?*anyopaque) void {
     const addr = @intFromPtr(ptr);
-    if (!segment_box.contains(addr)) return freeOutsideSegments(addr);
-    const span = Segment.of(addr).spanOf(addr);
+    const chunk = segment_box.liveChunk(addr) orelse return freeOutsideSegments(addr);
+    const span = Segment.ofChunk(chunk).spanOf(addr);
+    // Nothing reads `addr` before blockAt has accepted it.
     const block = span.blockAt(addr) orelse return freeRejected(addr);
     const cookie = span_box.cookieOf(block);
     if (block.cookie == cookie) return freeRejected(addr);
@@ -141,7 +142,7 @@ noinline fn freeOutsideSegments(addr: usize) void {
 noinline fn freeRejected(addr: usize) void {
     switch (ownerOrDie(addr, "free()")) {
         .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
-        // In a segment: never a large block.
+        // In a segment's chunk (modulo 2^47): never a large block.
         .large => unreachable,
     }
 }

@@ -99,11 +99,29 @@ pub const Heap = struct {
     pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
         const span = heap.current[class];
         const block = span.free orelse return heap.refill(class);
-        span.free = span.nextFree(block);
+        const delta = span_box.linkDelta(block);
+        if (!span.linkFits(delta)) return heap.takeLast(class);
+        return heap.take(class, span, block, @ptrFromInt(delta ^ @intFromPtr(block)));
+    }
+
+    /// Hands out `block`, the head of `span`'s free list, whose successor
+    /// is `next`.
+    inline fn take(heap: *Heap, class: Class, span: *Span, block: *Block, next: ?*Block) *anyopaque {
+        span.free = next;
         span.used += 1;
         block.cookie = 0;
         heap.counters.class_allocs[class].add(1);
         return block;
+    }
+
+    /// `alloc` when the head's link failed the quick check: the span's last
+    /// free block, or a corrupted list (abort). Out of line, and taking
+    /// only what is still in argument registers, so the hot path keeps no
+    /// stack frame.
+    noinline fn takeLast(heap: *Heap, class: Class) *anyopaque {
+        const span = heap.current[class];
+        const block = span.free.?;
+        return heap.take(class, span, block, span_box.endOfList(block));
     }
 
     /// Gives back a block of a span this heap owns; `cookie` is

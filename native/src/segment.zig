@@ -54,6 +54,11 @@ pub const Segment = struct {
         return @ptrFromInt(addr & ~(segment_size_bytes - 1));
     }
 
+    /// The segment of a chunk that `liveChunk` returned.
+    pub inline fn ofChunk(chunk: usize) *Segment {
+        return @ptrFromInt(chunk << segment_shift);
+    }
+
     /// The metadata of the span that contains `addr` (which lies in this
     /// segment).
     pub inline fn spanOf(segment: *Segment, addr: usize) *Span {
@@ -196,6 +201,19 @@ pub inline fn contains(addr: usize) bool {
     const chunk = addr >> segment_shift;
     if (chunk >= map_len) return false;
     return @atomicLoad(u8, &segment_map[chunk], .monotonic) != 0;
+}
+
+/// free's lookup: the map index of `addr`'s 4 MiB chunk when that chunk
+/// holds a live segment (`Segment.ofChunk`), else null. The chunk is taken
+/// modulo the map (one mask, no bounds check), so an address above 2^47
+/// names the segment of its low bits: the caller must not touch `addr`
+/// before it has checked that `addr` is a block of that segment
+/// (`Span.blockAt` refuses it, as it lies at least 2^47 - 4 MiB from any
+/// span's start).
+pub inline fn liveChunk(addr: usize) ?usize {
+    const chunk = (addr >> segment_shift) & (map_len - 1);
+    if (@atomicLoad(u8, &segment_map[chunk], .monotonic) == 0) return null;
+    return chunk;
 }
 
 fn mapMark(segment: *Segment, live: bool) void {

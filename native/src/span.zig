@@ -22,9 +22,11 @@ const sizeclass = @import("sizeclass.zig");
 /// rotates by 32 bits, so an overflow that reaches only the first bytes of
 /// the link (its low bits) changes the decoded address's high bits and
 /// throws it far out of the span. Every pop checks that the decoded link
-/// lies in the carved part of the same span, 16-byte aligned
-/// (`nextFree`), so malloc never hands out memory that a write chose: it
-/// aborts with `hakozuna: malloc(): corrupted free list 0x<block>`.
+/// is 16-byte aligned and lies in the span's own aligned region (its slice,
+/// or for a span of several slices the smallest aligned power of two that
+/// holds it; `nextFree`), so malloc never hands out memory that a write
+/// chose: it aborts with `hakozuna: malloc(): corrupted free list
+/// 0x<block>`.
 pub const Block = extern struct {
     link: usize,
     cookie: usize,
@@ -58,7 +60,39 @@ pub inline fn encodeLink(block: *const Block, next: ?*const Block) usize {
 /// The address `block`'s link names (0: end of list). Unchecked: callers
 /// validate it before using it as a block.
 pub inline fn decodeLink(block: *const Block) usize {
-    return std.math.rotr(usize, block.link ^ link_key, 32) ^ @intFromPtr(block);
+    return linkDelta(block) ^ @intFromPtr(block);
+}
+
+/// The decoded link xor the block's own address: the bits in which the
+/// next block's address differs from this one's (the block's own address
+/// for the end of the list).
+pub inline fn linkDelta(block: *const Block) usize {
+    return std.math.rotr(usize, block.link ^ link_key, 32);
+}
+
+/// A link that `Span.linkedBlock` refused: null when it ends the list, else
+/// an abort.
+pub noinline fn endOfList(block: *const Block) ?*Block {
+    if (linkDelta(block) == @intFromPtr(block)) return null;
+    corruptedFreeList(@intFromPtr(block));
+}
+
+/// block_size's odd factor `odd`: its inverse modulo 2^64 (Newton's
+/// iteration doubles the correct low bits each step, from 3 bits).
+fn oddInverse(odd: u64) u64 {
+    std.debug.assert(odd & 1 == 1);
+    var inverse: u64 = odd;
+    for (0..5) |_| inverse *%= 2 -% odd *% inverse;
+    std.debug.assert(odd *% inverse == 1);
+    return inverse;
+}
+
+/// `Span.link_mask` for a span of `span_bytes` at `start`: the bits above
+/// the smallest aligned power of two that holds the span, and the low 4.
+fn linkMask(start: usize, span_bytes: usize) u64 {
+    const differing_bits: u7 = 64 - @as(u7, @clz(start ^ (start + span_bytes - 1)));
+    const region: u64 = if (differing_bits == 64) 0 else ~@as(u64, 0) << @intCast(differing_bits);
+    return region | (layout.min_alignment_bytes - 1);
 }
 
 /// A free list whose link was overwritten: one line and abort.
@@ -92,15 +126,14 @@ pub const Span = extern struct {
     free: ?*Block align(128) = null,
     // Set when the span is assigned (`assign`), read by every thread.
     start: usize = 0,
-    /// floor(2^reciprocal_shift / block_size) + 1: turns the block-index
-    /// division into a multiply, exact for offsets within a span.
-    reciprocal: u64 = 0,
+    /// The inverse of block_size's odd factor modulo 2^64 (`blockAt`).
+    inverse: u64 = 0,
     /// Owning heap (heap.zig), opaque here; null while the span is free.
     heap: ?*anyopaque = null,
-    // Owner heap (`carve`).
-    /// capacity * block_size / 16: the carved bytes in 16-byte granules,
-    /// what a link must point below (`nextFree`).
-    carved_granules: u32 = 0,
+    /// Set bits: where a link's decoded address may not differ from its
+    /// block's (`nextFree`): the low 4 (16-byte alignment) and every bit
+    /// above the span's aligned region.
+    link_mask: u64 = 0,
     // Owner heap, hot.
     /// Blocks handed out and not yet given back to this span (in use, or
     /// in flight in some thread's remote list), plus `full_bit` while the
@@ -115,6 +148,8 @@ pub const Span = extern struct {
     // Set by `assign`.
     block_size: u32 = 0,
     class: sizeclass.Class = 0,
+    /// log2 of block_size's power-of-two factor (`blockAt`).
+    rotate: u8 = 0,
     // Owner heap: which of its queues holds the span.
     /// In the owner's partial list for its class.
     in_partial: bool = false,
@@ -132,7 +167,6 @@ pub const Span = extern struct {
     /// Link in the owner's partial list for this class.
     partial_link: list.Link(Span) = .{},
 
-    pub const reciprocal_shift = 40;
     pub const full_bit: u32 = 1 << 31;
 
     comptime {
@@ -149,7 +183,9 @@ pub const Span = extern struct {
         span.free = null;
         span.block_size = block_size;
         span.reserved = @intCast(span_bytes / block_size);
-        span.reciprocal = (@as(u64, 1) << reciprocal_shift) / block_size + 1;
+        span.rotate = @ctz(block_size);
+        span.inverse = oddInverse(block_size >> @intCast(span.rotate));
+        span.link_mask = linkMask(start, span_bytes);
         span.start = start;
         span.class = class;
         span.in_partial = false;
@@ -164,7 +200,6 @@ pub const Span = extern struct {
         std.debug.assert(!span.in_partial);
         span.free = null;
         span.heap = null;
-        span.carved_granules = 0;
         span.capacity.store(0, .release);
     }
 
@@ -216,7 +251,6 @@ pub const Span = extern struct {
         }
         const head_position: usize = if (shuffled) order[0] else 0;
         span.free = @ptrFromInt(first + head_position * span.block_size);
-        span.carved_granules = @intCast((capacity + count) * (span.block_size / layout.min_alignment_bytes));
         // Release: a thread that validates a pointer into the new blocks must
         // see the span's geometry written before it.
         span.capacity.store(capacity + count, .release);
@@ -226,13 +260,18 @@ pub const Span = extern struct {
     /// The block that starts at `addr` (not 0), or null when `addr` is not
     /// the start of a block ever handed out from this span. Safe on any
     /// slice entry of any live segment, including free spans (capacity 0).
+    ///
+    /// One multiply tests divisibility and finds the index at once: with
+    /// block_size = m * 2^rotate (m odd) and inverse = m^-1 mod 2^64, an
+    /// offset that is a multiple q of block_size maps to exactly q, while
+    /// any other offset maps above every possible capacity (its low
+    /// `rotate` bits rotate to the top, or the product is not a multiple
+    /// of m's inverse image).
     pub inline fn blockAt(span: *const Span, addr: usize) ?*Block {
         std.debug.assert(addr != 0);
         const capacity = span.capacity.load(.acquire);
-        const offset = addr -% span.start;
-        const index = (@as(u64, offset) *% span.reciprocal) >> reciprocal_shift;
+        const index = std.math.rotr(u64, (addr -% span.start) *% span.inverse, span.rotate);
         if (index >= capacity) return null;
-        if (index * span.block_size != offset) return null;
         const block: *Block = @ptrFromInt(addr);
         return block;
     }
@@ -241,17 +280,21 @@ pub const Span = extern struct {
         return block.cookie == cookieOf(block);
     }
 
-    /// The block after `block` (popped from this span's free list), checked:
-    /// a link that does not decode to a 16-byte aligned address in the
-    /// carved part of this span aborts. Alignment and range come in one
-    /// compare: rotating the offset right by 4 turns a misaligned one into a
-    /// huge one.
+    /// The block after `block` (popped from this span's free list), or null
+    /// at the end of the list; a corrupted link aborts.
     pub inline fn nextFree(span: *const Span, block: *const Block) ?*Block {
-        const next = decodeLink(block);
-        if (next == 0) return null;
-        const granule = std.math.rotr(usize, next -% span.start, 4);
-        if (granule >= span.carved_granules) corruptedFreeList(@intFromPtr(block));
-        return @ptrFromInt(next);
+        const delta = linkDelta(block);
+        if (!span.linkFits(delta)) return endOfList(block);
+        return @ptrFromInt(delta ^ @intFromPtr(block));
+    }
+
+    /// Whether a link whose `linkDelta` is `delta` names a 16-byte aligned
+    /// address in this span's aligned region: one test of the bits in
+    /// which the two addresses differ. False as well at the end of the list
+    /// (whose bits all differ), which `endOfList` tells apart from a
+    /// corrupted link off the hot path.
+    pub inline fn linkFits(span: *const Span, delta: usize) bool {
+        return delta & span.link_mask == 0;
     }
 
     /// Owner-side push of a block coming back (local free or collect);
@@ -352,14 +395,27 @@ test "blockAt rejects interior, tail and uncarved pointers" {
     try std.testing.expect(span.blockAt(base + span_bytes) == null);
 }
 
-test "reciprocal division is exact for every offset of the largest spans" {
+test "blockAt finds exactly the block starts of every class" {
     for (0..sizeclass.class_count) |c| {
         const size: u64 = sizeclass.block_size_bytes[c];
-        const reciprocal = (@as(u64, 1) << Span.reciprocal_shift) / size + 1;
         const span_bytes: u64 = @as(u64, sizeclass.span_slices[c]) * layout.slice_size_bytes;
+        var span: Span = .{};
+        var heap_token: u8 = 0;
+        span.assign(&heap_token, @intCast(c), layout.segment_size_bytes, span_bytes);
+        span.capacity.store(span.reserved, .monotonic);
         var offset: u64 = 0;
-        while (offset < span_bytes) : (offset += 16) {
-            try std.testing.expectEqual(offset / size, (offset * reciprocal) >> Span.reciprocal_shift);
+        while (offset < span_bytes + size) : (offset += 16) {
+            const is_block = offset % size == 0 and offset / size < span.reserved;
+            try std.testing.expectEqual(is_block, span.blockAt(layout.segment_size_bytes + offset) != null);
         }
+        try std.testing.expect(span.blockAt(layout.segment_size_bytes + 8) == null);
+        try std.testing.expect(span.blockAt(layout.segment_size_bytes - size) == null);
     }
+}
+
+test "a link may point anywhere in the span's region, never outside it" {
+    const start = 5 * layout.slice_size_bytes;
+    try std.testing.expectEqual(~@as(u64, 0xffff) | 15, linkMask(start, layout.slice_size_bytes));
+    // Slices 5..7 lie in the aligned 256 KiB at slice 4.
+    try std.testing.expectEqual(~@as(u64, 0x3ffff) | 15, linkMask(start, 3 * layout.slice_size_bytes));
 }

@@ -95,6 +95,13 @@ static void free_mmap(void) {
 }
 static void free_libc_heap(void) { free(opaque_ptr(glibc_block(64))); }
 static void free_interior_misaligned(void) { free((char *)opaque_ptr(malloc(100)) + 8); }
+/* A live block's address with a bit above the 47-bit user address space
+ * set: free finds its segment from the low bits only, and must still refuse. */
+static void free_above_user_space(void) {
+  void *p = malloc(64);
+  free(opaque_ptr((void *)((uintptr_t)p | (1ull << 47))));
+}
+
 static void free_interior_small(void) { free((char *)opaque_ptr(malloc(1000)) + 64); }
 static void free_interior_medium(void) { free((char *)opaque_ptr(malloc(100000)) + 4096); }
 static void free_interior_large(void) { free((char *)opaque_ptr(malloc(4 << 20)) + 8192); }
@@ -178,6 +185,7 @@ int main(void) {
   run_case("free(glibc heap block)", INVALID_FREE, free_libc_heap);
   run_case("free(malloc(100) + 8)", INVALID_FREE, free_interior_misaligned);
   run_case("free(malloc(1000) + 64)", INVALID_FREE, free_interior_small);
+  run_case("free(malloc(64) | 1 << 47)", INVALID_FREE, free_above_user_space);
   run_case("free(malloc(100000) + 4096)", INVALID_FREE, free_interior_medium);
   run_case("free(malloc(4MiB) + 8192)", INVALID_FREE, free_interior_large);
   run_case("realloc(stack address)", INVALID_REALLOC, realloc_stack);
