@@ -17,11 +17,15 @@ export interface Comparison {
   rss: Change | null;
 }
 
-/** Paired change of `subject` against `baseline` on one workload. */
+/**
+ * Paired change of `subject` against `baseline` on one workload, with
+ * intervals at `confidence` (a report's `Results.confidence`).
+ */
 export function compareOn(
   w: WorkloadResult,
   subject: string,
   baseline: string,
+  confidence = 0.95,
 ): Comparison {
   const s = w.results[subject], b = w.results[baseline];
   const ok = s && b && !s.error && !b.error &&
@@ -31,12 +35,17 @@ export function compareOn(
     subject,
     baseline,
     throughput: ok
-      ? pairedChange(b.runs.map((r) => r.value), s.runs.map((r) => r.value))
+      ? pairedChange(
+        b.runs.map((r) => r.value),
+        s.runs.map((r) => r.value),
+        confidence,
+      )
       : null,
     rss: ok
       ? pairedChange(
         b.runs.map((r) => r.peakRssKiB),
         s.runs.map((r) => r.peakRssKiB),
+        confidence,
       )
       : null,
   };
@@ -82,7 +91,9 @@ export function summaries(
   baselines: string[],
 ): Summary[] {
   return baselines.map((baseline) => {
-    const cs = res.workloads.map((w) => compareOn(w, subject, baseline));
+    const cs = res.workloads.map((w) =>
+      compareOn(w, subject, baseline, res.confidence)
+    );
     const good = cs.filter((c) => c.throughput && c.rss);
     const count = (r: Reading) =>
       good.filter((c) => reading(c.throughput!) === r).length;
@@ -106,7 +117,7 @@ export function lowestConfidence(
   baselines: string[],
 ): number {
   const cs = res.workloads.flatMap((w) =>
-    baselines.map((b) => compareOn(w, subject, b).throughput)
+    baselines.map((b) => compareOn(w, subject, b, res.confidence).throughput)
   ).filter((c): c is Change => c != null);
   return cs.length ? Math.min(...cs.map((c) => c.confidence)) : 0;
 }

@@ -53,13 +53,22 @@ export function confidenceText(confidence: number): string {
 
 /**
  * The one sentence every report uses for its ratios and intervals, given
- * the lowest coverage among its intervals (it depends on the rounds only).
+ * the lowest coverage among its intervals (it depends on the rounds only)
+ * and, for a report whose intervals are judged together (an A/B), how many
+ * they are.
  */
-export function statisticsWording(confidence: number): string {
+export function statisticsWording(
+  confidence: number,
+  family?: { intervals: number },
+): string {
+  const level = family
+    ? `each at this level so that all ${family.intervals} intervals of the run hold together at 95% (Bonferroni); ` +
+      `the min–max range of the ratios when there are too few rounds for it`
+    : `at least 95% from 9 rounds on, the min–max range of the ratios below that`;
   return `Each ratio is the median of the per-round ratios (the runs of one round ran ` +
     `next to each other, under the same load); [low, high] is its ${
       confidenceText(confidence)
     } confidence interval (distribution-free, from the order statistics of those ratios; ` +
-    `at least 95% from 9 rounds on, the min–max range of the ratios below that). ` +
+    `${level}). ` +
     `Spread: half the min–max range of one allocator's runs, relative to their median.`;
 }

@@ -20,6 +20,7 @@ import { toSvg } from "./render_svg.ts";
 import { loadLine, ratioRows, table } from "./render_terminal.ts";
 import { measureWorkloads, methodText, prepare } from "./runner.ts";
 import { selectWorkloads } from "./select.ts";
+import { familyConfidence } from "./stats.ts";
 import { verdict, type WorkloadChange } from "./verdict.ts";
 
 async function side(
@@ -80,10 +81,12 @@ export async function abMode(o: Options): Promise<number> {
     },
     allocators: ["A", "B"],
     workloads,
+    // The verdict reads a throughput and a peak-RSS interval per workload.
+    confidence: familyConfidence(2 * workloads.length),
   };
   const changes = new Map<string, WorkloadChange>(
     res.workloads.map((w) => {
-      const c = compareOn(w, "B", "A");
+      const c = compareOn(w, "B", "A", res.confidence);
       return [w.name, { throughput: c.throughput, rss: c.rss }];
     }),
   );
@@ -105,7 +108,9 @@ export async function abMode(o: Options): Promise<number> {
       }; do not record a decision from this run`,
     );
   }
-  const wording = statisticsWording(lowestConfidence(res, "B", ["A"]));
+  const wording = statisticsWording(lowestConfidence(res, "B", ["A"]), {
+    intervals: 2 * res.workloads.length,
+  });
   console.log(
     [
       ``,

@@ -111,6 +111,12 @@ export interface Results {
   machine: Machine;
   allocators: string[];
   workloads: WorkloadResult[];
+  /**
+   * The level each interval of the report aims at: 0.95 when absent; an A/B
+   * run sets it so that all of its intervals hold together at 95%
+   * (`familyConfidence`), since its verdict rests on all of them at once.
+   */
+  confidence?: number;
 }
 
 /** Summary of an allocator's runs of one workload. */

@@ -106,7 +106,12 @@ export function toMarkdown(res: Results, v: View): string {
   }
   L.push(
     ``,
-    statisticsWording(lowestConfidence(res, subject, baselines)),
+    statisticsWording(
+      lowestConfidence(res, subject, baselines),
+      res.confidence === undefined
+        ? undefined
+        : { intervals: 2 * res.workloads.length * baselines.length },
+    ),
     ``,
     `Arguments of each workload are in ${v.stem}.json (\`workloads[].args\`), identical for every allocator; ` +
       `the chart is ${v.stem}.svg.`,

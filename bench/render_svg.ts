@@ -42,7 +42,7 @@ export function toSvg(res: Results, v: View): string {
   const color = (b: string, i: number) =>
     COLORS[b] ?? FALLBACK_COLORS[i % FALLBACK_COLORS.length];
   const comps = res.workloads.map((w) =>
-    baselines.map((b) => compareOn(w, subject, b))
+    baselines.map((b) => compareOn(w, subject, b, res.confidence))
   );
   const labelW = 170, valueW = 58, panelW = 400, gapW = 30;
   const W = labelW + 2 * (panelW + valueW) + gapW + 20;

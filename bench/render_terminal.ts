@@ -107,7 +107,7 @@ export function ratioRows(
       ...(what === "rss" ? [] : [worst]),
       ...baselines.map((b) => {
         if (w.results[b]?.error) return `${b} failed`;
-        const c = compareOn(w, subject, b)[what];
+        const c = compareOn(w, subject, b, res.confidence)[what];
         return c ? changeText(c, digits) : "–";
       }),
     ]);

@@ -15,17 +15,32 @@ export interface Change {
   delta: number;
   lo: number;
   hi: number;
-  /** Confidence of [lo, hi] (≈ 0.95 with 9 or more rounds, less with fewer). */
+  /** Confidence of [lo, hi] (at least the level asked for, given enough rounds). */
   confidence: number;
+}
+
+/**
+ * The level each of `intervals` intervals needs so that all of them hold
+ * together with probability `family` (Bonferroni). An A/B run judges two
+ * intervals per workload at once; at 95% each, one of 60 would exclude 1×
+ * by chance about every other run, and a change that cannot touch memory
+ * would be refused for a peak RSS that merely wandered.
+ */
+export function familyConfidence(intervals: number, family = 0.95): number {
+  return 1 - (1 - family) / Math.max(1, intervals);
 }
 
 /**
  * Median of the paired ratios b[i]/a[i] − 1, with the order-statistic
  * interval for a median: [r(k), r(n−k+1)] for the largest k with
- * P(Binomial(n, 1/2) < k) ≤ 2.5% (k ≥ 1, so with few rounds it is the whole
- * min–max range of the ratios).
+ * P(Binomial(n, 1/2) < k) ≤ (1 − confidence)/2 (k ≥ 1, so with few rounds
+ * it is the whole min–max range of the ratios).
  */
-export function pairedChange(a: number[], b: number[]): Change {
+export function pairedChange(
+  a: number[],
+  b: number[],
+  confidence = 0.95,
+): Change {
   if (a.length !== b.length || a.length === 0) {
     throw new Error(
       `pairedChange: ${a.length} A runs against ${b.length} B runs`,
@@ -41,7 +56,8 @@ export function pairedChange(a: number[], b: number[]): Change {
     pmf = (pmf * (n - j)) / (j + 1);
   }
   let k = 1;
-  while (k + 1 <= (n + 1) / 2 && below[k + 1] <= 0.025) k++;
+  const tail = (1 - confidence) / 2;
+  while (k + 1 <= (n + 1) / 2 && below[k + 1] <= tail) k++;
   return {
     delta: median(r) - 1,
     lo: r[k - 1] - 1,

@@ -1,6 +1,6 @@
 // The A/B verdict on speed and memory, and the paired-change statistics it rests on.
 import { deepStrictEqual as eq, ok } from "node:assert";
-import { type Change, pairedChange } from "./stats.ts";
+import { type Change, familyConfidence, pairedChange } from "./stats.ts";
 import { verdict, type WorkloadChange } from "./verdict.ts";
 
 /** A change known precisely (interval ±0.2% around it). */
@@ -166,6 +166,10 @@ Deno.test("pairedChange: median of per-round ratios and an order-statistic inter
   // n = 20: [r(6), r(15)], 95.9% coverage
   ok(Math.abs(c.lo - -0.01) < 1e-12 && Math.abs(c.hi - 0.04) < 1e-12);
   ok(Math.abs(c.confidence - 0.9586) < 1e-3);
+  // Twenty intervals judged together: each at 99.75% or more, [r(3), r(18)].
+  const wide = pairedChange(a, b, familyConfidence(20));
+  ok(Math.abs(wide.lo - -0.04) < 1e-12 && Math.abs(wide.hi - 0.06) < 1e-12);
+  ok(wide.confidence >= 0.9975);
   // Few rounds: the whole min–max range of the ratios.
   const few = pairedChange([10, 10, 10], [9, 10, 12]);
   ok(
