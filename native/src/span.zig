@@ -100,7 +100,11 @@ pub noinline fn corruptedFreeList(block_addr: usize) noreturn {
     os.fatalPointer("malloc(): corrupted free list", block_addr);
 }
 
-/// Bytes carved at a time when a span's free list runs dry.
+/// Bytes carved at a time when a span's free list runs dry: as many as
+/// were carved before (a page at first), up to `carve_bytes`. A class used
+/// for a few blocks touches one page of its span instead of four, which is
+/// most of what a short-lived thread leaves resident; a busy class reaches
+/// the full carve after three refills.
 const carve_bytes: usize = 16 * 1024;
 const max_carve_blocks = carve_bytes / layout.min_alignment_bytes;
 
@@ -224,7 +228,8 @@ pub const Span = extern struct {
         std.debug.assert(span.free == null);
         const capacity = span.capacity.load(.monotonic);
         if (capacity >= span.reserved) return false;
-        const count = @min(span.reserved - capacity, @max(1, carve_bytes / span.block_size));
+        const bytes = std.math.clamp(@as(usize, capacity) * span.block_size, layout.page_size_bytes, carve_bytes);
+        const count = @min(span.reserved - capacity, @max(1, bytes / span.block_size));
         const first = span.start + @as(usize, capacity) * span.block_size;
         // Block `index` of the list is block `order[index]` of the carve when
         // shuffled, block `index` otherwise (no order to build).
