@@ -379,9 +379,25 @@ test "a shuffled carve zeroes and links every block once, in another order" {
         span.used += 1;
         seen += 1;
     }
-    try std.testing.expectEqual(@as(usize, 16 * 1024 / 64), seen);
+    // A first carve links one page of blocks.
+    try std.testing.expectEqual(@as(usize, layout.page_size_bytes / 64), seen);
     try std.testing.expect(!in_order);
     span.check();
+}
+
+test "each carve links as many bytes as are carved, from a page up to 16 KiB" {
+    const span_bytes = layout.slice_size_bytes;
+    const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
+    defer std.testing.allocator.free(memory);
+    var span = testSpan(memory, sizeclass.classOf(64));
+    var carved: [6]u32 = undefined;
+    for (&carved) |*capacity| {
+        try std.testing.expect(span.carve(null));
+        span.free = null; // as if every block went out
+        capacity.* = span.capacity.load(.monotonic);
+    }
+    // Blocks of 64 bytes: 4, 4, 8, 16, 16, 16 KiB.
+    try std.testing.expectEqualSlices(u32, &.{ 64, 128, 256, 512, 768, 1024 }, &carved);
 }
 
 test "blockAt rejects interior, tail and uncarved pointers" {
