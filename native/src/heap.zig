@@ -64,6 +64,12 @@ pub const Heap = struct {
     /// first: a span that waited longest has gathered the most frees, so a
     /// refill from it lasts longest.
     partial: [sizeclass.class_count]PartialSpans = @splat(.{}),
+    /// Per class, one span whose blocks all came back, kept on the partial
+    /// list instead of retired (when the policy keeps free slices resident
+    /// at all): a class whose spans fill and empty in turn reuses it as it
+    /// is, its blocks carved and linked, instead of retiring it and carving
+    /// a fresh span block by block.
+    empty: [sizeclass.class_count]?*Span = @splat(null),
     counters: stats.Counters = .{},
     outbox: remote.Outbox = .{},
     /// Segments this heap owns (those with free slices kept near the front).
@@ -274,11 +280,29 @@ pub const Heap = struct {
         const was_full = span.isFull();
         span.setFull(false);
         if (span.used == 0) {
+            if (heap.empty[span.class] == null and policy.snapshot.purge_slices > 0) {
+                if (!span.in_partial) heap.linkPartial(span);
+                heap.empty[span.class] = span;
+                return;
+            }
             if (span.in_partial) heap.unlinkPartial(span);
             heap.retire(span);
             return;
         }
         if (was_full) heap.linkPartial(span);
+    }
+
+    /// Retires the empty spans kept per class (drain, or before mapping a
+    /// segment: their slices may serve another class). Returns how many.
+    fn retireKeptEmpty(heap: *Heap) usize {
+        var count: usize = 0;
+        for (&heap.empty) |*kept| {
+            const span = kept.* orelse continue;
+            heap.unlinkPartial(span);
+            heap.retire(span);
+            count += 1;
+        }
+        return count;
     }
 
     fn linkPartial(heap: *Heap, span: *Span) void {
@@ -292,6 +316,7 @@ pub const Heap = struct {
         std.debug.assert(span.in_partial);
         heap.partial[span.class].remove(span);
         span.in_partial = false;
+        if (heap.empty[span.class] == span) heap.empty[span.class] = null;
     }
 
     // -----------------------------------------------------------------
@@ -303,6 +328,9 @@ pub const Heap = struct {
         // Blocks other threads handed back may free whole spans.
         heap.collectAll();
         if (heap.spanFromSegments(class, slices)) |span| return span;
+        if (heap.retireKeptEmpty() > 0) {
+            if (heap.spanFromSegments(class, slices)) |span| return span;
+        }
         before_fresh_segment();
         const segment = segment_box.acquire(heap) orelse return null;
         heap.segments.pushFront(segment);
@@ -398,6 +426,7 @@ pub const Heap = struct {
                 current_span.setFull(true);
             }
         }
+        _ = heap.retireKeptEmpty();
         if (!force) {
             // An orphan may wait long for adoption: never leave it holding
             // more resident free memory than a live heap may.
