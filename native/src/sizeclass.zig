@@ -66,7 +66,27 @@ pub inline fn smallClassOf(size_bytes: usize) Class {
     return @intCast((size_bytes - 1) / min_alignment_bytes);
 }
 
-fn mediumClassOf(size_bytes: usize) Class {
+/// Medium class boundaries all fall on multiples of this: a table indexed
+/// by (size - 1) / 512 holds the class of every medium size.
+const medium_step_shift = 9;
+const medium_classes: [medium_max_bytes >> medium_step_shift]Class = blk: {
+    @setEvalBranchQuota(100_000);
+    var table: [medium_max_bytes >> medium_step_shift]Class = undefined;
+    for (&table, 0..) |*class, step| {
+        // The largest size of the step decides; a step below 2 KiB is never read.
+        const size = (step + 1) << medium_step_shift;
+        class.* = if (size <= small_max_bytes) 0 else computeMediumClass(size);
+    }
+    break :blk table;
+};
+
+/// `classOf` for small_max_bytes < size_bytes <= medium_max_bytes: one load.
+pub inline fn mediumClassOf(size_bytes: usize) Class {
+    std.debug.assert(size_bytes > small_max_bytes and size_bytes <= medium_max_bytes);
+    return medium_classes[(size_bytes - 1) >> medium_step_shift];
+}
+
+fn computeMediumClass(size_bytes: usize) Class {
     const last = size_bytes - 1;
     const doubling = std.math.log2_int(usize, last); // >= 11
     const quarter = (last >> @intCast(doubling - 2)) & 3;
@@ -98,6 +118,13 @@ test "class sizes are ordered, aligned and cover the range" {
         previous = size;
     }
     try std.testing.expectEqual(@as(u32, medium_max_bytes), block_size_bytes[class_count - 1]);
+}
+
+test "the medium table agrees with the computed class" {
+    var size: usize = small_max_bytes + 1;
+    while (size <= medium_max_bytes) : (size += 1) {
+        try std.testing.expectEqual(computeMediumClass(size), mediumClassOf(size));
+    }
 }
 
 test "classOf picks the smallest class that fits" {
