@@ -24,6 +24,7 @@ const std = @import("std");
 const layout = @import("layout.zig");
 const os = @import("os.zig");
 const policy = @import("policy.zig");
+const sizeclass = @import("sizeclass.zig");
 const stats = @import("stats.zig");
 
 const page_size_bytes = layout.page_size_bytes;
@@ -226,22 +227,37 @@ fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
 
 /// The best fit for `len` usable bytes at `alignment_bytes`, with or without
 /// a guard page: the shortest reusable cached mapping, the most recently
-/// freed of equals; removed from the cache.
-fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool) ?Block {
+/// freed of equals; removed from the cache. Failing that, the head of the
+/// shortest longer unguarded mapping: its pages are resident, where a fresh
+/// mapping would fault each one in, and its tail stays cached (in
+/// `evicted` when too short for any large block).
+fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: *Evicted) ?Block {
     if (cache_count == 0) return null;
     var best: ?*Cached = null;
+    var longer: ?*Cached = null;
     for (&cache) |*slot| {
         const block = slot.block;
-        if (block.addr == 0 or block.guarded != guarded or !reusable(block.len_bytes, len)) continue;
+        if (block.addr == 0 or block.guarded != guarded or block.len_bytes < len) continue;
         if (block.addr % alignment_bytes != 0) continue;
-        if (best) |b| {
+        const candidate = if (reusable(block.len_bytes, len)) &best else &longer;
+        if (candidate.*) |b| {
             if (block.len_bytes > b.block.len_bytes) continue;
             if (block.len_bytes == b.block.len_bytes and slot.sequence < b.sequence) continue;
         }
-        best = slot;
+        candidate.* = slot;
     }
-    return dropLocked(best orelse return null);
+    if (best) |slot| return dropLocked(slot);
+    if (guarded) return null;
+    const slot = longer orelse return null;
+    const freed_ms = slot.freed_ms;
+    const whole_block = dropLocked(slot);
+    const tail: Block = .{ .addr = whole_block.addr + len, .len_bytes = whole_block.len_bytes - len, .guarded = false };
+    if (tail.len_bytes < min_block_bytes or !cacheLocked(tail, freed_ms, evicted)) evicted.add(tail);
+    return .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false };
 }
+
+/// No large block is shorter: smaller requests are span blocks.
+const min_block_bytes = sizeclass.medium_max_bytes + 1;
 
 /// Keeps a freed block, making room by evicting the oldest entries into
 /// `evicted`; false when it must be unmapped (bigger than the whole cache).
@@ -356,7 +372,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         return null;
     }
     expireLocked(now_ms, false, &evicted);
-    if (takeCachedLocked(len, alignment_bytes, guarded)) |mapping| {
+    if (takeCachedLocked(len, alignment_bytes, guarded, &evicted)) |mapping| {
         const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
         insertLocked(block);
         lock.unlock();
@@ -620,9 +636,6 @@ test "a freed mapping is reused by its class and by smaller requests with bounde
     try std.testing.expect(free(@intFromPtr(first.ptr)));
     try std.testing.expect(!free(@intFromPtr(first.ptr)));
     try std.testing.expectEqual(@as(?usize, null), usableSize(@intFromPtr(first.ptr)));
-    // Too small to take 1.25 MiB (640 KiB class: at most 1120 KiB): fresh.
-    const far = try allocOrFail(600 << 10);
-    try std.testing.expect(far.zeroed);
     // Same class: the cached mapping, contents as they were.
     const again = try allocOrFail((1 << 20) + (100 << 10));
     try std.testing.expectEqual(first.ptr, again.ptr);
@@ -635,12 +648,27 @@ test "a freed mapping is reused by its class and by smaller requests with bounde
     try std.testing.expectEqual(@as(?usize, 1280 << 10), usableSize(@intFromPtr(smaller.ptr)));
     @as([*]u8, @ptrCast(smaller.ptr))[(1280 << 10) - 1] = 1;
     try std.testing.expect(free(@intFromPtr(smaller.ptr)));
-    try std.testing.expect(free(@intFromPtr(far.ptr)));
-    // Best fit: of 640 KiB and 1.25 MiB, a 640 KiB request takes the former.
+    // Too small to take 1.25 MiB whole (640 KiB class: at most 1120 KiB):
+    // its head, resident; the 640 KiB tail stays cached for the next.
+    const head = try allocOrFail(600 << 10);
+    try std.testing.expectEqual(first.ptr, head.ptr);
+    try std.testing.expect(!head.zeroed);
+    try std.testing.expectEqual(@as(?usize, 640 << 10), usableSize(@intFromPtr(head.ptr)));
+    const tail = try allocOrFail(640 << 10);
+    try std.testing.expectEqual(@intFromPtr(first.ptr) + (640 << 10), @intFromPtr(tail.ptr));
+    try std.testing.expect(!tail.zeroed);
+    try std.testing.expectEqual(@as(u8, 1), @as([*]u8, @ptrCast(tail.ptr))[(640 << 10) - 1]);
+    // Nothing cached is left for 1 MiB: a fresh mapping.
+    const fresh = try allocOrFail(1 << 20);
+    try std.testing.expect(fresh.zeroed);
+    try std.testing.expect(free(@intFromPtr(head.ptr)));
+    try std.testing.expect(free(@intFromPtr(fresh.ptr)));
+    // Best fit: of 640 KiB and 1 MiB, a 640 KiB request takes the former.
     const fit = try allocOrFail(640 << 10);
-    try std.testing.expectEqual(far.ptr, fit.ptr);
+    try std.testing.expectEqual(head.ptr, fit.ptr);
     try std.testing.expect(free(@intFromPtr(fit.ptr)));
-    try std.testing.expect(trimCache() >= (1280 << 10) + (640 << 10));
+    try std.testing.expect(free(@intFromPtr(tail.ptr)));
+    try std.testing.expect(trimCache() >= (1024 << 10) + 2 * (640 << 10));
     try std.testing.expectEqual(@as(usize, 0), cache_count);
 }
 
