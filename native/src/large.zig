@@ -13,7 +13,9 @@
 //! time. Lengths are rounded up to `classes_per_doubling` classes per
 //! doubling (when such a mapping could be cached at all), so a freed mapping
 //! fits every later request of its class, and a request may take a cached
-//! mapping up to three quarters longer than it needs (best fit).
+//! mapping up to three quarters longer than it needs (best fit). When none
+//! fits, it takes the head of a longer one and the tail stays cached:
+//! resident pages instead of a fresh mapping faulted in page by page.
 //!
 //! In the `hardened` lane each block's mapping ends with a PROT_NONE guard
 //! page and the block is placed right before it, with only the pages it
