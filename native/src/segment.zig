@@ -86,7 +86,9 @@ pub const Segment = struct {
         var shift: usize = 1;
         while (shift < count) : (shift += 1) runs &= segment.free_mask >> @intCast(shift);
         if (runs == 0) return null;
-        const first: usize = @ctz(runs);
+        // Single slices from the bottom, runs from the top: small spans
+        // then do not split the runs that multi-slice spans leave free.
+        const first: usize = if (count == 1) @ctz(runs) else 63 - @clz(runs);
         const span_mask = runMask(first, count);
         segment.free_mask &= ~span_mask;
         segment.dirty_mask &= ~span_mask;
@@ -329,9 +331,12 @@ test "segments are aligned, mapped in the segment map, and spans fit" {
 
     const a = segment.takeSpan(1, &heap_token, 0).?;
     const b = segment.takeSpan(16, &heap_token, 150).?;
+    // One slice from the bottom, a run from the top (slices 48..63).
     try std.testing.expectEqual(@as(usize, 1), segment.sliceIndex(a));
-    try std.testing.expectEqual(@as(usize, 2), segment.sliceIndex(b));
-    try std.testing.expect(segment.spanOf(segment.sliceStart(10) + 77) == b);
+    try std.testing.expectEqual(@as(usize, 48), segment.sliceIndex(b));
+    try std.testing.expect(segment.spanOf(segment.sliceStart(50) + 77) == b);
+    try std.testing.expect(segment.takeSpan(1, &heap_token, 0).? == &segment.slices[2]);
+    segment.releaseSpan(&segment.slices[2], 1050);
     try std.testing.expect(segment.spanOf(segment.sliceStart(1)) == a);
     try std.testing.expect(segment.takeSpan(63, &heap_token, 0) == null);
 
@@ -339,7 +344,7 @@ test "segments are aligned, mapped in the segment map, and spans fit" {
     segment.releaseSpan(b, 1050);
     try std.testing.expect(segment.isEmpty());
     try std.testing.expectEqual(@as(usize, 1), segment.purgeFree(1100, 100));
-    try std.testing.expectEqual(@as(usize, 16), segment.purgeFree(1100, 0));
+    try std.testing.expectEqual(@as(usize, 17), segment.purgeFree(1100, 0));
     try std.testing.expectEqual(@as(usize, 0), segment.dirtySlices());
     _ = release(segment);
     _ = trimCache();
