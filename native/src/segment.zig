@@ -4,7 +4,8 @@
 //!
 //! Slice 0 of a segment holds the header: the per-slice span metadata
 //! (span.zig) and the slice bitmaps. It is never handed out. Spans of
-//! 1..63 slices are taken first-fit from `free_mask`.
+//! 1..63 slices are taken from `free_mask`: one slice first fit from the
+//! bottom, a longer run from the top.
 const std = @import("std");
 const layout = @import("layout.zig");
 const list = @import("list.zig");
@@ -77,7 +78,8 @@ pub const Segment = struct {
         return segment.free_mask == all_slices_free;
     }
 
-    /// Takes a run of `count` free slices, first fit. Null when no run fits.
+    /// Takes a run of `count` free slices (one: the lowest; more: the
+    /// highest run that fits). Null when no run fits.
     pub fn takeSpan(segment: *Segment, count: usize, heap: *anyopaque, class: u8) ?*Span {
         std.debug.assert(count >= 1);
         std.debug.assert(count < slices_per_segment);
