@@ -20,7 +20,7 @@ import { toSvg } from "./render_svg.ts";
 import { loadLine, ratioRows, table } from "./render_terminal.ts";
 import { measureWorkloads, methodText, prepare } from "./runner.ts";
 import { selectWorkloads } from "./select.ts";
-import { familyConfidence } from "./stats.ts";
+import { familyConfidence, judgedIntervals } from "./stats.ts";
 import { verdict, type WorkloadChange } from "./verdict.ts";
 
 async function side(
@@ -81,8 +81,7 @@ export async function abMode(o: Options): Promise<number> {
     },
     allocators: ["A", "B"],
     workloads,
-    // The verdict reads a throughput and a peak-RSS interval per workload.
-    confidence: familyConfidence(2 * workloads.length),
+    confidence: familyConfidence(judgedIntervals(workloads.length)),
   };
   const changes = new Map<string, WorkloadChange>(
     res.workloads.map((w) => {
@@ -109,7 +108,7 @@ export async function abMode(o: Options): Promise<number> {
     );
   }
   const wording = statisticsWording(lowestConfidence(res, "B", ["A"]), {
-    intervals: 2 * res.workloads.length,
+    intervals: judgedIntervals(res.workloads.length),
   });
   console.log(
     [

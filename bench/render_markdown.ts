@@ -5,7 +5,7 @@
 import { lowestConfidence } from "./analysis.ts";
 import { mib, si, spreadText, statisticsWording } from "./format.ts";
 import type { Machine, Results } from "./model.ts";
-import { median } from "./stats.ts";
+import { judgedIntervals, median } from "./stats.ts";
 import {
   loadLine,
   mdTable,
@@ -108,9 +108,9 @@ export function toMarkdown(res: Results, v: View): string {
     ``,
     statisticsWording(
       lowestConfidence(res, subject, baselines),
-      res.confidence === undefined
-        ? undefined
-        : { intervals: 2 * res.workloads.length * baselines.length },
+      res.confidence === undefined ? undefined : {
+        intervals: judgedIntervals(res.workloads.length, baselines.length),
+      },
     ),
     ``,
     `Arguments of each workload are in ${v.stem}.json (\`workloads[].args\`), identical for every allocator; ` +

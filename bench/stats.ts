@@ -31,6 +31,14 @@ export function familyConfidence(intervals: number, family = 0.95): number {
 }
 
 /**
+ * How many intervals a report judges together: a throughput and a peak-RSS
+ * interval per workload and baseline.
+ */
+export function judgedIntervals(workloads: number, baselines = 1): number {
+  return 2 * workloads * baselines;
+}
+
+/**
  * Median of the paired ratios b[i]/a[i] − 1, with the order-statistic
  * interval for a median: [r(k), r(n−k+1)] for the largest k with
  * P(Binomial(n, 1/2) < k) ≤ (1 − confidence)/2 (k ≥ 1, so with few rounds

@@ -258,7 +258,9 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
     return .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false };
 }
 
-/// No large block is shorter: smaller requests are span blocks.
+/// A tail shorter than this is unmapped rather than cached: only an aligned
+/// request (rare) is a large block below it; every other smaller request
+/// is a span block.
 const min_block_bytes = sizeclass.medium_max_bytes + 1;
 
 /// Keeps a freed block, making room by evicting the oldest entries into

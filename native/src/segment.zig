@@ -202,9 +202,8 @@ var segment_map: [map_len]u8 = @splat(0);
 
 /// True when `addr` lies in a live hakozuna segment (never for 0).
 pub inline fn contains(addr: usize) bool {
-    const chunk = addr >> segment_shift;
-    if (chunk >= map_len) return false;
-    return @atomicLoad(u8, &segment_map[chunk], .monotonic) != 0;
+    if (addr >> segment_shift >= map_len) return false;
+    return liveChunk(addr) != null;
 }
 
 /// free's lookup: the map index of `addr`'s 4 MiB chunk when that chunk

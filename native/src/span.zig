@@ -70,7 +70,7 @@ pub inline fn linkDelta(block: *const Block) usize {
     return std.math.rotr(usize, block.link ^ link_key, 32);
 }
 
-/// A link that `Span.linkedBlock` refused: null when it ends the list, else
+/// A link that `Span.linkFits` refused: null when it ends the list, else
 /// an abort.
 pub noinline fn endOfList(block: *const Block) ?*Block {
     if (linkDelta(block) == @intFromPtr(block)) return null;
@@ -268,10 +268,12 @@ pub const Span = extern struct {
     ///
     /// One multiply tests divisibility and finds the index at once: with
     /// block_size = m * 2^rotate (m odd) and inverse = m^-1 mod 2^64, an
-    /// offset that is a multiple q of block_size maps to exactly q, while
-    /// any other offset maps above every possible capacity (its low
-    /// `rotate` bits rotate to the top, or the product is not a multiple
-    /// of m's inverse image).
+    /// offset that is a multiple q of block_size maps to exactly q. Any
+    /// other offset maps above every possible capacity: if its low `rotate`
+    /// bits are not zero they rotate to the top; if they are, multiplying
+    /// by the inverse is a bijection that sends the multiples of m below
+    /// 2^(64 - rotate) onto the smallest values, so a non-multiple lands
+    /// above 2^(64 - rotate) / m.
     pub inline fn blockAt(span: *const Span, addr: usize) ?*Block {
         std.debug.assert(addr != 0);
         const capacity = span.capacity.load(.acquire);
