@@ -1,9 +1,15 @@
 //! Size classes: which block size and span a request gets.
 //!
-//! Small classes step by 16 bytes up to 2 KiB, so a small request
-//! wastes at most 15 bytes. Medium classes step four times per doubling up to
-//! `medium_max_bytes`, wasting at most 25%. Anything larger is a large block
-//! (large.zig), mapped on its own.
+//! Small classes step by 16 bytes up to `exact_max_bytes` (512), where most
+//! blocks of most programs lie, so those waste at most 15 bytes; then eight
+//! per doubling up to 2 KiB, wasting at most 12.5%. Medium classes step four
+//! times per doubling up to `medium_max_bytes`, wasting at most 25%.
+//! Anything larger is a large block (large.zig), mapped on its own.
+//!
+//! 48 small classes instead of 128 keep a random mix of sizes on fewer
+//! spans: each class's free-list head and span metadata are touched more
+//! often, so they stay in the cache, and fewer spans sit partly used
+//! (bench/LEDGER.md, 2026-12-03).
 const std = @import("std");
 const layout = @import("layout.zig");
 
@@ -11,7 +17,13 @@ pub const min_alignment_bytes = layout.min_alignment_bytes;
 pub const small_max_bytes: usize = 2048;
 pub const medium_max_bytes: usize = 256 * 1024;
 
-pub const small_class_count: usize = small_max_bytes / min_alignment_bytes;
+/// Up to here every multiple of 16 bytes is a class.
+const exact_max_bytes: usize = 512;
+/// Small classes per doubling above `exact_max_bytes`.
+const small_steps_per_doubling: usize = 8;
+
+pub const small_class_count: usize = exact_max_bytes / min_alignment_bytes +
+    small_steps_per_doubling * (std.math.log2_int(usize, small_max_bytes) - std.math.log2_int(usize, exact_max_bytes));
 /// Four classes per doubling from 2 KiB (exclusive) to 256 KiB (inclusive).
 pub const medium_class_count: usize = 4 * (std.math.log2_int(usize, medium_max_bytes) - std.math.log2_int(usize, small_max_bytes));
 pub const class_count: usize = small_class_count + medium_class_count;
@@ -20,18 +32,43 @@ pub const Class = u8;
 
 comptime {
     std.debug.assert(class_count <= std.math.maxInt(Class));
+    // Every step above the exact classes stays a multiple of the alignment.
+    std.debug.assert(exact_max_bytes / small_steps_per_doubling >= min_alignment_bytes);
 }
 
 /// Bytes of each block of a class.
 pub const block_size_bytes: [class_count]u32 = blk: {
     var sizes: [class_count]u32 = undefined;
-    for (0..small_class_count) |c| sizes[c] = (c + 1) * min_alignment_bytes;
-    for (0..medium_class_count) |m| {
-        const base = small_max_bytes << (m / 4);
-        sizes[small_class_count + m] = base + (m % 4 + 1) * (base / 4);
-    }
+    const exact = exact_max_bytes / min_alignment_bytes;
+    for (0..exact) |c| sizes[c] = (c + 1) * min_alignment_bytes;
+    for (0..small_class_count - exact) |m| sizes[exact + m] = steppedSize(exact_max_bytes, small_steps_per_doubling, m);
+    for (0..medium_class_count) |m| sizes[small_class_count + m] = steppedSize(small_max_bytes, 4, m);
     break :blk sizes;
 };
+
+/// The `m`th size above `base_bytes` when each doubling has `steps` classes.
+fn steppedSize(base_bytes: usize, steps: usize, m: usize) u32 {
+    const base = base_bytes << @intCast(m / steps);
+    return @intCast(base + (m % steps + 1) * (base / steps));
+}
+
+/// The smallest class whose blocks hold `size_bytes` (a search: for tables).
+fn smallestClassHolding(size_bytes: usize) Class {
+    for (block_size_bytes, 0..) |block_size, class| {
+        if (block_size >= size_bytes) return @intCast(class);
+    }
+    unreachable;
+}
+
+/// Class boundaries up to `limit_bytes` all fall on multiples of
+/// 2^`step_shift`: entry i holds the class of every size in
+/// (i * 2^step_shift, (i + 1) * 2^step_shift].
+fn classTable(comptime step_shift: u6, comptime limit_bytes: usize) [limit_bytes >> step_shift]Class {
+    @setEvalBranchQuota(200_000);
+    var table: [limit_bytes >> step_shift]Class = undefined;
+    for (&table, 0..) |*class, step| class.* = smallestClassHolding((step + 1) << step_shift);
+    return table;
+}
 
 /// Slices in a span of each class: 8 blocks' worth, at least one slice and
 /// at most `medium_span_max_bytes`. Small classes get one slice; a rarely
@@ -53,45 +90,27 @@ pub const span_slices: [class_count]u8 = blk: {
 /// `medium_max_bytes`.
 pub inline fn classOf(size_bytes: usize) Class {
     std.debug.assert(size_bytes <= medium_max_bytes);
-    if (size_bytes <= small_max_bytes) {
-        return @intCast(((size_bytes + min_alignment_bytes - 1) / min_alignment_bytes) -| 1);
-    }
+    if (size_bytes <= small_max_bytes) return smallClassOf(@max(size_bytes, 1));
     return mediumClassOf(size_bytes);
 }
 
-/// `classOf` for 1..`small_max_bytes`: one shift.
+const small_classes = classTable(std.math.log2_int(usize, min_alignment_bytes), small_max_bytes);
+
+/// `classOf` for 1..`small_max_bytes`: a shift and one load.
 pub inline fn smallClassOf(size_bytes: usize) Class {
     std.debug.assert(size_bytes >= 1);
     std.debug.assert(size_bytes <= small_max_bytes);
-    return @intCast((size_bytes - 1) / min_alignment_bytes);
+    return small_classes[(size_bytes - 1) / min_alignment_bytes];
 }
 
-/// Medium class boundaries all fall on multiples of this: a table indexed
-/// by (size - 1) / 512 holds the class of every medium size.
+/// Every medium class boundary is a multiple of 512 bytes.
 const medium_step_shift = 9;
-const medium_classes: [medium_max_bytes >> medium_step_shift]Class = blk: {
-    @setEvalBranchQuota(100_000);
-    var table: [medium_max_bytes >> medium_step_shift]Class = undefined;
-    for (&table, 0..) |*class, step| {
-        // The largest size of the step decides; a step below 2 KiB is never read.
-        const size = (step + 1) << medium_step_shift;
-        class.* = if (size <= small_max_bytes) 0 else computeMediumClass(size);
-    }
-    break :blk table;
-};
+const medium_classes = classTable(medium_step_shift, medium_max_bytes);
 
 /// `classOf` for small_max_bytes < size_bytes <= medium_max_bytes: one load.
 pub inline fn mediumClassOf(size_bytes: usize) Class {
     std.debug.assert(size_bytes > small_max_bytes and size_bytes <= medium_max_bytes);
     return medium_classes[(size_bytes - 1) >> medium_step_shift];
-}
-
-fn computeMediumClass(size_bytes: usize) Class {
-    const last = size_bytes - 1;
-    const doubling = std.math.log2_int(usize, last); // >= 11
-    const quarter = (last >> @intCast(doubling - 2)) & 3;
-    const class = small_class_count + (doubling - std.math.log2_int(usize, small_max_bytes)) * 4 + quarter;
-    return @intCast(class);
 }
 
 /// Smallest class that holds `size_bytes` and whose block size is a multiple
@@ -115,16 +134,10 @@ test "class sizes are ordered, aligned and cover the range" {
     for (block_size_bytes) |size| {
         try std.testing.expect(size > previous);
         try std.testing.expect(size % min_alignment_bytes == 0);
+        if (size > small_max_bytes) try std.testing.expect(size % (1 << medium_step_shift) == 0);
         previous = size;
     }
     try std.testing.expectEqual(@as(u32, medium_max_bytes), block_size_bytes[class_count - 1]);
-}
-
-test "the medium table agrees with the computed class" {
-    var size: usize = small_max_bytes + 1;
-    while (size <= medium_max_bytes) : (size += 1) {
-        try std.testing.expectEqual(computeMediumClass(size), mediumClassOf(size));
-    }
 }
 
 test "classOf picks the smallest class that fits" {
