@@ -70,6 +70,12 @@ pub const Heap = struct {
     /// is, its blocks carved and linked, instead of retiring it and carving
     /// a fresh span block by block.
     empty: [sizeclass.class_count]?*Span = @splat(null),
+    /// Per class, blocks other threads handed back (a chain taken from the
+    /// inbox whole), handed out again as they are: a block that comes back
+    /// is still counted in its span's `used`, so reusing it needs no span
+    /// update, and its first touch is the one malloc's caller makes anyway.
+    /// Each address is checked (`checkRemote`) when it is popped.
+    stash: [sizeclass.class_count]?*Block = @splat(null),
     counters: stats.Counters = .{},
     outbox: remote.Outbox = .{},
     /// Segments this heap owns (those with free slices kept near the front).
@@ -166,8 +172,17 @@ pub const Heap = struct {
     // Refill boundary.
 
     noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
+        if (heap.stash[class]) |block| return heap.popStash(class, block);
         heap.counters.refill_count.add(1);
         heap.check();
+        // Not in the hardened lane, whose shuffled, delayed reuse stays the
+        // only order in which freed blocks come back.
+        if (!heap.hardened and class < sizeclass.small_class_count) {
+            if (heap.inbox.take(class)) |chain| {
+                heap.counters.collect_count.add(1);
+                return heap.popStash(class, chain);
+            }
+        }
         const current_span = heap.current[class];
         if (current_span != &empty_span) {
             if (current_span.carve(heap.shuffle())) return heap.alloc(class);
@@ -196,9 +211,26 @@ pub const Heap = struct {
         return heap.alloc(class);
     }
 
-    /// Takes back the remote frees queued for `class` (collect boundary).
+    /// Hands out the head of `class`'s stash (`block`, not yet checked).
+    fn popStash(heap: *Heap, class: Class, block: *Block) *anyopaque {
+        const found = heap.checkRemote(@intFromPtr(block), class);
+        const next = span_box.decodeLink(found.block);
+        heap.stash[class] = @ptrFromInt(next);
+        found.block.cookie = 0;
+        heap.counters.class_allocs[class].add(1);
+        return found.block;
+    }
+
+    /// Takes back the remote frees queued for `class` (collect boundary),
+    /// stashed ones first.
     fn collect(heap: *Heap, class: Class) void {
-        if (heap.inbox.collect(class, heap) > 0) heap.counters.collect_count.add(1);
+        var count: u32 = 0;
+        if (heap.stash[class]) |chain| {
+            heap.stash[class] = null;
+            count += remote.giveBackChain(chain, class, heap);
+        }
+        count += heap.inbox.collect(class, heap);
+        if (count > 0) heap.counters.collect_count.add(1);
         heap.check();
     }
 
@@ -402,7 +434,7 @@ pub const Heap = struct {
 
     pub fn collectAll(heap: *Heap) void {
         for (0..sizeclass.class_count) |class| {
-            if (heap.inbox.hasPending(@intCast(class))) heap.collect(@intCast(class));
+            if (heap.stash[class] != null or heap.inbox.hasPending(@intCast(class))) heap.collect(@intCast(class));
         }
     }
 
@@ -530,4 +562,39 @@ test "remote frees come back through collect" {
     try std.testing.expectEqual(@as(u32, 0), Segment.of(addr).spanOf(addr).used);
     heap.check();
     _ = heap.drain(true);
+}
+
+test "a small class hands remote frees out again from its stash" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var heap: Heap = .{};
+    const class = sizeclass.classOf(64);
+    var blocks: [100]*anyopaque = undefined;
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    const Freer = struct {
+        fn run(blocks_to_free: []*anyopaque) void {
+            var own: Heap = .{};
+            for (blocks_to_free) |p| {
+                const addr = @intFromPtr(p);
+                const span = Segment.of(addr).spanOf(addr);
+                own.freeRemote(span, span.blockAt(addr).?);
+            }
+            own.outbox.flushAll(&own.counters);
+        }
+    };
+    const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks[0..]});
+    thread.join();
+    const span = Segment.of(@intFromPtr(blocks[0])).spanOf(@intFromPtr(blocks[0]));
+    const used_before = span.used;
+    // The refill takes the whole inbox chain and pops its head; the span's
+    // count does not move, since the block goes straight back out.
+    const again = heap.refill(class) orelse return error.OutOfMemory;
+    try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, again) != null);
+    try std.testing.expect(heap.stash[class] != null);
+    try std.testing.expect(!heap.inbox.hasPending(class));
+    try std.testing.expectEqual(used_before, span.used);
+    heap.freeLocal(span, span.blockAt(@intFromPtr(again)).?, span_box.cookieOf(@ptrCast(@alignCast(again))));
+    // Drain gives the stashed blocks back to their spans: nothing is left.
+    _ = heap.drain(true);
+    try std.testing.expect(heap.stash[class] == null);
+    try std.testing.expect(heap.isBare());
 }

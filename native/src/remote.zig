@@ -7,7 +7,8 @@
 //!   collect — the owner takes back everything queued for one class (one
 //!             swap), so a refill of class c touches only class c's blocks
 //!             (docs/DESIGN.md, "Remote frees"), and gives each block back to
-//!             its span.
+//!             its span, or (small classes, heap.zig's stash) hands the
+//!             blocks out again as they are.
 //! Until a flush, a freeing thread keeps its remote frees in its outbox: one
 //! batch per size class, for one owner at a time (a free for another owner
 //! flushes the batch first). A hashed table of (owner, class) batches
@@ -33,7 +34,22 @@ pub const Inbox = struct {
     /// overwritten after the free is caught) before its link is read, then
     /// `owner.takeBack(found)`. Returns the blocks taken.
     pub fn collect(inbox: *Inbox, class: Class, owner: anytype) u32 {
-        var next: usize = @intFromPtr(inbox.queues[class].swap(null, .acquire));
+        return giveBackChain(inbox.take(class), class, owner);
+    }
+
+    /// Takes every block queued for `class`, as a chain whose addresses are
+    /// not yet checked: the caller checks each with `checkRemote` before it
+    /// reads the block's link.
+    pub inline fn take(inbox: *Inbox, class: Class) ?*Block {
+        return inbox.queues[class].swap(null, .acquire);
+    }
+};
+
+/// Gives every block of the chain at `head` back through `owner` (as
+/// `Inbox.collect` does). Returns the blocks.
+pub fn giveBackChain(head: ?*Block, class: Class, owner: anytype) u32 {
+    {
+        var next: usize = @intFromPtr(head);
         var count: u32 = 0;
         while (next != 0) {
             const found = owner.checkRemote(next, class);
@@ -43,7 +59,7 @@ pub const Inbox = struct {
         }
         return count;
     }
-};
+}
 
 /// Hands the chain `head..tail` (linked through `next`, all of `class`) to
 /// the heap whose inbox is `inbox`.
