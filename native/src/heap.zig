@@ -39,7 +39,6 @@ pub const quarantine_slots = 64;
 pub const recent_slots = 8;
 const Segments = list.List(Segment, "link");
 
-
 pub const State = enum(u8) {
     /// Owned by a live thread.
     active,
