@@ -48,17 +48,15 @@ pub const Inbox = struct {
 /// Gives every block of the chain at `head` back through `owner` (as
 /// `Inbox.collect` does). Returns the blocks.
 pub fn giveBackChain(head: ?*Block, class: Class, owner: anytype) u32 {
-    {
-        var next: usize = @intFromPtr(head);
-        var count: u32 = 0;
-        while (next != 0) {
-            const found = owner.checkRemote(next, class);
-            next = span_box.decodeLink(found.block);
-            owner.takeBack(found);
-            count += 1;
-        }
-        return count;
+    var next: usize = @intFromPtr(head);
+    var count: u32 = 0;
+    while (next != 0) {
+        const found = owner.checkRemote(next, class);
+        next = span_box.decodeLink(found.block);
+        owner.takeBack(found);
+        count += 1;
     }
+    return count;
 }
 
 /// Hands the chain `head..tail` (linked through `next`, all of `class`) to
