@@ -258,6 +258,34 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
     return .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false };
 }
 
+/// The longest cached unguarded mapping shorter than `len`, removed from
+/// the cache: when nothing cached is long enough, growing it (mremap) keeps
+/// its pages resident, where a fresh mapping would fault in every page.
+fn takeShorterLocked(len: usize) ?Block {
+    if (cache_count == 0) return null;
+    var longest: ?*Cached = null;
+    for (&cache) |*slot| {
+        const block = slot.block;
+        if (block.addr == 0 or block.guarded or block.len_bytes >= len) continue;
+        if (longest) |l| {
+            if (block.len_bytes <= l.block.len_bytes) continue;
+        }
+        longest = slot;
+    }
+    return dropLocked(longest orelse return null);
+}
+
+/// `old` (unguarded, taken from the cache) grown to `len` usable bytes, or
+/// null (with `old` unmapped) when the system refuses.
+fn growBlock(old: Block, len: usize) ?Block {
+    const grown = remapBlock(old, len) orelse {
+        old.unmap();
+        return null;
+    };
+    stats.global.mapped(grown.mapBytes() - old.mapBytes());
+    return grown;
+}
+
 /// A tail shorter than this is unmapped rather than cached: only an aligned
 /// request (rare) is a large block below it; every other smaller request
 /// is a span block.
@@ -383,8 +411,10 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         counted(block.len_bytes);
         return .{ .ptr = @ptrFromInt(block.addr), .zeroed = false };
     }
+    const shorter = if (guarded or alignment_bytes > page_size_bytes) null else takeShorterLocked(len);
     lock.unlock();
-    const mapping = mapBlock(len, alignment_bytes, guarded) orelse return null;
+    const grown = if (shorter) |old| growBlock(old, len) else null;
+    const mapping = grown orelse mapBlock(len, alignment_bytes, guarded) orelse return null;
     const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
     lock.lock();
     if (!reserveLocked()) {
@@ -395,7 +425,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     insertLocked(block);
     lock.unlock();
     counted(block.len_bytes);
-    return .{ .ptr = @ptrFromInt(block.addr), .zeroed = true };
+    return .{ .ptr = @ptrFromInt(block.addr), .zeroed = grown == null };
 }
 
 fn counted(len: usize) void {
@@ -692,11 +722,13 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
         for (cache) |slot| found = found or slot.block.addr == addr;
         try std.testing.expect(found);
     }
-    // A mapping bigger than the whole cache is not kept.
+    // A mapping bigger than the whole cache is not kept (its allocation
+    // grew the longest cached mapping).
     const huge = try allocOrFail(5 << 20);
     try std.testing.expectEqual(@as(?usize, (5 << 20)), usableSize(@intFromPtr(huge.ptr)));
+    try std.testing.expectEqual(@as(usize, 3), cache_count);
     try std.testing.expect(free(@intFromPtr(huge.ptr)));
-    try std.testing.expectEqual(@as(usize, 4), cache_count);
+    try std.testing.expectEqual(@as(usize, 3), cache_count);
 
     policy.snapshot.large_cache_mb = 1024;
     var many: [cache_slots + 8]usize = undefined;
@@ -706,6 +738,24 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
     var total: usize = 0;
     for (cache) |slot| total += slot.block.len_bytes;
     try std.testing.expectEqual(total, cache_bytes);
+}
+
+test "a request longer than every cached mapping grows the longest one" {
+    const test_policy = TestPolicy.begin(.balanced, 64);
+    defer test_policy.end();
+    const small = try allocOrFail(1 << 20);
+    const bytes: [*]u8 = @ptrCast(small.ptr);
+    bytes[0] = 0x5a;
+    try std.testing.expect(free(@intFromPtr(small.ptr)));
+    try std.testing.expectEqual(@as(usize, 1), cache_count);
+    // Its pages move with it (mremap): the contents show it was reused.
+    const big = try allocOrFail(3 << 20);
+    try std.testing.expectEqual(@as(usize, 0), cache_count);
+    try std.testing.expect(!big.zeroed);
+    try std.testing.expectEqual(@as(u8, 0x5a), @as([*]u8, @ptrCast(big.ptr))[0]);
+    try std.testing.expectEqual(@as(?usize, 3 << 20), usableSize(@intFromPtr(big.ptr)));
+    @as([*]u8, @ptrCast(big.ptr))[(3 << 20) - 1] = 1;
+    try std.testing.expect(free(@intFromPtr(big.ptr)));
 }
 
 test "cached mappings expire after the purge delay; compact keeps none" {
