@@ -29,8 +29,8 @@ fn outOfMemory() ?*anyopaque {
 }
 
 /// The hot path covers the small classes (1..2048 bytes), whose class is
-/// one shift; 0, medium and large sizes and a thread's first call take
-/// `mallocOther`.
+/// a shift and one table load; 0, medium and large sizes and a thread's
+/// first call take `mallocOther`.
 pub inline fn malloc(size: usize) ?*anyopaque {
     if (size -% 1 < sizeclass.small_max_bytes) {
         if (thread.current()) |heap| return heap.alloc(sizeclass.smallClassOf(size));
