@@ -536,14 +536,11 @@ test "alloc and free through a heap, spans retire and segments return" {
     try std.testing.expect(heap.isBare());
 }
 
-test "remote frees come back through collect" {
-    span_box.initKeys(.{ 0x1234, 0x5678 });
-    var heap: Heap = .{};
-    const class = sizeclass.classOf(64);
-    var blocks: [1000]*anyopaque = undefined;
-    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+/// Frees `blocks` from a thread with a heap of its own (remote frees),
+/// flushed to their owner before it returns.
+fn freeOnAnotherThread(blocks: []const *anyopaque) !void {
     const Freer = struct {
-        fn run(blocks_to_free: []*anyopaque) void {
+        fn run(blocks_to_free: []const *anyopaque) void {
             var own: Heap = .{};
             for (blocks_to_free) |p| {
                 const addr = @intFromPtr(p);
@@ -553,8 +550,17 @@ test "remote frees come back through collect" {
             own.outbox.flushAll(&own.counters);
         }
     };
-    const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks[0..]});
+    const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks});
     thread.join();
+}
+
+test "remote frees come back through collect" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var heap: Heap = .{};
+    const class = sizeclass.classOf(64);
+    var blocks: [1000]*anyopaque = undefined;
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    try freeOnAnotherThread(&blocks);
     try std.testing.expect(heap.inbox.hasPending(class));
     heap.collectAll();
     const addr = @intFromPtr(blocks[0]);
@@ -569,19 +575,7 @@ test "a small class hands remote frees out again from its stash" {
     const class = sizeclass.classOf(64);
     var blocks: [100]*anyopaque = undefined;
     for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
-    const Freer = struct {
-        fn run(blocks_to_free: []*anyopaque) void {
-            var own: Heap = .{};
-            for (blocks_to_free) |p| {
-                const addr = @intFromPtr(p);
-                const span = Segment.of(addr).spanOf(addr);
-                own.freeRemote(span, span.blockAt(addr).?);
-            }
-            own.outbox.flushAll(&own.counters);
-        }
-    };
-    const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks[0..]});
-    thread.join();
+    try freeOnAnotherThread(&blocks);
     const span = Segment.of(@intFromPtr(blocks[0])).spanOf(@intFromPtr(blocks[0]));
     const used_before = span.used;
     // The refill takes the whole inbox chain and pops its head; the span's
