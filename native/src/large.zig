@@ -227,20 +227,31 @@ fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
     }
 }
 
+/// What the cache gives a request: a mapping to use as it is, or a shorter
+/// one to grow (`growBlock`).
+const Taken = union(enum) { ready: Block, grow: Block };
+
 /// The best fit for `len` usable bytes at `alignment_bytes`, with or without
 /// a guard page: the shortest reusable cached mapping, the most recently
 /// freed of equals; removed from the cache. Failing that, the head of the
 /// shortest longer unguarded mapping: its pages are resident, where a fresh
 /// mapping would fault each one in, and its tail stays cached (in
-/// `evicted` when too short for any large block).
-fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: *Evicted) ?Block {
+/// `evicted` when too short for any large block). Failing that (unguarded,
+/// page alignment: mremap may move it), the longest shorter unguarded
+/// mapping, to grow: growing keeps its pages resident too.
+fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: *Evicted) ?Taken {
     if (cache_count == 0) return null;
     var best: ?*Cached = null;
     var longer: ?*Cached = null;
+    var shorter: ?*Cached = null;
     for (&cache) |*slot| {
         const block = slot.block;
-        if (block.addr == 0 or block.guarded != guarded or block.len_bytes < len) continue;
+        if (block.addr == 0 or block.guarded != guarded) continue;
         if (block.addr % alignment_bytes != 0) continue;
+        if (block.len_bytes < len) {
+            if (shorter == null or block.len_bytes > shorter.?.block.len_bytes) shorter = slot;
+            continue;
+        }
         const candidate = if (reusable(block.len_bytes, len)) &best else &longer;
         if (candidate.*) |b| {
             if (block.len_bytes > b.block.len_bytes) continue;
@@ -248,31 +259,17 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
         }
         candidate.* = slot;
     }
-    if (best) |slot| return dropLocked(slot);
+    if (best) |slot| return .{ .ready = dropLocked(slot) };
     if (guarded) return null;
-    const slot = longer orelse return null;
-    const freed_ms = slot.freed_ms;
-    const whole_block = dropLocked(slot);
-    const tail: Block = .{ .addr = whole_block.addr + len, .len_bytes = whole_block.len_bytes - len, .guarded = false };
-    if (tail.len_bytes < min_block_bytes or !cacheLocked(tail, freed_ms, evicted)) evicted.add(tail);
-    return .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false };
-}
-
-/// The longest cached unguarded mapping shorter than `len`, removed from
-/// the cache: when nothing cached is long enough, growing it (mremap) keeps
-/// its pages resident, where a fresh mapping would fault in every page.
-fn takeShorterLocked(len: usize) ?Block {
-    if (cache_count == 0) return null;
-    var longest: ?*Cached = null;
-    for (&cache) |*slot| {
-        const block = slot.block;
-        if (block.addr == 0 or block.guarded or block.len_bytes >= len) continue;
-        if (longest) |l| {
-            if (block.len_bytes <= l.block.len_bytes) continue;
-        }
-        longest = slot;
+    if (longer) |slot| {
+        const freed_ms = slot.freed_ms;
+        const whole_block = dropLocked(slot);
+        const tail: Block = .{ .addr = whole_block.addr + len, .len_bytes = whole_block.len_bytes - len, .guarded = false };
+        if (tail.len_bytes < min_block_bytes or !cacheLocked(tail, freed_ms, evicted)) evicted.add(tail);
+        return .{ .ready = .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false } };
     }
-    return dropLocked(longest orelse return null);
+    if (alignment_bytes > page_size_bytes) return null;
+    return .{ .grow = dropLocked(shorter orelse return null) };
 }
 
 /// `old` (unguarded, taken from the cache) grown to `len` usable bytes, or
@@ -404,14 +401,17 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         return null;
     }
     expireLocked(now_ms, false, &evicted);
-    if (takeCachedLocked(len, alignment_bytes, guarded, &evicted)) |mapping| {
-        const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
-        insertLocked(block);
-        lock.unlock();
-        counted(block.len_bytes);
-        return .{ .ptr = @ptrFromInt(block.addr), .zeroed = false };
-    }
-    const shorter = if (guarded or alignment_bytes > page_size_bytes) null else takeShorterLocked(len);
+    var shorter: ?Block = null;
+    if (takeCachedLocked(len, alignment_bytes, guarded, &evicted)) |taken| switch (taken) {
+        .ready => |mapping| {
+            const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
+            insertLocked(block);
+            lock.unlock();
+            counted(block.len_bytes);
+            return .{ .ptr = @ptrFromInt(block.addr), .zeroed = false };
+        },
+        .grow => |old| shorter = old,
+    };
     lock.unlock();
     const grown = if (shorter) |old| growBlock(old, len) else null;
     const mapping = grown orelse mapBlock(len, alignment_bytes, guarded) orelse return null;
