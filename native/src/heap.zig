@@ -437,14 +437,34 @@ pub const Heap = struct {
         }
     }
 
-    /// Hands back what it holds for others: pending remote frees, frees
-    /// waiting in the inbox, and empty spans (current ones too), under the
-    /// usual purge threshold. `force` also purges every free slice and
-    /// releases every empty segment. Returns the bytes given back to the OS.
+    /// Hands back what it holds for others: pending remote frees and frees
+    /// waiting in the inbox. At thread exit (`force` false) the heap then
+    /// keeps each class's current span and gives back the rest: its kept
+    /// empty spans retire and every free slice is purged. The thread that
+    /// adopts it finds each class where the last one left it, carved, so
+    /// thread churn neither faults nor spreads a class over pages that other
+    /// classes wrote before, and an orphan that waits long holds only those
+    /// spans (`compact` keeps none). `force` gives up every span that can
+    /// go, purges every free slice and releases every empty segment.
+    /// Returns the bytes given back to the OS.
     pub fn drain(heap: *Heap, force: bool) usize {
         heap.releaseQuarantine();
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
+        if (force or policy.snapshot.purge_slices == 0) heap.giveUpSpans() else _ = heap.retireKeptEmpty();
+        if (!force) return heap.purge();
+        var bytes = heap.purge();
+        var cursor = heap.segments.head;
+        while (cursor) |segment| {
+            cursor = Segments.next(segment);
+            if (segment.isEmpty()) bytes += heap.releaseSegment(segment);
+        }
+        return bytes;
+    }
+
+    /// Current spans become partial (or full), empty ones retire, and so do
+    /// the kept empty spans.
+    fn giveUpSpans(heap: *Heap) void {
         for (&heap.current) |*current| {
             const current_span = current.*;
             if (current_span == &empty_span) continue;
@@ -458,18 +478,6 @@ pub const Heap = struct {
             }
         }
         _ = heap.retireKeptEmpty();
-        if (!force) {
-            // An orphan may wait long for adoption: never leave it holding
-            // more resident free memory than a live heap may.
-            return if (heap.dirty_slices > policy.snapshot.purge_slices) heap.purge() else 0;
-        }
-        var bytes = heap.purge();
-        var cursor = heap.segments.head;
-        while (cursor) |segment| {
-            cursor = Segments.next(segment);
-            if (segment.isEmpty()) bytes += heap.releaseSegment(segment);
-        }
-        return bytes;
     }
 
     /// True when the heap owns no segment (everything was given back).
@@ -518,6 +526,14 @@ pub fn freeWithoutHeap(span: *Span, block: *Block) void {
     stats.global.remote_free_count.add(1);
 }
 
+/// Frees a block of `heap`'s on `heap`'s own thread.
+fn freeOwn(heap: *Heap, p: *anyopaque) void {
+    const addr = @intFromPtr(p);
+    const span = Segment.of(addr).spanOf(addr);
+    const block = span.blockAt(addr).?;
+    heap.freeLocal(span, block, span_box.cookieOf(block));
+}
+
 test "alloc and free through a heap, spans retire and segments return" {
     span_box.initKeys(.{ 0x1234, 0x5678 });
     var heap: Heap = .{};
@@ -525,13 +541,34 @@ test "alloc and free through a heap, spans retire and segments return" {
     const class = sizeclass.classOf(100);
     for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
     for (blocks) |p| {
-        const addr = @intFromPtr(p);
-        try std.testing.expect(segment_box.contains(addr));
-        const span = Segment.of(addr).spanOf(addr);
-        const block = span.blockAt(addr).?;
-        heap.freeLocal(span, block, span_box.cookieOf(block));
+        try std.testing.expect(segment_box.contains(@intFromPtr(p)));
+        freeOwn(&heap, p);
     }
     heap.check();
+    _ = heap.drain(true);
+    try std.testing.expect(heap.isBare());
+}
+
+test "at thread exit a heap keeps each class's current span and purges its free slices" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var heap: Heap = .{};
+    var blocks: [5000]*anyopaque = undefined;
+    const class = sizeclass.classOf(100);
+    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    for (blocks) |p| freeOwn(&heap, p);
+    const current = heap.current[class];
+    try std.testing.expect(current != &empty_span);
+    try std.testing.expect(heap.dirty_slices > 0);
+
+    _ = heap.drain(false);
+    try std.testing.expect(heap.current[class] == current);
+    try std.testing.expect(heap.empty[class] == null);
+    try std.testing.expectEqual(@as(usize, 0), heap.dirty_slices);
+    heap.check();
+    // The next thread's first malloc of the class comes from that span.
+    const again = heap.alloc(class) orelse return error.OutOfMemory;
+    try std.testing.expect(Segment.of(@intFromPtr(again)).spanOf(@intFromPtr(again)) == current);
+    freeOwn(&heap, again);
     _ = heap.drain(true);
     try std.testing.expect(heap.isBare());
 }
@@ -585,7 +622,7 @@ test "a small class hands remote frees out again from its stash" {
     try std.testing.expect(heap.stash[class] != null);
     try std.testing.expect(!heap.inbox.hasPending(class));
     try std.testing.expectEqual(used_before, span.used);
-    heap.freeLocal(span, span.blockAt(@intFromPtr(again)).?, span_box.cookieOf(@ptrCast(@alignCast(again))));
+    freeOwn(&heap, again);
     // Drain gives the stashed blocks back to their spans: nothing is left.
     _ = heap.drain(true);
     try std.testing.expect(heap.stash[class] == null);

@@ -199,7 +199,7 @@ noinline fn acquire() ?*Heap {
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const heap: *Heap = @ptrCast(@alignCast(value));
     std.debug.assert(heap.state == .active);
-    // Not forced: up to the purge threshold of free slices stay resident
+    // Not forced: each class's current span stays, resident and carved,
     // for the next thread, which adopts the most recently orphaned heap, so
     // thread churn costs no purge-and-fault cycle per thread.
     _ = heap.drain(false);

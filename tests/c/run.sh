@@ -103,13 +103,10 @@ check giveback env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback"
 # check giveback-idle env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" idle
 
 # 20000 short-lived threads: RSS at the end at most glibc's (the same
-# program without preload) + 2 MiB. Measured 2026-11-24: 5.1-7.7 MiB against
-# glibc's 2.1 MiB (limit 4.1): not run until it passes. An exited thread's
-# heap keeps its free slices resident for the thread that adopts it; purging
-# them at exit meets the bound (2.0 MiB) but made 20,000 thread starts 9x
-# slower (bench/LEDGER.md).
-# glibc_kib=$($limit "$bin/manythreads" 2>"$logs/manythreads.glibc.log" | sed -n 's/^rss_kib //p')
-# check manythreads env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/manythreads" $((${glibc_kib:-0} + 2048))
+# program without preload) + 2 MiB. An exited thread's heap keeps each
+# class's current span for the thread that adopts it and purges the rest.
+glibc_kib=$($limit "$bin/manythreads" 2>"$logs/manythreads.glibc.log" | sed -n 's/^rss_kib //p')
+check manythreads env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/manythreads" $((${glibc_kib:-0} + 2048))
 
 check api env -u HZ_POLICY -u HZ_STATS -u LD_PRELOAD $limit "$bin/api"
 
