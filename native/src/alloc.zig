@@ -28,12 +28,12 @@ fn outOfMemory() ?*anyopaque {
     return null;
 }
 
-/// The hot path covers the small classes (1..2048 bytes), whose class is
-/// a shift and one table load; 0, medium and large sizes and a thread's
+/// The hot path covers sizes 1..32 KiB (`sizeclass.fine_max_bytes`), whose
+/// class is a shift and one table load; 0, larger sizes and a thread's
 /// first call take `mallocOther`.
 pub inline fn malloc(size: usize) ?*anyopaque {
-    if (size -% 1 < sizeclass.small_max_bytes) {
-        if (thread.current()) |heap| return heap.alloc(sizeclass.smallClassOf(size));
+    if (size -% 1 < sizeclass.fine_max_bytes) {
+        if (thread.current()) |heap| return heap.alloc(sizeclass.fineClassOf(size));
     }
     return mallocOther(size);
 }
@@ -41,9 +41,9 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// Out of line so the hot path saves no registers for it. Every malloc of
 /// the hardened lane comes here (its threads' hot-path slot stays null).
 noinline fn mallocOther(size: usize) ?*anyopaque {
-    if (size -% (sizeclass.small_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.small_max_bytes) {
+    if (size -% (sizeclass.fine_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.fine_max_bytes) {
         // A null slot: the thread's first call, or the hardened lane.
-        if (thread.current()) |heap| return heap.alloc(sizeclass.mediumClassOf(size));
+        if (thread.current()) |heap| return heap.alloc(sizeclass.coarseClassOf(size));
     }
     if (policy.snapshot.hardened()) return mallocHardened(size, sizeclass.min_alignment_bytes);
     if (size > sizeclass.medium_max_bytes) return mallocLarge(size, sizeclass.min_alignment_bytes);

@@ -90,27 +90,33 @@ pub const span_slices: [class_count]u8 = blk: {
 /// `medium_max_bytes`.
 pub inline fn classOf(size_bytes: usize) Class {
     std.debug.assert(size_bytes <= medium_max_bytes);
-    if (size_bytes <= small_max_bytes) return smallClassOf(@max(size_bytes, 1));
-    return mediumClassOf(size_bytes);
+    if (size_bytes <= fine_max_bytes) return fineClassOf(@max(size_bytes, 1));
+    return coarseClassOf(size_bytes);
 }
 
-const small_classes = classTable(std.math.log2_int(usize, min_alignment_bytes), small_max_bytes);
+/// Sizes up to here find their class in `fine_classes`, one entry per 16
+/// bytes (2 KiB of table): malloc's hot path covers them with one range
+/// test, so a program that mixes small and medium sizes at random does not
+/// mispredict a branch between the two.
+pub const fine_max_bytes: usize = 32 * 1024;
+const fine_classes = classTable(std.math.log2_int(usize, min_alignment_bytes), fine_max_bytes);
 
-/// `classOf` for 1..`small_max_bytes`: a shift and one load.
-pub inline fn smallClassOf(size_bytes: usize) Class {
+/// `classOf` for 1..`fine_max_bytes`: a shift and one load.
+pub inline fn fineClassOf(size_bytes: usize) Class {
     std.debug.assert(size_bytes >= 1);
-    std.debug.assert(size_bytes <= small_max_bytes);
-    return small_classes[(size_bytes - 1) / min_alignment_bytes];
+    std.debug.assert(size_bytes <= fine_max_bytes);
+    return fine_classes[(size_bytes - 1) / min_alignment_bytes];
 }
 
 /// Every medium class boundary is a multiple of 512 bytes.
 const medium_step_shift = 9;
-const medium_classes = classTable(medium_step_shift, medium_max_bytes);
+/// Entries from `fine_max_bytes` on, one per 512 bytes.
+const coarse_classes = classTable(medium_step_shift, medium_max_bytes)[fine_max_bytes >> medium_step_shift ..].*;
 
-/// `classOf` for small_max_bytes < size_bytes <= medium_max_bytes: one load.
-pub inline fn mediumClassOf(size_bytes: usize) Class {
-    std.debug.assert(size_bytes > small_max_bytes and size_bytes <= medium_max_bytes);
-    return medium_classes[(size_bytes - 1) >> medium_step_shift];
+/// `classOf` for fine_max_bytes < size_bytes <= medium_max_bytes: one load.
+pub inline fn coarseClassOf(size_bytes: usize) Class {
+    std.debug.assert(size_bytes > fine_max_bytes and size_bytes <= medium_max_bytes);
+    return coarse_classes[((size_bytes - 1) >> medium_step_shift) - (fine_max_bytes >> medium_step_shift)];
 }
 
 /// Smallest class that holds `size_bytes` and whose block size is a multiple
@@ -151,7 +157,7 @@ test "classOf picks the smallest class that fits" {
     try std.testing.expectEqual(@as(Class, 0), classOf(16));
     try std.testing.expectEqual(@as(Class, 1), classOf(17));
     try std.testing.expectEqual(@as(Class, class_count - 1), classOf(medium_max_bytes));
-    for (1..small_max_bytes + 1) |small| try std.testing.expectEqual(classOf(small), smallClassOf(small));
+    for (1..fine_max_bytes + 1) |fine| try std.testing.expectEqual(classOf(fine), fineClassOf(fine));
 }
 
 test "alignedClassOf gives aligned blocks" {
