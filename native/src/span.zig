@@ -119,55 +119,55 @@ pub fn nextRandom(state: *u64) u64 {
     return x *% 0x2545f4914f6cdd1d;
 }
 
-/// Laid out by hand (extern) so that everything `malloc` and `free` read
-/// sits in the first cache line, and aligned to 128 bytes so the metadata
-/// of slice i is at a shift, not a multiply, from the array start.
+/// Laid out by hand (extern) in two cache lines: the first holds what any
+/// thread reads to validate a pointer (free's checks, remote frees
+/// included) and is written only when the span is assigned or carved; the
+/// second holds what the owner writes on every malloc and free. A thread
+/// that frees another heap's block then reads a line the owner is not
+/// writing, so the two cores do not pass it back and forth. Aligned to 128
+/// bytes so the metadata of slice i is at a shift, not a multiply, from the
+/// array start.
 ///
 /// Invariant (checked by `check`): used + (blocks on `free`) +
 /// (reserved - capacity) == reserved.
 pub const Span = extern struct {
-    // Owner heap, on every malloc and free of this span.
-    free: ?*Block align(128) = null,
-    // Set when the span is assigned (`assign`), read by every thread.
-    start: usize = 0,
+    // Line 0, read by every thread; set when the span is assigned
+    // (`assign`) unless said otherwise.
+    start: usize align(128) = 0,
     /// The inverse of block_size's odd factor modulo 2^64 (`blockAt`).
     inverse: u64 = 0,
     /// Owning heap (heap.zig), opaque here; null while the span is free.
     heap: ?*anyopaque = null,
+    /// Blocks carved so far; blocks at or above this index were never
+    /// handed out. Written by the owner when it carves.
+    capacity: std.atomic.Value(u32) = .init(0),
+    block_size: u32 = 0,
+    class: sizeclass.Class = 0,
+    /// log2 of block_size's power-of-two factor (`blockAt`).
+    rotate: u8 = 0,
+    // Segment box.
+    /// Slices in this span (on the span's first slice only).
+    span_slices: u8 = 0,
+    /// Blocks the span can hold.
+    reserved: u32 = 0,
+    /// When this slice became free (os.nowMs), for delayed purging.
+    free_since_ms: u32 = 0,
+
+    // Line 1, the owner heap's, on every malloc and free of this span.
+    free: ?*Block align(64) = null,
     /// Set bits: where a link's decoded address may not differ from its
     /// block's (`nextFree`): the low 4 (16-byte alignment) and every bit
-    /// above the span's aligned region.
+    /// above the span's aligned region. Set by `assign`.
     link_mask: u64 = 0,
-    // Owner heap, hot.
     /// Blocks handed out and not yet given back to this span (in use, or
     /// in flight in some thread's remote list), plus `full_bit` while the
     /// span is off its class's queues for lack of free blocks. One
     /// decrement then tells free both "now empty" and "was full": the
     /// result is 0 or negative as an i32.
     used: u32 = 0,
-    /// Blocks carved so far; blocks at or above this index were never
-    /// handed out. Written by the owner, read by any thread validating a
-    /// pointer.
-    capacity: std.atomic.Value(u32) = .init(0),
-    // Set by `assign`.
-    block_size: u32 = 0,
-    class: sizeclass.Class = 0,
-    /// log2 of block_size's power-of-two factor (`blockAt`).
-    rotate: u8 = 0,
-    // Owner heap: which of its queues holds the span.
+    // Which of the owner's queues holds the span.
     /// In the owner's partial list for its class.
     in_partial: bool = false,
-
-    // Cold: refill, retire and purge.
-    // Set by `assign`.
-    /// Blocks the span can hold.
-    reserved: u32 = 0,
-    // Segment box.
-    /// Slices in this span (on the span's first slice only).
-    span_slices: u8 = 0,
-    /// When this slice became free (os.nowMs), for delayed purging.
-    free_since_ms: u32 = 0,
-    // Owner heap.
     /// Link in the owner's partial list for this class.
     partial_link: list.Link(Span) = .{},
 
@@ -175,7 +175,8 @@ pub const Span = extern struct {
 
     comptime {
         std.debug.assert(@sizeOf(Span) == 128);
-        std.debug.assert(@offsetOf(Span, "in_partial") < 64);
+        std.debug.assert(@offsetOf(Span, "free_since_ms") < 64);
+        std.debug.assert(@offsetOf(Span, "free") == 64);
     }
 
     /// Prepares a free span for blocks of `class`. The span's memory may hold
