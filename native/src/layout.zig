@@ -15,6 +15,10 @@ pub const segment_shift = 22;
 pub const segment_size_bytes: usize = 1 << segment_shift;
 pub const slices_per_segment: usize = segment_size_bytes / slice_size_bytes;
 
+/// What a span's color counts in (span.zig), and the alignment a colored
+/// span still keeps.
+pub const cache_line_bytes: usize = 64;
+
 /// Every block is aligned to this (glibc's malloc alignment on 64-bit).
 pub const min_alignment_bytes: usize = 16;
 

@@ -26,7 +26,18 @@ pub const small_class_count: usize = exact_max_bytes / min_alignment_bytes +
     small_steps_per_doubling * (std.math.log2_int(usize, small_max_bytes) - std.math.log2_int(usize, exact_max_bytes));
 /// Four classes per doubling from 2 KiB (exclusive) to 256 KiB (inclusive).
 pub const medium_class_count: usize = 4 * (std.math.log2_int(usize, medium_max_bytes) - std.math.log2_int(usize, small_max_bytes));
-pub const class_count: usize = small_class_count + medium_class_count;
+/// The medium classes again, for aligned allocations: the same block sizes
+/// in spans that are never colored (span.zig), so every block of one whose
+/// size is a multiple of the alignment is aligned. The others' spans start
+/// their blocks at a color, which keeps only cache-line alignment.
+pub const first_aligned_class: usize = small_class_count + medium_class_count;
+pub const class_count: usize = first_aligned_class + medium_class_count;
+
+/// Whether a class's spans start their blocks at a color (span.zig): the
+/// medium classes, not their aligned twins. Small blocks are many to a page.
+pub fn isColored(class: Class) bool {
+    return class >= small_class_count and class < first_aligned_class;
+}
 
 pub const Class = u8;
 
@@ -43,6 +54,7 @@ pub const block_size_bytes: [class_count]u32 = blk: {
     for (0..exact) |c| sizes[c] = (c + 1) * min_alignment_bytes;
     for (0..small_class_count - exact) |m| sizes[exact + m] = steppedSize(exact_max_bytes, small_steps_per_doubling, m);
     for (0..medium_class_count) |m| sizes[small_class_count + m] = steppedSize(small_max_bytes, 4, m);
+    for (0..medium_class_count) |m| sizes[first_aligned_class + m] = sizes[small_class_count + m];
     break :blk sizes;
 };
 
@@ -121,7 +133,8 @@ pub inline fn coarseClassOf(size_bytes: usize) Class {
 
 /// Smallest class that holds `size_bytes` and whose block size is a multiple
 /// of `alignment_bytes` (a power of two no larger than a slice), so every
-/// block of that class is aligned: spans start slice-aligned. Null when
+/// block of that class is aligned: spans start slice-aligned, and a colored
+/// span only a cache line in (beyond that, the uncolored twin). Null when
 /// no class fits; the caller then uses a large block.
 pub fn alignedClassOf(size_bytes: usize, alignment_bytes: usize) ?Class {
     std.debug.assert(std.math.isPowerOfTwo(alignment_bytes));
@@ -129,21 +142,24 @@ pub fn alignedClassOf(size_bytes: usize, alignment_bytes: usize) ?Class {
     const wanted = @max(size_bytes, alignment_bytes);
     if (wanted > medium_max_bytes) return null;
     var class = classOf(wanted);
-    while (class < class_count) : (class += 1) {
-        if (block_size_bytes[class] % alignment_bytes == 0) return class;
+    while (class < first_aligned_class) : (class += 1) {
+        if (block_size_bytes[class] % alignment_bytes != 0) continue;
+        if (isColored(class) and alignment_bytes > layout.cache_line_bytes) return @intCast(class + medium_class_count);
+        return class;
     }
     return null;
 }
 
 test "class sizes are ordered, aligned and cover the range" {
     var previous: u32 = 0;
-    for (block_size_bytes) |size| {
+    for (block_size_bytes[0..first_aligned_class]) |size| {
         try std.testing.expect(size > previous);
         try std.testing.expect(size % min_alignment_bytes == 0);
         if (size > small_max_bytes) try std.testing.expect(size % (1 << medium_step_shift) == 0);
         previous = size;
     }
     try std.testing.expectEqual(@as(u32, medium_max_bytes), block_size_bytes[class_count - 1]);
+    try std.testing.expectEqualSlices(u32, block_size_bytes[small_class_count..first_aligned_class], block_size_bytes[first_aligned_class..]);
 }
 
 test "classOf picks the smallest class that fits" {
@@ -156,7 +172,7 @@ test "classOf picks the smallest class that fits" {
     try std.testing.expectEqual(@as(Class, 0), classOf(0));
     try std.testing.expectEqual(@as(Class, 0), classOf(16));
     try std.testing.expectEqual(@as(Class, 1), classOf(17));
-    try std.testing.expectEqual(@as(Class, class_count - 1), classOf(medium_max_bytes));
+    try std.testing.expectEqual(@as(Class, first_aligned_class - 1), classOf(medium_max_bytes));
     for (1..fine_max_bytes + 1) |fine| try std.testing.expectEqual(classOf(fine), fineClassOf(fine));
 }
 
@@ -171,6 +187,10 @@ test "alignedClassOf gives aligned blocks" {
         }
     }
     try std.testing.expect(alignedClassOf(10, 2 * layout.slice_size_bytes) == null);
+    // Beyond a cache line, a medium block comes from an uncolored twin.
+    try std.testing.expect(!isColored(alignedClassOf(5000, 4096).?));
+    try std.testing.expect(alignedClassOf(5000, 4096).? >= first_aligned_class);
+    try std.testing.expect(isColored(alignedClassOf(5000, 64).?));
 }
 
 test "spans hold their minimum block count within a segment" {

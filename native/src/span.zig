@@ -95,6 +95,35 @@ fn linkMask(start: usize, span_bytes: usize) u64 {
     return region | (layout.min_alignment_bytes - 1);
 }
 
+const cache_line_bytes = layout.cache_line_bytes;
+const max_colors = layout.page_size_bytes / cache_line_bytes;
+
+/// Where the first block of a span that starts at `start` begins, in bytes
+/// from `start`: its color, a number of cache lines that differs from span
+/// to span. Medium blocks are laid out alike in every span of their class,
+/// and a size that is a multiple of the page (4, 8, 20, 28 KiB …) puts
+/// every block at the same page offset: without colors, the first lines of
+/// all of them, and what a program keeps at a fixed offset in them, compete
+/// for the same few cache sets (bench/LEDGER.md). Only colored classes
+/// (`sizeclass.isColored`) get one.
+///
+/// The color comes from the bytes whole blocks leave over, so the span
+/// holds as many blocks. A color that pushes the last block into one more
+/// page costs that page once the span is carved to the end: a span of one
+/// slice (16 pages) takes only colors that fit in its last page.
+fn colorBytes(start: usize, span_bytes: usize, block_size: usize) usize {
+    const spare_bytes = span_bytes % block_size;
+    const used_bytes = span_bytes - spare_bytes;
+    const room_bytes = if (span_bytes > layout.slice_size_bytes)
+        spare_bytes
+    else
+        (layout.page_size_bytes - used_bytes % layout.page_size_bytes) % layout.page_size_bytes;
+    const colors = @min(max_colors, room_bytes / cache_line_bytes + 1);
+    // Spans start at slice boundaries: mix the slice number's bits.
+    const mixed = (start >> layout.slice_shift) *% 0x9E3779B97F4A7C15;
+    return (mixed >> 58) % colors * cache_line_bytes;
+}
+
 /// A free list whose link was overwritten: one line and abort.
 pub noinline fn corruptedFreeList(block_addr: usize) noreturn {
     os.fatalPointer("malloc(): corrupted free list", block_addr);
@@ -187,11 +216,12 @@ pub const Span = extern struct {
         const block_size = sizeclass.block_size_bytes[class];
         span.free = null;
         span.block_size = block_size;
-        span.reserved = @intCast(span_bytes / block_size);
+        const color = if (sizeclass.isColored(class)) colorBytes(start, span_bytes, block_size) else 0;
+        span.reserved = @intCast((span_bytes - color) / block_size);
         span.rotate = @ctz(block_size);
         span.inverse = oddInverse(block_size >> @intCast(span.rotate));
         span.link_mask = linkMask(start, span_bytes);
-        span.start = start;
+        span.start = start + color;
         span.class = class;
         span.in_partial = false;
         span.partial_link = .{};
@@ -420,21 +450,47 @@ test "blockAt rejects interior, tail and uncarved pointers" {
 }
 
 test "blockAt finds exactly the block starts of every class" {
+    const slice_start = layout.segment_size_bytes + 7 * layout.slice_size_bytes;
     for (0..sizeclass.class_count) |c| {
         const size: u64 = sizeclass.block_size_bytes[c];
         const span_bytes: u64 = @as(u64, sizeclass.span_slices[c]) * layout.slice_size_bytes;
         var span: Span = .{};
         var heap_token: u8 = 0;
-        span.assign(&heap_token, @intCast(c), layout.segment_size_bytes, span_bytes);
+        span.assign(&heap_token, @intCast(c), slice_start, span_bytes);
+        // A color costs no block, and stays within the first page.
+        try std.testing.expectEqual(span_bytes / size, span.reserved);
+        try std.testing.expect((span.start - slice_start) % cache_line_bytes == 0);
+        try std.testing.expect(span.start - slice_start < layout.page_size_bytes);
         span.capacity.store(span.reserved, .monotonic);
         var offset: u64 = 0;
         while (offset < span_bytes + size) : (offset += 16) {
-            const is_block = offset % size == 0 and offset / size < span.reserved;
-            try std.testing.expectEqual(is_block, span.blockAt(layout.segment_size_bytes + offset) != null);
+            const addr = slice_start + offset;
+            const index = (addr -% span.start) / size;
+            const is_block = addr >= span.start and (addr - span.start) % size == 0 and index < span.reserved;
+            try std.testing.expectEqual(is_block, span.blockAt(addr) != null);
         }
-        try std.testing.expect(span.blockAt(layout.segment_size_bytes + 8) == null);
-        try std.testing.expect(span.blockAt(layout.segment_size_bytes - size) == null);
+        try std.testing.expect(span.blockAt(span.start + 8) == null);
+        try std.testing.expect(span.blockAt(span.start - size) == null);
     }
+}
+
+test "medium spans of one class start at different cache lines" {
+    const class = sizeclass.classOf(20 * 1024);
+    const span_bytes = @as(usize, sizeclass.span_slices[class]) * layout.slice_size_bytes;
+    var seen = std.StaticBitSet(max_colors).initEmpty();
+    for (1..64) |slice| {
+        var span: Span = .{};
+        var heap_token: u8 = 0;
+        const start = layout.segment_size_bytes + slice * layout.slice_size_bytes;
+        span.assign(&heap_token, class, start, span_bytes);
+        seen.set((span.start - start) / cache_line_bytes);
+    }
+    try std.testing.expect(seen.count() >= 32);
+    // Small blocks are not colored.
+    var small: Span = .{};
+    var heap_token: u8 = 0;
+    small.assign(&heap_token, sizeclass.classOf(48), 3 * layout.slice_size_bytes, layout.slice_size_bytes);
+    try std.testing.expectEqual(@as(usize, 3 * layout.slice_size_bytes), small.start);
 }
 
 test "a link may point anywhere in the span's region, never outside it" {
