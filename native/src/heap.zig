@@ -452,8 +452,8 @@ pub const Heap = struct {
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
         if (force or policy.snapshot.purge_slices == 0) heap.giveUpSpans() else _ = heap.retireKeptEmpty();
-        if (!force) return heap.purge();
         var bytes = heap.purge();
+        if (!force) return bytes;
         var cursor = heap.segments.head;
         while (cursor) |segment| {
             cursor = Segments.next(segment);
@@ -526,6 +526,11 @@ pub fn freeWithoutHeap(span: *Span, block: *Block) void {
     stats.global.remote_free_count.add(1);
 }
 
+/// Fills `blocks` with blocks of `class` from `heap`.
+fn allocAll(heap: *Heap, class: Class, blocks: []*anyopaque) !void {
+    for (blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+}
+
 /// Frees a block of `heap`'s on `heap`'s own thread.
 fn freeOwn(heap: *Heap, p: *anyopaque) void {
     const addr = @intFromPtr(p);
@@ -539,7 +544,7 @@ test "alloc and free through a heap, spans retire and segments return" {
     var heap: Heap = .{};
     var blocks: [5000]*anyopaque = undefined;
     const class = sizeclass.classOf(100);
-    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    try allocAll(&heap, class, &blocks);
     for (blocks) |p| {
         try std.testing.expect(segment_box.contains(@intFromPtr(p)));
         freeOwn(&heap, p);
@@ -554,7 +559,7 @@ test "at thread exit a heap keeps each class's current span and purges its free 
     var heap: Heap = .{};
     var blocks: [5000]*anyopaque = undefined;
     const class = sizeclass.classOf(100);
-    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    try allocAll(&heap, class, &blocks);
     for (blocks) |p| freeOwn(&heap, p);
     const current = heap.current[class];
     try std.testing.expect(current != &empty_span);
@@ -596,7 +601,7 @@ test "remote frees come back through collect" {
     var heap: Heap = .{};
     const class = sizeclass.classOf(64);
     var blocks: [1000]*anyopaque = undefined;
-    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    try allocAll(&heap, class, &blocks);
     try freeOnAnotherThread(&blocks);
     try std.testing.expect(heap.inbox.hasPending(class));
     heap.collectAll();
@@ -611,7 +616,7 @@ test "a small class hands remote frees out again from its stash" {
     var heap: Heap = .{};
     const class = sizeclass.classOf(64);
     var blocks: [100]*anyopaque = undefined;
-    for (&blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
+    try allocAll(&heap, class, &blocks);
     try freeOnAnotherThread(&blocks);
     const span = Segment.of(@intFromPtr(blocks[0])).spanOf(@intFromPtr(blocks[0]));
     const used_before = span.used;
