@@ -45,14 +45,22 @@ fn tailOf(block: usize, block_size: usize) *align(1) usize {
 }
 
 /// Per block, different in every block and every process: the tail is
-/// stored xor this, the canary bytes are its low byte (never 0, so a
-/// zeroed block does not look intact).
+/// stored xor this, the canary bytes are derived from it.
 fn secretOf(block: usize) usize {
     return std.math.rotl(usize, span_box.cookieOf(@ptrFromInt(block)), 29);
 }
 
+/// The canary byte of a block: one of 0x80-0xFE, chosen by its secret.
+/// The range leaves out what overflows most often write, so that those
+/// are always caught: ASCII text and its NUL terminator (a string copied
+/// one byte too long), and 0xFF (memset to -1). Any other byte value is
+/// caught unless it matches the secret's choice, 1 time in 127.
 fn canaryByte(block: usize) u8 {
-    return @as(u8, @truncate(secretOf(block))) | 1;
+    const choices: u8 = 0xFF - 0x80;
+    // A multiply mixes every bit of the secret into the top byte: the
+    // secret's low bits alone change only every 32 GiB of address.
+    const mixed: u8 = @truncate((secretOf(block) *% 0x9E37_79B9_7F4A_7C15) >> 56);
+    return 0x80 + mixed % choices;
 }
 
 /// The class for a hardened request of `size` bytes (null: a large block),
@@ -173,4 +181,15 @@ fn checkPrevious(span: *const Span, segment: *Segment, addr: usize) void {
 pub fn isLive(block: *const Block) bool {
     const addr = @intFromPtr(block);
     return Segment.of(addr).isAllocated(addr);
+}
+
+test "canary bytes are never ASCII, NUL or 0xFF, and vary between blocks" {
+    var seen = std.StaticBitSet(256).initEmpty();
+    var block: usize = 0x7000_0000_0000;
+    while (block < 0x7000_0000_0000 + 4096 * 16) : (block += 16) {
+        const byte = canaryByte(block);
+        try std.testing.expect(byte >= 0x80 and byte != 0xFF);
+        seen.set(byte);
+    }
+    try std.testing.expect(seen.count() > 64);
 }
