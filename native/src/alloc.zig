@@ -253,13 +253,13 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
             return move(ptr.?, usable, size);
         },
         .large => {
-            if (size > sizeclass.medium_max_bytes) {
-                return switch (large.resize(addr, size)) {
-                    .moved => |moved| moved,
-                    .out_of_memory => outOfMemory(),
-                    .not_large => unreachable,
-                };
-            }
+            if (size > sizeclass.medium_max_bytes) switch (large.resize(addr, size)) {
+                .moved => |moved| return moved,
+                // mremap also refuses a block whose pages came from two
+                // mappings (large.zig joins adjacent cached ones): copy.
+                .refused => {},
+                .not_large => unreachable,
+            };
             return move(ptr.?, large.usableSize(addr).?, size);
         },
     }

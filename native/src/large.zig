@@ -16,6 +16,10 @@
 //! mapping up to three quarters longer than it needs (best fit). When none
 //! fits, it takes the head of a longer one and the tail stays cached:
 //! resident pages instead of a fresh mapping faulted in page by page.
+//! Adjacent cached mappings join into one entry, so the pieces a program
+//! frees next to each other serve a later, longer request; such an entry
+//! may span two kernel mappings, which mremap refuses, so every mremap
+//! has a fallback (a fresh mapping, or realloc by copy).
 //!
 //! In the `hardened` lane each block's mapping ends with a PROT_NONE guard
 //! page and the block is placed right before it, with only the pages it
@@ -290,21 +294,46 @@ const min_block_bytes = sizeclass.medium_max_bytes + 1;
 
 /// Keeps a freed block, making room by evicting the oldest entries into
 /// `evicted`; false when it must be unmapped (bigger than the whole cache).
-fn cacheLocked(block: Block, now_ms: u32, evicted: *Evicted) bool {
+/// An unguarded block joins the cached mappings right before and after it
+/// (fresh mappings are placed next to each other), so a later request
+/// longer than either can take resident pages instead of mapping fresh
+/// ones; the joined entry keeps the older free time, so no page stays
+/// cached past the purge delay.
+fn cacheLocked(freed: Block, freed_ms: u32, evicted: *Evicted) bool {
     const limit = policy.snapshot.largeCacheBytes();
-    if (block.len_bytes > limit) return false;
+    if (freed.len_bytes > limit) return false;
+    var block = freed;
+    var oldest_ms = freed_ms;
+    if (!block.guarded and cache_count > 0) for (&cache) |*slot| {
+        const other = slot.block;
+        if (other.addr == 0 or other.guarded or block.len_bytes + other.len_bytes > limit) continue;
+        if (other.addr + other.len_bytes != block.addr and block.addr + block.len_bytes != other.addr) continue;
+        if (freed_ms -% slot.freed_ms > freed_ms -% oldest_ms) oldest_ms = slot.freed_ms;
+        _ = dropLocked(slot);
+        block = .{ .addr = @min(block.addr, other.addr), .len_bytes = block.len_bytes + other.len_bytes, .guarded = false };
+    };
     while (cache_bytes + block.len_bytes > limit or cache_count == cache_slots) {
         var oldest: ?*Cached = null;
         for (&cache) |*slot| {
             if (slot.block.addr == 0) continue;
             if (oldest == null or slot.sequence < oldest.?.sequence) oldest = slot;
         }
-        evicted.add(dropLocked(oldest.?));
+        const slot = oldest.?;
+        const excess = cache_bytes + block.len_bytes -| limit;
+        if (cache_count < cache_slots and !slot.block.guarded and slot.block.len_bytes >= excess + min_block_bytes) {
+            // Only what does not fit goes: the oldest may be a long joined
+            // run, and unmapping all of it would empty the cache.
+            slot.block.len_bytes -= excess;
+            cache_bytes -= excess;
+            evicted.add(.{ .addr = slot.block.addr + slot.block.len_bytes, .len_bytes = excess, .guarded = false });
+            break;
+        }
+        evicted.add(dropLocked(slot));
     }
     for (&cache) |*slot| {
         if (slot.block.addr != 0) continue;
         frees_cached += 1;
-        slot.* = .{ .block = block, .freed_ms = now_ms, .sequence = frees_cached };
+        slot.* = .{ .block = block, .freed_ms = oldest_ms, .sequence = frees_cached };
         cache_bytes += block.len_bytes;
         @atomicStore(usize, &cache_count, cache_count + 1, .monotonic);
         return true;
@@ -468,8 +497,9 @@ pub fn free(addr: usize) bool {
 pub const Resized = union(enum) {
     /// The block now lives here (maybe moved), with its contents.
     moved: *anyopaque,
-    /// The system refused; the block is untouched.
-    out_of_memory,
+    /// The system refused (out of memory, or the block's pages span two
+    /// mappings); the block is untouched.
+    refused,
     /// `addr` is not a large block.
     not_large,
 };
@@ -478,7 +508,7 @@ pub const Resized = union(enum) {
 /// A block that still fits with bounded slack (as a cache reuse would) is
 /// kept as it is; a guarded one only when its pages are just enough.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
-    const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .out_of_memory;
+    const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .refused;
     lock.lock();
     defer lock.unlock();
     const entry = findLocked(addr) orelse return .not_large;
@@ -487,7 +517,7 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
     const fits = if (old.guarded) new_len == old.len_bytes else reusable(old.len_bytes, new_len);
     if (fits) return .{ .moved = @ptrFromInt(addr) };
     // Reserve first so a moved block can always be recorded.
-    if (!reserveLocked()) return .out_of_memory;
+    if (!reserveLocked()) return .refused;
     const entry_now = findLocked(addr).?;
     var from = old;
     if (from.lead_bytes > 0) {
@@ -496,7 +526,7 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
         from.lead_bytes = 0;
         entry_now.* = from;
     }
-    const new = remapBlock(from, new_len) orelse return .out_of_memory;
+    const new = remapBlock(from, new_len) orelse return .refused;
     removeLocked(entry_now);
     insertLocked(new);
     if (new.mapBytes() > from.mapBytes()) {
@@ -695,13 +725,15 @@ test "a freed mapping is reused by its class and by smaller requests with bounde
     // Nothing cached is left for 1 MiB: a fresh mapping.
     const fresh = try allocOrFail(1 << 20);
     try std.testing.expect(fresh.zeroed);
-    try std.testing.expect(free(@intFromPtr(head.ptr)));
-    try std.testing.expect(free(@intFromPtr(fresh.ptr)));
     // Best fit: of 640 KiB and 1 MiB, a 640 KiB request takes the former.
-    const fit = try allocOrFail(640 << 10);
-    try std.testing.expectEqual(head.ptr, fit.ptr);
-    try std.testing.expect(free(@intFromPtr(fit.ptr)));
+    // (The live head keeps the fresh mapping, placed below it, from
+    // joining the tail.)
     try std.testing.expect(free(@intFromPtr(tail.ptr)));
+    try std.testing.expect(free(@intFromPtr(fresh.ptr)));
+    const fit = try allocOrFail(640 << 10);
+    try std.testing.expectEqual(tail.ptr, fit.ptr);
+    try std.testing.expect(free(@intFromPtr(fit.ptr)));
+    try std.testing.expect(free(@intFromPtr(head.ptr)));
     try std.testing.expect(trimCache() >= (1024 << 10) + 2 * (640 << 10));
     try std.testing.expectEqual(@as(usize, 0), cache_count);
 }
@@ -715,29 +747,61 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
         try std.testing.expect(free(addr));
         try std.testing.expect(cache_bytes <= 4 << 20);
     }
-    try std.testing.expectEqual(@as(usize, 4), cache_count);
-    // The two freed first were unmapped; the last four are kept.
-    for (blocks[2..]) |addr| {
-        var found = false;
-        for (cache) |slot| found = found or slot.block.addr == addr;
-        try std.testing.expect(found);
-    }
+    // Full, with the last freed kept (joined or not, as the kernel placed
+    // them): over the limit, only what does not fit was unmapped.
+    try std.testing.expectEqual(@as(usize, 4 << 20), cache_bytes);
+    try std.testing.expect(cachedAt(blocks[5]));
     // A mapping bigger than the whole cache is not kept (its allocation
-    // grew the longest cached mapping).
+    // took, and grew, the longest cached mapping).
     const huge = try allocOrFail(5 << 20);
     try std.testing.expectEqual(@as(?usize, (5 << 20)), usableSize(@intFromPtr(huge.ptr)));
-    try std.testing.expectEqual(@as(usize, 3), cache_count);
+    const left_bytes = cache_bytes;
+    try std.testing.expect(left_bytes < 4 << 20);
     try std.testing.expect(free(@intFromPtr(huge.ptr)));
-    try std.testing.expectEqual(@as(usize, 3), cache_count);
+    try std.testing.expectEqual(left_bytes, cache_bytes);
 
+    // Slots: freed mappings kept apart by live ones cannot join.
     policy.snapshot.large_cache_mb = 1024;
-    var many: [cache_slots + 8]usize = undefined;
+    var many: [2 * (cache_slots + 8)]usize = undefined;
     for (&many) |*addr| addr.* = @intFromPtr((try allocOrFail(300 << 10)).ptr);
-    for (many) |addr| try std.testing.expect(free(addr));
+    for (many, 0..) |addr, i| {
+        if (i % 2 == 0) try std.testing.expect(free(addr));
+    }
     try std.testing.expectEqual(@as(usize, cache_slots), cache_count);
     var total: usize = 0;
     for (cache) |slot| total += slot.block.len_bytes;
     try std.testing.expectEqual(total, cache_bytes);
+    for (many, 0..) |addr, i| {
+        if (i % 2 == 1) try std.testing.expect(free(addr));
+    }
+}
+
+/// Whether a cached mapping holds the page at `addr`.
+fn cachedAt(addr: usize) bool {
+    for (cache) |slot| {
+        if (slot.block.addr != 0 and slot.block.addr <= addr and addr < slot.block.addr + slot.block.len_bytes) return true;
+    }
+    return false;
+}
+
+test "adjacent freed mappings join, and serve a request longer than each" {
+    const test_policy = TestPolicy.begin(.balanced, 64);
+    defer test_policy.end();
+    // Head and tail of one mapping are adjacent whatever the kernel does.
+    const whole = try allocOrFail(2 << 20);
+    try std.testing.expect(free(@intFromPtr(whole.ptr)));
+    const head = try allocOrFail(1 << 20);
+    const tail = try allocOrFail(1 << 20);
+    try std.testing.expectEqual(@intFromPtr(whole.ptr), @intFromPtr(head.ptr));
+    try std.testing.expectEqual(@intFromPtr(whole.ptr) + (1 << 20), @intFromPtr(tail.ptr));
+    try std.testing.expect(free(@intFromPtr(tail.ptr)));
+    try std.testing.expect(free(@intFromPtr(head.ptr)));
+    try std.testing.expectEqual(@as(usize, 1), cache_count);
+    try std.testing.expectEqual(@as(usize, 2 << 20), cache_bytes);
+    const again = try allocOrFail((7 << 20) / 4);
+    try std.testing.expectEqual(whole.ptr, again.ptr);
+    try std.testing.expect(!again.zeroed);
+    try std.testing.expect(free(@intFromPtr(again.ptr)));
 }
 
 test "a request longer than every cached mapping grows the longest one" {

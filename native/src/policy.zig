@@ -112,7 +112,7 @@ pub const knobs = [_]Knob{
         .field = "large_cache_mb",
         .min = 0,
         .max = 1 << 20,
-        .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0, .hardened = 64 }),
+        .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 64 }),
         .meaning = "freed large blocks (> 256 KiB) kept mapped for reuse, at most for the purge delay",
     },
 };
