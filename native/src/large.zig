@@ -18,8 +18,9 @@
 //! resident pages instead of a fresh mapping faulted in page by page.
 //! Adjacent cached mappings join into one entry, so the pieces a program
 //! frees next to each other serve a later, longer request; such an entry
-//! may span two kernel mappings, which mremap refuses, so every mremap
-//! has a fallback (a fresh mapping, or realloc by copy).
+//! may span two kernel mappings, which mremap refuses: a joined entry is
+//! never grown, and a block taken from one that realloc must grow is
+//! copied when mremap refuses it.
 //!
 //! In the `hardened` lane each block's mapping ends with a PROT_NONE guard
 //! page and the block is placed right before it, with only the pages it
@@ -190,6 +191,9 @@ const Cached = struct {
     freed_ms: u32 = 0,
     /// Order of the frees: the smallest is the oldest entry.
     sequence: u64 = 0,
+    /// It may span two kernel mappings (it joined a neighbour, or mremap
+    /// refused it once): never grown with mremap, which would refuse it.
+    joined: bool = false,
 };
 var cache: [cache_slots]Cached = @splat(.{});
 var cache_bytes: usize = 0;
@@ -233,7 +237,7 @@ fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
 
 /// What the cache gives a request: a mapping to use as it is, or a shorter
 /// one to grow (`growBlock`).
-const Taken = union(enum) { ready: Block, grow: Block };
+const Taken = union(enum) { ready: Block, grow: Cached };
 
 /// The best fit for `len` usable bytes at `alignment_bytes`, with or without
 /// a guard page: the shortest reusable cached mapping, the most recently
@@ -253,6 +257,7 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
         if (block.addr == 0 or block.guarded != guarded) continue;
         if (block.addr % alignment_bytes != 0) continue;
         if (block.len_bytes < len) {
+            if (slot.joined) continue;
             if (shorter == null or block.len_bytes > shorter.?.block.len_bytes) shorter = slot;
             continue;
         }
@@ -267,22 +272,23 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
     if (guarded) return null;
     if (longer) |slot| {
         const freed_ms = slot.freed_ms;
+        const joined = slot.joined;
         const whole_block = dropLocked(slot);
         const tail: Block = .{ .addr = whole_block.addr + len, .len_bytes = whole_block.len_bytes - len, .guarded = false };
-        if (tail.len_bytes < min_block_bytes or !cacheLocked(tail, freed_ms, evicted)) evicted.add(tail);
+        if (tail.len_bytes < min_block_bytes or !cacheLocked(tail, freed_ms, joined, evicted)) evicted.add(tail);
         return .{ .ready = .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false } };
     }
     if (alignment_bytes > page_size_bytes) return null;
-    return .{ .grow = dropLocked(shorter orelse return null) };
+    const slot = shorter orelse return null;
+    const taken = slot.*;
+    _ = dropLocked(slot);
+    return .{ .grow = taken };
 }
 
 /// `old` (unguarded, taken from the cache) grown to `len` usable bytes, or
-/// null (with `old` unmapped) when the system refuses.
+/// null (`old` untouched) when the system refuses.
 fn growBlock(old: Block, len: usize) ?Block {
-    const grown = remapBlock(old, len) orelse {
-        old.unmap();
-        return null;
-    };
+    const grown = remapBlock(old, len) orelse return null;
     stats.global.mapped(grown.mapBytes() - old.mapBytes());
     return grown;
 }
@@ -299,16 +305,18 @@ const min_block_bytes = sizeclass.medium_max_bytes + 1;
 /// longer than either can take resident pages instead of mapping fresh
 /// ones; the joined entry keeps the older free time, so no page stays
 /// cached past the purge delay.
-fn cacheLocked(freed: Block, freed_ms: u32, evicted: *Evicted) bool {
+fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicted) bool {
     const limit = policy.snapshot.largeCacheBytes();
     if (freed.len_bytes > limit) return false;
     var block = freed;
     var oldest_ms = freed_ms;
+    var joined = freed_joined;
     if (!block.guarded and cache_count > 0) for (&cache) |*slot| {
         const other = slot.block;
         if (other.addr == 0 or other.guarded or block.len_bytes + other.len_bytes > limit) continue;
         if (other.addr + other.len_bytes != block.addr and block.addr + block.len_bytes != other.addr) continue;
         if (freed_ms -% slot.freed_ms > freed_ms -% oldest_ms) oldest_ms = slot.freed_ms;
+        joined = true;
         _ = dropLocked(slot);
         block = .{ .addr = @min(block.addr, other.addr), .len_bytes = block.len_bytes + other.len_bytes, .guarded = false };
     };
@@ -333,7 +341,7 @@ fn cacheLocked(freed: Block, freed_ms: u32, evicted: *Evicted) bool {
     for (&cache) |*slot| {
         if (slot.block.addr != 0) continue;
         frees_cached += 1;
-        slot.* = .{ .block = block, .freed_ms = oldest_ms, .sequence = frees_cached };
+        slot.* = .{ .block = block, .freed_ms = oldest_ms, .sequence = frees_cached, .joined = joined };
         cache_bytes += block.len_bytes;
         @atomicStore(usize, &cache_count, cache_count + 1, .monotonic);
         return true;
@@ -430,7 +438,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         return null;
     }
     expireLocked(now_ms, false, &evicted);
-    var shorter: ?Block = null;
+    var shorter: ?Cached = null;
     if (takeCachedLocked(len, alignment_bytes, guarded, &evicted)) |taken| switch (taken) {
         .ready => |mapping| {
             const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
@@ -442,7 +450,14 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         .grow => |old| shorter = old,
     };
     lock.unlock();
-    const grown = if (shorter) |old| growBlock(old, len) else null;
+    const grown = if (shorter) |old| growBlock(old.block, len) else null;
+    if (grown == null) if (shorter) |old| {
+        // Refused (its pages span two mappings): cached again as it was,
+        // never to be grown.
+        lock.lock();
+        if (!cacheLocked(old.block, old.freed_ms, true, &evicted)) evicted.add(old.block);
+        lock.unlock();
+    };
     const mapping = grown orelse mapBlock(len, alignment_bytes, guarded) orelse return null;
     const block = if (tight) placeAtEnd(mapping, pageLength(size_bytes)) else mapping;
     lock.lock();
@@ -485,7 +500,7 @@ pub fn free(addr: usize) bool {
     const block = entry.*;
     removeLocked(entry);
     expireLocked(now_ms, false, &evicted);
-    if (!cacheLocked(block.whole(), now_ms, &evicted)) evicted.add(block);
+    if (!cacheLocked(block.whole(), now_ms, false, &evicted)) evicted.add(block);
     lock.unlock();
     stats.global.large_count.sub(1);
     stats.global.large_bytes.sub(block.len_bytes);
@@ -752,11 +767,10 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
     try std.testing.expectEqual(@as(usize, 4 << 20), cache_bytes);
     try std.testing.expect(cachedAt(blocks[5]));
     // A mapping bigger than the whole cache is not kept (its allocation
-    // took, and grew, the longest cached mapping).
+    // grew the longest cached mapping that never joined another, if any).
     const huge = try allocOrFail(5 << 20);
     try std.testing.expectEqual(@as(?usize, (5 << 20)), usableSize(@intFromPtr(huge.ptr)));
     const left_bytes = cache_bytes;
-    try std.testing.expect(left_bytes < 4 << 20);
     try std.testing.expect(free(@intFromPtr(huge.ptr)));
     try std.testing.expectEqual(left_bytes, cache_bytes);
 
@@ -798,10 +812,16 @@ test "adjacent freed mappings join, and serve a request longer than each" {
     try std.testing.expect(free(@intFromPtr(head.ptr)));
     try std.testing.expectEqual(@as(usize, 1), cache_count);
     try std.testing.expectEqual(@as(usize, 2 << 20), cache_bytes);
+    // A joined entry may span two kernel mappings, which mremap refuses:
+    // a longer request maps fresh memory instead of growing it.
+    const longer = try allocOrFail(4 << 20);
+    try std.testing.expect(longer.zeroed);
+    try std.testing.expectEqual(@as(usize, 2 << 20), cache_bytes);
     const again = try allocOrFail((7 << 20) / 4);
     try std.testing.expectEqual(whole.ptr, again.ptr);
     try std.testing.expect(!again.zeroed);
     try std.testing.expect(free(@intFromPtr(again.ptr)));
+    try std.testing.expect(free(@intFromPtr(longer.ptr)));
 }
 
 test "a request longer than every cached mapping grows the longest one" {
