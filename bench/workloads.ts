@@ -8,7 +8,7 @@
  * throughput as `ops/s=X`, so higher is better for all of them.
  *
  * Sizes suit a 2-core machine: iteration counts that take about 0.3-0.5 s
- * per run on an idle machine, so that `make bench ROUNDS=10` (30 workloads,
+ * per run on an idle machine, so that `make bench ROUNDS=10` (31 workloads,
  * five allocators, eleven rounds) stays under about 20 minutes; the runner
  * prints its estimate, from `typicalS`, when it starts.
  */
@@ -204,6 +204,15 @@ export function workloads(scale: Scale = "full"): Workload[] {
       unit: "ops/s",
       description:
         "large blocks of random size 256 KiB-4 MiB, 16 live, replaced at random (also prints faults/op)",
+      typicalS: 0.3 * t,
+    },
+    {
+      name: "large-realloc",
+      program: "large_churn",
+      args: [n(1_000), "16", "262144", "4194304", "50"],
+      unit: "ops/s",
+      description:
+        "as large-churn, half of the replacements a realloc of the block to its new size",
       typicalS: 0.3 * t,
     },
   );

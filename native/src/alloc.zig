@@ -255,9 +255,7 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
         .large => {
             if (size > sizeclass.medium_max_bytes) switch (large.resize(addr, size)) {
                 .moved => |moved| return moved,
-                // mremap also refuses a block whose pages came from two
-                // mappings (large.zig joins adjacent cached ones): copy.
-                .refused => {},
+                .copy => {},
                 .not_large => unreachable,
             };
             return move(ptr.?, large.usableSize(addr).?, size);

@@ -285,6 +285,32 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
     return .{ .grow = taken };
 }
 
+/// Whether an unguarded cached mapping has `len` usable bytes or more.
+fn cachedAtLeastLocked(len: usize) bool {
+    if (cache_count == 0) return false;
+    for (cache) |slot| {
+        if (slot.block.addr != 0 and !slot.block.guarded and slot.block.len_bytes >= len) return true;
+    }
+    return false;
+}
+
+/// At least `need_bytes` of the unguarded cached mapping that starts at
+/// `addr`, taken out of the cache: the bytes taken (all of it when what
+/// would be left is too short to cache), or null when none starts there.
+fn takeFollowingLocked(addr: usize, need_bytes: usize, evicted: *Evicted) ?usize {
+    if (cache_count == 0) return null;
+    for (&cache) |*slot| {
+        if (slot.block.addr != addr or slot.block.guarded or slot.block.len_bytes < need_bytes) continue;
+        const taken = slot.*;
+        _ = dropLocked(slot);
+        const rest: Block = .{ .addr = addr + need_bytes, .len_bytes = taken.block.len_bytes - need_bytes, .guarded = false };
+        if (rest.len_bytes < min_block_bytes) return taken.block.len_bytes;
+        if (!cacheLocked(rest, taken.freed_ms, taken.joined, evicted)) evicted.add(rest);
+        return need_bytes;
+    }
+    return null;
+}
+
 /// `old` (unguarded, taken from the cache) grown to `len` usable bytes, or
 /// null (`old` untouched) when the system refuses.
 fn growBlock(old: Block, len: usize) ?Block {
@@ -512,18 +538,28 @@ pub fn free(addr: usize) bool {
 pub const Resized = union(enum) {
     /// The block now lives here (maybe moved), with its contents.
     moved: *anyopaque,
-    /// The system refused (out of memory, or the block's pages span two
-    /// mappings); the block is untouched.
-    refused,
+    /// Not done, the block untouched: the caller copies it into a new
+    /// block. Either the system refused (out of memory, or the block's
+    /// pages span two mappings), or the cache holds resident pages for the
+    /// new size, which a copy fills faster than mremap faults in the pages
+    /// the block would grow by.
+    copy,
     /// `addr` is not a large block.
     not_large,
 };
 
 /// Resizes a large block in place or by moving its pages (mremap): no copy.
 /// A block that still fits with bounded slack (as a cache reuse would) is
-/// kept as it is; a guarded one only when its pages are just enough.
+/// kept as it is; a guarded one only when its pages are just enough. An
+/// unguarded block shrinks by leaving its tail in the cache, and grows in
+/// place into a cached mapping right after it: resident pages either way,
+/// where mremap would give the tail back to the kernel and fault in every
+/// page it grows by.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
-    const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .refused;
+    const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .copy;
+    var evicted: Evicted = .{};
+    defer evicted.unmapAll();
+    const now_ms = os.nowMs();
     lock.lock();
     defer lock.unlock();
     const entry = findLocked(addr) orelse return .not_large;
@@ -531,8 +567,28 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
     const new_len = if (old.guarded) pageLength(size_bytes) else class_len;
     const fits = if (old.guarded) new_len == old.len_bytes else reusable(old.len_bytes, new_len);
     if (fits) return .{ .moved = @ptrFromInt(addr) };
+    if (!old.guarded) {
+        std.debug.assert(old.lead_bytes == 0);
+        if (new_len < old.len_bytes and old.len_bytes - new_len >= min_block_bytes) {
+            const tail: Block = .{ .addr = old.addr + new_len, .len_bytes = old.len_bytes - new_len, .guarded = false };
+            entry.len_bytes = new_len;
+            if (!cacheLocked(tail, now_ms, false, &evicted)) evicted.add(tail);
+            stats.global.large_bytes.sub(tail.len_bytes);
+            stats.global.free_bytes.add(tail.len_bytes);
+            return .{ .moved = @ptrFromInt(addr) };
+        }
+        if (new_len > old.len_bytes) {
+            if (takeFollowingLocked(old.addr + old.len_bytes, new_len - old.len_bytes, &evicted)) |extra_bytes| {
+                entry.len_bytes = old.len_bytes + extra_bytes;
+                stats.global.large_bytes.add(extra_bytes);
+                stats.global.alloc_bytes.add(extra_bytes);
+                return .{ .moved = @ptrFromInt(addr) };
+            }
+            if (cachedAtLeastLocked(new_len)) return .copy;
+        }
+    }
     // Reserve first so a moved block can always be recorded.
-    if (!reserveLocked()) return .refused;
+    if (!reserveLocked()) return .copy;
     const entry_now = findLocked(addr).?;
     var from = old;
     if (from.lead_bytes > 0) {
@@ -541,7 +597,7 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
         from.lead_bytes = 0;
         entry_now.* = from;
     }
-    const new = remapBlock(from, new_len) orelse return .refused;
+    const new = remapBlock(from, new_len) orelse return .copy;
     removeLocked(entry_now);
     insertLocked(new);
     if (new.mapBytes() > from.mapBytes()) {
@@ -822,6 +878,41 @@ test "adjacent freed mappings join, and serve a request longer than each" {
     try std.testing.expect(!again.zeroed);
     try std.testing.expect(free(@intFromPtr(again.ptr)));
     try std.testing.expect(free(@intFromPtr(longer.ptr)));
+}
+
+test "resize leaves a shrunk block's tail cached, grows into a cached neighbour, else copies into resident pages" {
+    const test_policy = TestPolicy.begin(.balanced, 64);
+    defer test_policy.end();
+    const block = try allocOrFail(2 << 20);
+    const addr = @intFromPtr(block.ptr);
+    const bytes: [*]u8 = @ptrCast(block.ptr);
+    bytes[0] = 0x5a;
+    bytes[(2 << 20) - 1] = 0xa5;
+    // Shrunk beyond the slack: the tail goes to the cache, resident.
+    const shrunk = switch (resize(addr, 1 << 20)) {
+        .moved => |p| @intFromPtr(p),
+        else => return error.TestUnexpectedResult,
+    };
+    try std.testing.expectEqual(addr, shrunk);
+    try std.testing.expectEqual(@as(?usize, 1 << 20), usableSize(addr));
+    try std.testing.expectEqual(@as(usize, 1), cache_count);
+    try std.testing.expect(cachedAt(addr + (1 << 20)));
+    // Grown again: in place, into that tail, contents and all.
+    const grown = switch (resize(addr, 2 << 20)) {
+        .moved => |p| @intFromPtr(p),
+        else => return error.TestUnexpectedResult,
+    };
+    try std.testing.expectEqual(addr, grown);
+    try std.testing.expectEqual(@as(?usize, 2 << 20), usableSize(addr));
+    try std.testing.expectEqual(@as(usize, 0), cache_count);
+    try std.testing.expectEqual(@as(u8, 0xa5), bytes[(2 << 20) - 1]);
+    // Nothing follows it, but a longer mapping is cached: copy into it.
+    const other = try allocOrFail(4 << 20);
+    try std.testing.expect(free(@intFromPtr(other.ptr)));
+    try std.testing.expect(resize(addr, 3 << 20) == .copy);
+    try std.testing.expectEqual(@as(?usize, 2 << 20), usableSize(addr));
+    try std.testing.expectEqual(@as(u8, 0x5a), bytes[0]);
+    try std.testing.expect(free(addr));
 }
 
 test "a request longer than every cached mapping grows the longest one" {
