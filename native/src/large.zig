@@ -661,13 +661,10 @@ test "large blocks are registered, resized and freed" {
     try std.testing.expectEqual(@as(?usize, 1 << 20), usableSize(addr));
     try std.testing.expectEqual(@as(?usize, null), usableSize(addr + 4096));
     @as([*]u8, @ptrCast(p))[12345] = 9;
-    const grown = switch (resize(addr, 8 << 20)) {
-        .moved => |q| q,
-        else => return error.TestUnexpectedResult,
-    };
-    try std.testing.expectEqual(@as(u8, 9), @as([*]u8, @ptrCast(grown))[12345]);
-    try std.testing.expect(free(@intFromPtr(grown)));
-    try std.testing.expect(!free(@intFromPtr(grown)));
+    const grown = try resizedTo(addr, 8 << 20);
+    try std.testing.expectEqual(@as(u8, 9), @as([*]u8, @ptrFromInt(grown))[12345]);
+    try std.testing.expect(free(grown));
+    try std.testing.expect(!free(grown));
 }
 
 test "the registry finds every live entry after removals in any order" {
@@ -738,6 +735,14 @@ const TestPolicy = struct {
         policy.snapshot = test_policy.saved;
     }
 };
+
+/// Where `resize` moved (or kept) the block at `addr`.
+fn resizedTo(addr: usize, size_bytes: usize) !usize {
+    return switch (resize(addr, size_bytes)) {
+        .moved => |p| @intFromPtr(p),
+        else => error.TestUnexpectedResult,
+    };
+}
 
 fn allocOrFail(size_bytes: usize) !Mapping {
     return alloc(size_bytes, 16) orelse error.OutOfMemory;
@@ -889,19 +894,13 @@ test "resize leaves a shrunk block's tail cached, grows into a cached neighbour,
     bytes[0] = 0x5a;
     bytes[(2 << 20) - 1] = 0xa5;
     // Shrunk beyond the slack: the tail goes to the cache, resident.
-    const shrunk = switch (resize(addr, 1 << 20)) {
-        .moved => |p| @intFromPtr(p),
-        else => return error.TestUnexpectedResult,
-    };
+    const shrunk = try resizedTo(addr, 1 << 20);
     try std.testing.expectEqual(addr, shrunk);
     try std.testing.expectEqual(@as(?usize, 1 << 20), usableSize(addr));
     try std.testing.expectEqual(@as(usize, 1), cache_count);
     try std.testing.expect(cachedAt(addr + (1 << 20)));
     // Grown again: in place, into that tail, contents and all.
-    const grown = switch (resize(addr, 2 << 20)) {
-        .moved => |p| @intFromPtr(p),
-        else => return error.TestUnexpectedResult,
-    };
+    const grown = try resizedTo(addr, 2 << 20);
     try std.testing.expectEqual(addr, grown);
     try std.testing.expectEqual(@as(?usize, 2 << 20), usableSize(addr));
     try std.testing.expectEqual(@as(usize, 0), cache_count);
@@ -984,19 +983,13 @@ test "hardened: a guard page follows every large block, through the cache and re
     try std.testing.expect(!readable(addr + len));
 
     // Grow (moves past the guard), then shrink in place: guard at the end each time.
-    const grown = switch (resize(addr, 3 << 20)) {
-        .moved => |p| @intFromPtr(p),
-        else => return error.TestUnexpectedResult,
-    };
+    const grown = try resizedTo(addr, 3 << 20);
     const grown_len = usableSize(grown).?;
     try std.testing.expect(grown_len >= 3 << 20);
     try std.testing.expectEqual(@as(u8, 1), @as([*]u8, @ptrFromInt(grown))[len - 1]);
     @as([*]u8, @ptrFromInt(grown))[grown_len - 1] = 2;
     try std.testing.expect(!readable(grown + grown_len));
-    const shrunk = switch (resize(grown, 1 << 20)) {
-        .moved => |p| @intFromPtr(p),
-        else => return error.TestUnexpectedResult,
-    };
+    const shrunk = try resizedTo(grown, 1 << 20);
     try std.testing.expectEqual(grown, shrunk);
     try std.testing.expectEqual(@as(?usize, 1 << 20), usableSize(shrunk));
     try std.testing.expect(readable(shrunk + (1 << 20) - page_size_bytes));
