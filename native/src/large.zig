@@ -548,13 +548,14 @@ pub const Resized = union(enum) {
     not_large,
 };
 
-/// Resizes a large block in place or by moving its pages (mremap): no copy.
-/// A block that still fits with bounded slack (as a cache reuse would) is
-/// kept as it is; a guarded one only when its pages are just enough. An
-/// unguarded block shrinks by leaving its tail in the cache, and grows in
-/// place into a cached mapping right after it: resident pages either way,
-/// where mremap would give the tail back to the kernel and fault in every
-/// page it grows by.
+/// Resizes a large block in place or by moving its pages (mremap), or
+/// answers `copy`. A block that still fits with bounded slack (as a cache
+/// reuse would) is kept as it is; a guarded one only when its pages are
+/// just enough. An unguarded block shrinks by leaving its tail in the
+/// cache, and grows in place into a cached mapping right after it, else
+/// by a copy into a cached mapping: resident pages each time, where mremap
+/// would give the tail back to the kernel and fault in every page it grows
+/// by.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
     const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .copy;
     var evicted: Evicted = .{};
