@@ -216,12 +216,28 @@ const Evicted = struct {
     }
 };
 
-fn dropLocked(slot: *Cached) Block {
-    const block = slot.block;
+/// Takes `slot`'s entry out of the cache.
+fn dropLocked(slot: *Cached) Cached {
+    const entry = slot.*;
     slot.* = .{};
-    cache_bytes -= block.len_bytes;
+    cache_bytes -= entry.block.len_bytes;
     @atomicStore(usize, &cache_count, cache_count - 1, .monotonic);
-    return block;
+    return entry;
+}
+
+/// Takes `slot`'s mapping out of the cache, split after `len` usable
+/// bytes: the head is the caller's; the rest stays cached with the entry's
+/// free time, or is unmapped when too short for any large block.
+fn takeHeadLocked(slot: *Cached, len: usize, evicted: *Evicted) Block {
+    const entry = dropLocked(slot);
+    std.debug.assert(!entry.block.guarded and len <= entry.block.len_bytes);
+    const rest: Block = .{ .addr = entry.block.addr + len, .len_bytes = entry.block.len_bytes - len, .guarded = false };
+    if (rest.len_bytes >= min_block_bytes) {
+        cacheLocked(rest, entry.freed_ms, entry.joined, evicted);
+    } else if (rest.len_bytes > 0) {
+        evicted.add(rest);
+    }
+    return .{ .addr = entry.block.addr, .len_bytes = len, .guarded = false };
 }
 
 /// Moves cache entries older than the purge delay (all of them when
@@ -231,7 +247,7 @@ fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
     for (&cache) |*slot| {
         if (slot.block.addr == 0) continue;
         if (!everything and now_ms -% slot.freed_ms < policy.snapshot.purge_delay_ms) continue;
-        evicted.add(dropLocked(slot));
+        evicted.add(dropLocked(slot).block);
     }
 }
 
@@ -268,21 +284,11 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, guarded: bool, evicted: 
         }
         candidate.* = slot;
     }
-    if (best) |slot| return .{ .ready = dropLocked(slot) };
+    if (best) |slot| return .{ .ready = dropLocked(slot).block };
     if (guarded) return null;
-    if (longer) |slot| {
-        const freed_ms = slot.freed_ms;
-        const joined = slot.joined;
-        const whole_block = dropLocked(slot);
-        const tail: Block = .{ .addr = whole_block.addr + len, .len_bytes = whole_block.len_bytes - len, .guarded = false };
-        if (tail.len_bytes < min_block_bytes or !cacheLocked(tail, freed_ms, joined, evicted)) evicted.add(tail);
-        return .{ .ready = .{ .addr = whole_block.addr, .len_bytes = len, .guarded = false } };
-    }
+    if (longer) |slot| return .{ .ready = takeHeadLocked(slot, len, evicted) };
     if (alignment_bytes > page_size_bytes) return null;
-    const slot = shorter orelse return null;
-    const taken = slot.*;
-    _ = dropLocked(slot);
-    return .{ .grow = taken };
+    return .{ .grow = dropLocked(shorter orelse return null) };
 }
 
 /// Whether an unguarded cached mapping has `len` usable bytes or more.
@@ -301,12 +307,8 @@ fn takeFollowingLocked(addr: usize, need_bytes: usize, evicted: *Evicted) ?usize
     if (cache_count == 0) return null;
     for (&cache) |*slot| {
         if (slot.block.addr != addr or slot.block.guarded or slot.block.len_bytes < need_bytes) continue;
-        const taken = slot.*;
-        _ = dropLocked(slot);
-        const rest: Block = .{ .addr = addr + need_bytes, .len_bytes = taken.block.len_bytes - need_bytes, .guarded = false };
-        if (rest.len_bytes < min_block_bytes) return taken.block.len_bytes;
-        if (!cacheLocked(rest, taken.freed_ms, taken.joined, evicted)) evicted.add(rest);
-        return need_bytes;
+        const whole = slot.block.len_bytes - need_bytes < min_block_bytes;
+        return takeHeadLocked(slot, if (whole) slot.block.len_bytes else need_bytes, evicted).len_bytes;
     }
     return null;
 }
@@ -325,15 +327,15 @@ fn growBlock(old: Block, len: usize) ?Block {
 const min_block_bytes = sizeclass.medium_max_bytes + 1;
 
 /// Keeps a freed block, making room by evicting the oldest entries into
-/// `evicted`; false when it must be unmapped (bigger than the whole cache).
+/// `evicted`; one bigger than the whole cache goes to `evicted` itself.
 /// An unguarded block joins the cached mappings right before and after it
 /// (fresh mappings are placed next to each other), so a later request
 /// longer than either can take resident pages instead of mapping fresh
 /// ones; the joined entry keeps the older free time, so no page stays
 /// cached past the purge delay.
-fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicted) bool {
+fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicted) void {
     const limit = policy.snapshot.largeCacheBytes();
-    if (freed.len_bytes > limit) return false;
+    if (freed.len_bytes > limit) return evicted.add(freed);
     var block = freed;
     var oldest_ms = freed_ms;
     var joined = freed_joined;
@@ -362,7 +364,7 @@ fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicte
             evicted.add(.{ .addr = slot.block.addr + slot.block.len_bytes, .len_bytes = excess, .guarded = false });
             break;
         }
-        evicted.add(dropLocked(slot));
+        evicted.add(dropLocked(slot).block);
     }
     for (&cache) |*slot| {
         if (slot.block.addr != 0) continue;
@@ -370,7 +372,7 @@ fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicte
         slot.* = .{ .block = block, .freed_ms = oldest_ms, .sequence = frees_cached, .joined = joined };
         cache_bytes += block.len_bytes;
         @atomicStore(usize, &cache_count, cache_count + 1, .monotonic);
-        return true;
+        return;
     }
     unreachable;
 }
@@ -481,7 +483,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         // Refused (its pages span two mappings): cached again as it was,
         // never to be grown.
         lock.lock();
-        if (!cacheLocked(old.block, old.freed_ms, true, &evicted)) evicted.add(old.block);
+        cacheLocked(old.block, old.freed_ms, true, &evicted);
         lock.unlock();
     };
     const mapping = grown orelse mapBlock(len, alignment_bytes, guarded) orelse return null;
@@ -526,7 +528,7 @@ pub fn free(addr: usize) bool {
     const block = entry.*;
     removeLocked(entry);
     expireLocked(now_ms, false, &evicted);
-    if (!cacheLocked(block.whole(), now_ms, false, &evicted)) evicted.add(block);
+    cacheLocked(block.whole(), now_ms, false, &evicted);
     lock.unlock();
     stats.global.large_count.sub(1);
     stats.global.large_bytes.sub(block.len_bytes);
@@ -573,7 +575,7 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
         if (new_len < old.len_bytes and old.len_bytes - new_len >= min_block_bytes) {
             const tail: Block = .{ .addr = old.addr + new_len, .len_bytes = old.len_bytes - new_len, .guarded = false };
             entry.len_bytes = new_len;
-            if (!cacheLocked(tail, now_ms, false, &evicted)) evicted.add(tail);
+            cacheLocked(tail, now_ms, false, &evicted);
             stats.global.large_bytes.sub(tail.len_bytes);
             stats.global.free_bytes.add(tail.len_bytes);
             return .{ .moved = @ptrFromInt(addr) };
