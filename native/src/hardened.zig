@@ -18,6 +18,7 @@
 //! segments keep a guard page between their metadata and the first span
 //! (segment.zig), and large blocks get a guard page (large.zig).
 const std = @import("std");
+const hash = @import("hash.zig");
 const heap_box = @import("heap.zig");
 const os = @import("os.zig");
 const segment_box = @import("segment.zig");
@@ -57,9 +58,9 @@ fn secretOf(block: usize) usize {
 /// caught unless it matches the secret's choice, 1 time in 127.
 fn canaryByte(block: usize) u8 {
     const choices: u8 = 0xFF - 0x80;
-    // A multiply mixes every bit of the secret into the top byte: the
-    // secret's low bits alone change only every 32 GiB of address.
-    const mixed: u8 = @truncate((secretOf(block) *% 0x9E37_79B9_7F4A_7C15) >> 56);
+    // Every bit of the secret counts: its low bits alone change only every
+    // 32 GiB of address.
+    const mixed: u8 = @intCast(hash.topBits(secretOf(block), 8));
     return 0x80 + mixed % choices;
 }
 

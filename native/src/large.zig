@@ -28,6 +28,7 @@
 //! unused), so a linear overflow past its last page faults; the guard stays
 //! with the mapping through the cache and `resize`.
 const std = @import("std");
+const hash = @import("hash.zig");
 const layout = @import("layout.zig");
 const os = @import("os.zig");
 const policy = @import("policy.zig");
@@ -83,9 +84,9 @@ var table: []Entry = &.{};
 var live: usize = 0;
 
 fn slotIndex(addr: usize, capacity: usize) usize {
-    // Addresses are page aligned: mix the high bits down.
-    const h = (addr >> 12) *% 0x9e3779b97f4a7c15;
-    return @intCast((h >> 32) & (capacity - 1));
+    std.debug.assert(std.math.isPowerOfTwo(capacity) and capacity > 1);
+    // Addresses are page aligned: the page number is the key.
+    return hash.topBits(addr >> 12, std.math.log2_int(usize, capacity));
 }
 
 fn findLocked(addr: usize) ?*Entry {

@@ -6,6 +6,7 @@ const std = @import("std");
 /// Bottom first.
 pub const order = [_][]const u8{
     "layout.zig",
+    "hash.zig",
     "list.zig",
     "os.zig",
     "sizeclass.zig",

@@ -229,6 +229,7 @@ fn forkChild() callconv(.c) void {
 test {
     // Every box's unit tests, in layer order, and the layering check itself.
     _ = @import("layout.zig");
+    _ = @import("hash.zig");
     _ = @import("list.zig");
     _ = @import("os.zig");
     _ = @import("sizeclass.zig");

@@ -7,6 +7,7 @@
 //! geometry to validate a pointer. Blocks are carved lazily, a few OS pages
 //! at a time, so an allocation never makes untouched memory resident.
 const std = @import("std");
+const hash = @import("hash.zig");
 const build_options = @import("build_options");
 const layout = @import("layout.zig");
 const list = @import("list.zig");
@@ -119,9 +120,8 @@ fn colorBytes(start: usize, span_bytes: usize, block_size: usize) usize {
     else
         (layout.page_size_bytes - used_bytes % layout.page_size_bytes) % layout.page_size_bytes;
     const colors = @min(max_colors, room_bytes / cache_line_bytes + 1);
-    // Spans start at slice boundaries: mix the slice number's bits.
-    const mixed = (start >> layout.slice_shift) *% 0x9E3779B97F4A7C15;
-    return (mixed >> 58) % colors * cache_line_bytes;
+    // Spans start at slice boundaries: the slice number is the key.
+    return hash.topBits(start >> layout.slice_shift, 6) % colors * cache_line_bytes;
 }
 
 /// A free list whose link was overwritten: one line and abort.
