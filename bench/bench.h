@@ -50,14 +50,22 @@ static inline void hz_fill(void *p, size_t n) {
   memcpy(b + n - 8, &t, 8);
 }
 
+/* The offset of the first of hz_fill's page-boundary words of a block of n
+ * bytes, below `limit`, that does not read `tag`; SIZE_MAX when all do. */
+static inline size_t hz_page_word_differs(const void *p, size_t n, size_t limit, uint64_t tag) {
+  const unsigned char *b = p;
+  for (size_t off = 0; off + 16 <= n && off + 8 <= limit; off += HZ_PAGE) {
+    uint64_t got;
+    memcpy(&got, b + off, 8);
+    if (got != tag) return off;
+  }
+  return SIZE_MAX;
+}
+
 static inline void hz_check(const void *p, size_t n) {
   uint64_t t = hz_tag(p, n), got;
-  const unsigned char *b = p;
-  for (size_t off = 0; off + 16 <= n; off += HZ_PAGE) {
-    memcpy(&got, b + off, 8);
-    if (got != t) goto bad;
-  }
-  memcpy(&got, b + n - 8, 8);
+  if (hz_page_word_differs(p, n, n, t) != SIZE_MAX) goto bad;
+  memcpy(&got, (const unsigned char *)p + n - 8, 8);
   if (got == t) return;
 bad:
   fprintf(stderr, "bench: block %p of %zu bytes was overwritten while live\n", p, n);

@@ -29,14 +29,10 @@ static long faults(void) {
 /* After a realloc from old_n to new_n bytes: the old block's tag words at
  * page boundaries that lie in the kept part must have moved with it. */
 static void check_kept(const unsigned char *q, size_t old_n, size_t new_n, uint64_t tag) {
-  size_t kept = old_n < new_n ? old_n : new_n;
-  for (size_t off = 0; off + 16 <= old_n && off + 8 <= kept; off += HZ_PAGE) {
-    uint64_t got;
-    memcpy(&got, q + off, 8);
-    if (got == tag) continue;
-    fprintf(stderr, "bench: realloc to %zu bytes lost the word at %zu of %zu\n", new_n, off, old_n);
-    abort();
-  }
+  size_t off = hz_page_word_differs(q, old_n, old_n < new_n ? old_n : new_n, tag);
+  if (off == SIZE_MAX) return;
+  fprintf(stderr, "bench: realloc to %zu bytes lost the word at %zu of %zu\n", new_n, off, old_n);
+  abort();
 }
 
 int main(int argc, char **argv) {
