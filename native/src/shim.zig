@@ -90,6 +90,25 @@ const Exports = struct {
     fn collect() callconv(.c) usize {
         return thread.collectEverything() + large.trimCache();
     }
+    /// glibc's malloc_trim: `pad` has no meaning here (nothing is kept at
+    /// a heap top); 1 when memory went back to the system.
+    fn mallocTrim(pad: usize) callconv(.c) c_int {
+        _ = pad;
+        return @intFromBool(collect() > 0);
+    }
+    fn mallinfo2() callconv(.c) stats.Mallinfo2 {
+        const snapshot = thread.snapshot();
+        return stats.mallinfo2(&snapshot);
+    }
+    fn mallinfo() callconv(.c) stats.Mallinfo {
+        const snapshot = thread.snapshot();
+        return stats.mallinfo(&snapshot);
+    }
+    /// glibc's malloc_stats: the HZ_STATS line, on stderr.
+    fn mallocStats() callconv(.c) void {
+        var buffer: [1024]u8 = undefined;
+        os.writeAll(2, statsLine(&buffer));
+    }
     fn policyName() callconv(.c) [*:0]const u8 {
         thread.start();
         return policy.laneName();
@@ -117,6 +136,10 @@ const Exports = struct {
         exportAs(&freeMany, &.{"hz_free_many"});
         exportAs(&statsInto, &.{"hz_stats"});
         exportAs(&collect, &.{"hz_collect"});
+        exportAs(&mallocTrim, &.{"malloc_trim"});
+        exportAs(&mallinfo2, &.{"mallinfo2"});
+        exportAs(&mallinfo, &.{"mallinfo"});
+        exportAs(&mallocStats, &.{"malloc_stats"});
         exportAs(&policyName, &.{"hz_policy_name"});
         exportAs(&versionString, &.{"hz_version"});
     }
@@ -173,6 +196,17 @@ var stats_fd: i32 = 2;
 
 extern var program_invocation_short_name: [*:0]const u8;
 
+/// The stats line of this process, now.
+fn statsLine(buffer: []u8) []const u8 {
+    thread.start();
+    const snapshot = thread.snapshot();
+    return stats.formatLine(buffer, &snapshot, .{
+        .pid = std.os.linux.getpid(),
+        .program = std.mem.span(program_invocation_short_name),
+        .lane = std.mem.span(policy.laneName()),
+    });
+}
+
 /// HZ_STATS at exit: the line (and for verbose the class table) on the
 /// stderr of the start, or into `<prefix>.<pid>` (a forked child exits
 /// with its own pid, so each process of a tree writes its own file).
@@ -180,13 +214,8 @@ fn destructor() callconv(.c) void {
     const output = policy.snapshot.stats_output;
     if (output == .off) return;
     const pid = std.os.linux.getpid();
-    const snapshot = thread.snapshot();
     var buffer: [1024]u8 = undefined;
-    const line = stats.formatLine(&buffer, &snapshot, .{
-        .pid = pid,
-        .program = std.mem.span(program_invocation_short_name),
-        .lane = std.mem.span(policy.laneName()),
-    });
+    const line = statsLine(&buffer);
     if (output == .file) {
         var path_buffer: [policy.stats_prefix_buffer.len]u8 = undefined;
         const path = std.fmt.bufPrintZ(&path_buffer, "{s}.{d}", .{ policy.statsPrefix(), pid }) catch return;

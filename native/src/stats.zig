@@ -161,6 +161,62 @@ pub fn copyOut(snapshot: *const Snapshot, out: ?*anyopaque, out_size: usize) usi
     return count;
 }
 
+/// glibc's `struct mallinfo2` (malloc.h), for programs that ask glibc's
+/// way: segments are the "arena", large blocks the "mmapped regions".
+/// Counts of free chunks, fastbins and `keepcost` have no counterpart here
+/// and stay 0.
+pub const Mallinfo2 = extern struct {
+    /// Bytes mapped other than large blocks (segments, heaps, registry).
+    arena: usize = 0,
+    ordblks: usize = 0,
+    smblks: usize = 0,
+    /// Live large blocks and the bytes they map.
+    hblks: usize = 0,
+    hblkhd: usize = 0,
+    usmblks: usize = 0,
+    fsmblks: usize = 0,
+    /// Bytes of live blocks outside large blocks, and the rest of `arena`.
+    uordblks: usize = 0,
+    fordblks: usize = 0,
+    keepcost: usize = 0,
+};
+
+pub fn mallinfo2(snapshot: *const Snapshot) Mallinfo2 {
+    const arena = snapshot.bytes_mapped -| snapshot.large_bytes;
+    const in_use = snapshot.bytes_in_use -| snapshot.large_bytes;
+    return .{
+        .arena = arena,
+        .hblks = snapshot.large_count,
+        .hblkhd = snapshot.large_bytes,
+        .uordblks = in_use,
+        .fordblks = arena -| in_use,
+    };
+}
+
+/// glibc's older `struct mallinfo`: the same fields as `int`, which glibc
+/// fills by truncating its `mallinfo2` values; so do we.
+pub const Mallinfo = extern struct {
+    arena: c_int,
+    ordblks: c_int,
+    smblks: c_int,
+    hblks: c_int,
+    hblkhd: c_int,
+    usmblks: c_int,
+    fsmblks: c_int,
+    uordblks: c_int,
+    fordblks: c_int,
+    keepcost: c_int,
+};
+
+pub fn mallinfo(snapshot: *const Snapshot) Mallinfo {
+    const wide = mallinfo2(snapshot);
+    var narrow: Mallinfo = undefined;
+    inline for (@typeInfo(Mallinfo).@"struct".fields) |field| {
+        @field(narrow, field.name) = @bitCast(@as(u32, @truncate(@field(wide, field.name))));
+    }
+    return narrow;
+}
+
 /// Who the exit line speaks for.
 pub const Process = struct {
     pid: i32,
@@ -255,4 +311,15 @@ test "the exit line names the process and every field" {
     const line = formatLine(&buffer, &.{ .alloc_count = 7, .refill_count = 3 }, .{ .pid = 42, .program = "prog", .lane = "balanced" });
     try std.testing.expect(std.mem.startsWith(u8, line, "hakozuna: stats pid=42 program=prog policy=balanced alloc_count=7 "));
     try std.testing.expect(std.mem.endsWith(u8, line, " refill_count=3\n"));
+}
+
+test "mallinfo2 splits mapped bytes into the arena and large blocks" {
+    const snapshot: Snapshot = .{ .bytes_mapped = 10 << 20, .large_bytes = 4 << 20, .large_count = 2, .bytes_in_use = 5 << 20 };
+    const info = mallinfo2(&snapshot);
+    try std.testing.expectEqual(@as(usize, 6 << 20), info.arena);
+    try std.testing.expectEqual(@as(usize, 2), info.hblks);
+    try std.testing.expectEqual(@as(usize, 1 << 20), info.uordblks);
+    try std.testing.expectEqual(@as(usize, 5 << 20), info.fordblks);
+    const huge: Snapshot = .{ .bytes_mapped = (5 << 32) + 7 };
+    try std.testing.expectEqual(@as(c_int, 7), mallinfo(&huge).arena);
 }

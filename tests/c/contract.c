@@ -538,6 +538,65 @@ static void test_random_mix(void) {
          (unsigned long long)sum);
 }
 
+/* Bytes in use as glibc's mallinfo2 reports them: from the arenas and from
+ * mmapped regions. */
+static size_t in_use_bytes(void) {
+  struct mallinfo2 m = mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+/* glibc's introspection and trimming calls, on what both allocators
+ * promise: mallinfo2 follows live bytes, mallinfo is mallinfo2 in ints,
+ * malloc_stats writes to stderr, malloc_trim hands freed memory back. */
+static void test_introspection(void) {
+  enum { N = 100000, SIZE = 1000 };
+  unsigned char **b = malloc(N * sizeof *b);
+  size_t before = in_use_bytes();
+  for (int i = 0; i < N; i++) {
+    b[i] = malloc(SIZE);
+    memset(b[i], 1, SIZE);
+  }
+  unsigned char *big = malloc(4 * MiB);
+  memset(big, 1, 4 * MiB);
+  size_t during = in_use_bytes();
+  printf("mallinfo2: in use grew by at least the %d blocks and the 4 MiB one: %s\n", N,
+         during >= before + (size_t)N * SIZE + 4 * MiB ? "yes" : "no");
+  struct mallinfo2 wide = mallinfo2();
+  /* Deprecated in glibc for its int fields; programs still call it. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  struct mallinfo narrow = mallinfo();
+#pragma GCC diagnostic pop
+  printf("mallinfo: mallinfo2's values as int: %s\n",
+         (size_t)narrow.uordblks == (wide.uordblks & 0xffffffffu) &&
+                 (size_t)narrow.hblkhd == (wide.hblkhd & 0xffffffffu) &&
+                 (size_t)narrow.arena == (wide.arena & 0xffffffffu)
+             ? "yes"
+             : "no");
+  size_t peak = rss_bytes();
+  for (int i = 0; i < N; i++) free(b[i]);
+  free(big);
+  free(b);
+  printf("mallinfo2: in use back below the blocks freed: %s\n",
+         in_use_bytes() < during - (size_t)N * SIZE ? "yes" : "no");
+  int trimmed = malloc_trim(0);
+  size_t after = rss_bytes();
+  printf("malloc_trim(0) returns 0 or 1: %s\n", trimmed == 0 || trimmed == 1 ? "yes" : "no");
+  printf("malloc_trim(0): RSS fell by at least half of what was freed: %s\n",
+         after + (size_t)N * SIZE / 2 <= peak ? "yes" : "no");
+  fflush(stdout);
+  FILE *capture = tmpfile();
+  int saved = dup(2);
+  dup2(fileno(capture), 2);
+  malloc_stats();
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  off_t written = lseek(fileno(capture), 0, SEEK_END);
+  printf("malloc_stats writes to stderr: %s\n", written > 0 ? "yes" : "no");
+  fclose(capture);
+}
+
 int main(void) {
   page = (size_t)sysconf(_SC_PAGESIZE);
   setvbuf(stdout, NULL, _IOLBF, 0);
@@ -549,6 +608,7 @@ int main(void) {
   test_memalign("aligned_alloc", aligned_alloc);
   test_valloc();
   test_random_mix();
+  test_introspection();
   printf("end of transcript\n");
   return 0;
 }
