@@ -21,6 +21,10 @@ const MALLOC_FAMILY = [
   "valloc",
   "pvalloc",
   "malloc_usable_size",
+  "malloc_trim",
+  "mallinfo2",
+  "mallinfo",
+  "malloc_stats",
 ];
 
 const MACHINE: Record<string, string> = {
