@@ -4,6 +4,7 @@
 //! thread.zig), larger ones to large.zig. The C symbols themselves are in
 //! shim.zig.
 const std = @import("std");
+const empty = @import("empty.zig");
 const hardened = @import("hardened.zig");
 const heap_box = @import("heap.zig");
 const large = @import("large.zig");
@@ -41,6 +42,9 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// Out of line so the hot path saves no registers for it. Every malloc of
 /// the hardened lane comes here (its threads' hot-path slot stays null).
 noinline fn mallocOther(size: usize) ?*anyopaque {
+    if (size == 0 and policy.snapshot.empty_faults == 1) {
+        if (empty.alloc()) |ptr| return ptr;
+    }
     if (size -% (sizeclass.fine_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.fine_max_bytes) {
         // A null slot: the thread's first call, or the hardened lane.
         if (thread.current()) |heap| return heap.alloc(sizeclass.coarseClassOf(size));
@@ -80,6 +84,8 @@ const SpanBlock = span_box.SpanBlock;
 const Owner = union(enum) {
     span: SpanBlock,
     large: usize,
+    /// A zero-byte block (empty.zig).
+    empty,
 };
 
 /// What a pointer is, found without aborting. A freed large block is
@@ -87,6 +93,7 @@ const Owner = union(enum) {
 const Classified = union(enum) {
     span: SpanBlock,
     large: usize,
+    empty,
     /// Not the start of a block we handed out (foreign, interior, never carved).
     invalid,
     /// A span block that is on a free list: freed already.
@@ -106,6 +113,11 @@ fn classify(addr: usize) Classified {
         if (policy.snapshot.hardened() and !hardened.isLive(block)) return .freed;
         return .{ .span = .{ .span = span, .block = block } };
     }
+    if (empty.contains(addr)) return switch (empty.classify(addr)) {
+        .live => .empty,
+        .freed => .freed,
+        .invalid => .invalid,
+    };
     if (large.usableSize(addr) == null) return .invalid;
     return .{ .large = addr };
 }
@@ -116,6 +128,7 @@ fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
     return switch (classify(addr)) {
         .span => |span| .{ .span = span },
         .large => .{ .large = addr },
+        .empty => .empty,
         .invalid => os.fatalPointer(operation ++ ": invalid pointer", addr),
         .freed => os.fatalPointer(operation ++ ": double free detected", addr),
     };
@@ -138,6 +151,11 @@ pub inline fn free(ptr: ?*anyopaque) void {
 /// NULL, a large block, or a pointer that is not ours.
 noinline fn freeOutsideSegments(addr: usize) void {
     if (addr == 0) return;
+    if (empty.contains(addr)) return switch (empty.free(addr)) {
+        .live => {},
+        .freed => os.fatalPointer("free(): double free detected", addr),
+        .invalid => os.fatalPointer("free(): invalid pointer", addr),
+    };
     if (!large.free(addr)) os.fatalPointer("free(): invalid pointer", addr);
 }
 
@@ -146,8 +164,8 @@ noinline fn freeOutsideSegments(addr: usize) void {
 noinline fn freeRejected(addr: usize) void {
     switch (ownerOrDie(addr, "free()")) {
         .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
-        // In a segment's chunk (modulo 2^47): never a large block.
-        .large => unreachable,
+        // In a segment's chunk (modulo 2^47): never a large or empty block.
+        .large, .empty => unreachable,
     }
 }
 
@@ -169,6 +187,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
     switch (classify(addr)) {
         .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
         .large => if (!large.free(addr)) return .invalid,
+        .empty => if (empty.free(addr) != .live) return .freed,
         .invalid => return .invalid,
         .freed => return .freed,
     }
@@ -260,6 +279,7 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
             };
             return move(ptr.?, large.usableSize(addr).?, size);
         },
+        .empty => return move(ptr.?, 0, size),
     }
 }
 
@@ -341,6 +361,7 @@ pub fn usableSize(ptr: ?*const anyopaque) usize {
         else
             found.span.usableBytes(),
         .large => large.usableSize(addr).?,
+        .empty => 0,
     };
 }
 
@@ -354,6 +375,7 @@ pub fn usableSizeChecked(ptr: ?*const anyopaque) usize {
         else
             found.span.usableBytes(),
         .large => |at| large.usableSize(at) orelse 0,
+        .empty => 0,
         .invalid, .freed => 0,
     };
 }
@@ -364,7 +386,7 @@ pub fn owns(ptr: ?*const anyopaque) bool {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return false;
     return switch (classify(addr)) {
-        .span, .large => true,
+        .span, .large, .empty => true,
         .invalid, .freed => false,
     };
 }
@@ -386,6 +408,21 @@ test "malloc family basics" {
     try std.testing.expect(calloc(std.math.maxInt(usize), 2) == null);
     try std.testing.expect(malloc(std.math.maxInt(usize)) == null);
     try std.testing.expect(realloc(malloc(10), 0) == null);
+}
+
+test "malloc(0) is a unique block that frees, reallocates and reports no usable bytes" {
+    const a = malloc(0) orelse return error.OutOfMemory;
+    const b = malloc(0) orelse return error.OutOfMemory;
+    try std.testing.expect(a != b);
+    try std.testing.expect(owns(a));
+    try std.testing.expectEqual(@as(usize, 0), usableSize(a));
+    free(a);
+    try std.testing.expect(!owns(a));
+    try std.testing.expectEqual(Status.freed, freeChecked(a));
+    const grown: [*]u8 = @ptrCast(realloc(b, 100) orelse return error.OutOfMemory);
+    grown[99] = 1;
+    try std.testing.expect(!owns(b));
+    free(grown);
 }
 
 test "aligned family" {

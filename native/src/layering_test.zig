@@ -16,6 +16,7 @@ pub const order = [_][]const u8{
     "segment.zig",
     "remote.zig",
     "large.zig",
+    "empty.zig",
     "heap.zig",
     "thread.zig",
     "hardened.zig",

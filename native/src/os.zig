@@ -67,6 +67,22 @@ pub fn remap(ptr: [*]align(page_size_bytes) u8, old_len_bytes: usize, new_len_by
     return @ptrFromInt(rc);
 }
 
+/// Reserves `len_bytes` of address space that no access may touch: no
+/// memory behind it, nothing accounted (MAP_NORESERVE), every access faults.
+pub fn reserve(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
+    std.debug.assert(len_bytes > 0 and len_bytes % page_size_bytes == 0);
+    const rc = linux.mmap(
+        null,
+        len_bytes,
+        linux.PROT.NONE,
+        .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .NORESERVE = true },
+        -1,
+        0,
+    );
+    if (failed(rc)) return null;
+    return @ptrFromInt(rc);
+}
+
 /// Makes a range inaccessible (a guard page): any access faults.
 pub fn protectNone(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) bool {
     std.debug.assert(len_bytes % page_size_bytes == 0);

@@ -38,6 +38,9 @@ pub const Policy = struct {
     segment_cache: u32,
     /// MiB of freed large mappings kept, for the purge delay, for reuse.
     large_cache_mb: u32,
+    /// 1: malloc(0) returns a pointer that faults on any access (empty.zig);
+    /// 0: a 16-byte block, as glibc's.
+    empty_faults: u32,
     stats_output: StatsOutput = .off,
 
     pub fn ofLane(lane: Lane) Policy {
@@ -48,6 +51,7 @@ pub const Policy = struct {
             .purge_delay_ms = undefined,
             .segment_cache = undefined,
             .large_cache_mb = undefined,
+            .empty_faults = undefined,
         };
         inline for (knobs) |knob| @field(policy, knob.field) = knob.default.get(lane);
         return policy;
@@ -114,6 +118,14 @@ pub const knobs = [_]Knob{
         .max = 1 << 20,
         .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 64 }),
         .meaning = "freed large blocks (> 256 KiB) kept mapped for reuse, at most for the purge delay",
+    },
+    .{
+        .env = "HZ_EMPTY_FAULTS",
+        .field = "empty_faults",
+        .min = 0,
+        .max = 1,
+        .default = .init(.{ .balanced = 1, .scale = 1, .compact = 1, .hardened = 1 }),
+        .meaning = "1: `malloc(0)` returns a unique pointer that faults on any read or write; 0: a 16-byte block (a program that writes to it runs)",
     },
 };
 

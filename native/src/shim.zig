@@ -6,6 +6,7 @@ const std = @import("std");
 const builtin = @import("builtin");
 const build_options = @import("build_options");
 const alloc = @import("alloc.zig");
+const empty = @import("empty.zig");
 const large = @import("large.zig");
 const os = @import("os.zig");
 const policy = @import("policy.zig");
@@ -236,20 +237,23 @@ fn destructor() callconv(.c) void {
     }
 }
 
-// Lock order: heap registry, segment cache, large registry.
+// Lock order: heap registry, segment cache, large registry, empty slots.
 fn forkPrepare() callconv(.c) void {
     thread.lockForFork();
     segment.lockForFork();
     large.lockForFork();
+    empty.forkLock().lock();
 }
 
 fn forkParent() callconv(.c) void {
+    empty.forkLock().unlock();
     large.unlockAfterFork();
     segment.unlockAfterFork();
     thread.unlockAfterFork();
 }
 
 fn forkChild() callconv(.c) void {
+    empty.forkLock().resetAfterFork();
     large.resetAfterFork();
     segment.resetAfterFork();
     thread.resetAfterFork();
@@ -268,6 +272,7 @@ test {
     _ = @import("segment.zig");
     _ = @import("remote.zig");
     _ = @import("large.zig");
+    _ = @import("empty.zig");
     _ = @import("heap.zig");
     _ = @import("thread.zig");
     _ = @import("hardened.zig");

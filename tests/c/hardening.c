@@ -27,6 +27,14 @@
  *   - large-overflow: bytes written one by one past the end of a block of
  *     1 MiB + 100 bytes must fault (SIGSEGV: a guard page) within 8 KiB.
  * Without it they print SKIP.
+ *
+ * In every lane, malloc(0) returns a pointer no access may touch:
+ *   - zero-size-read, zero-size-write: one byte read or written through it
+ *     must fault (SIGSEGV);
+ *   - zero-size-double-free: freeing it twice must abort with
+ *     "hakozuna: free(): double free detected".
+ * With HZ_EMPTY_FAULTS=0 malloc(0) is a 16-byte block: the read and the
+ * write (16 bytes) must run, exit 0.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -157,11 +165,33 @@ static void large_overflow(void) {
   free(p);
 }
 
+static void zero_size_read(void) {
+  volatile unsigned char *p = malloc(opaque(0));
+  if (p[0] == 0x5a) puts("");
+  free((void *)p);
+}
+
+static void zero_size_write(void) {
+  volatile unsigned char *p = malloc(opaque(0));
+  for (int i = 0; i < 16; i++) p[i] = 0x41;
+  free((void *)p);
+}
+
+static void zero_size_double_free(void) {
+  void *p = malloc(opaque(0));
+  free(p);
+  free(opaque_ptr(p));
+}
+
 /* How a case may end: MUST_ABORT needs SIGABRT with the free-list message;
  * ABORT_OR_SOUND also accepts exit 0 (every pointer checked sound). In the
  * hardened run every case needs SIGABRT and a "hakozuna: " message, except
- * HARDENED_FAULT cases, which need SIGSEGV. */
-enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY, HARDENED_FAULT };
+ * HARDENED_FAULT cases, which need SIGSEGV. In every lane, FAULT needs
+ * SIGSEGV and DOUBLE_FREE needs SIGABRT with DOUBLE_FREE_MESSAGE; both are
+ * SOUND (exit 0) when malloc(0) is a block (HZ_EMPTY_FAULTS=0). */
+enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY, HARDENED_FAULT, FAULT, DOUBLE_FREE };
+#define DOUBLE_FREE_MESSAGE "hakozuna: free(): double free detected 0x"
+static int empty_blocks; /* HZ_EMPTY_FAULTS=0 */
 
 static void run_case(const char *name, enum expect expect, void (*body)(void)) {
   if ((expect == HARDENED_ONLY || expect == HARDENED_FAULT) && !hardened) {
@@ -173,7 +203,13 @@ static void run_case(const char *name, enum expect expect, void (*body)(void)) {
   int aborted = WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT;
   char why[200];
   why[0] = 0;
-  if (expect == HARDENED_FAULT) {
+  if (expect == FAULT && empty_blocks) {
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) snprintf(why, sizeof why, "malloc(0) is not a writable block under HZ_EMPTY_FAULTS=0 (status 0x%x)", st);
+  } else if (expect == FAULT) {
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): the access went through", st);
+  } else if (expect == DOUBLE_FREE) {
+    if (!aborted || !strstr(err, DOUBLE_FREE_MESSAGE)) snprintf(why, sizeof why, "not SIGABRT with \"" DOUBLE_FREE_MESSAGE "\" (status 0x%x)", st);
+  } else if (expect == HARDENED_FAULT) {
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): nothing guards the end of the block", st);
   } else if (WIFEXITED(st) && WEXITSTATUS(st) == 3) snprintf(why, sizeof why, "malloc handed out a bad pointer");
   else if (WIFSIGNALED(st) && !aborted) snprintf(why, sizeof why, "child was killed by signal %d (%s), not SIGABRT", WTERMSIG(st), strsignal(WTERMSIG(st)));
@@ -190,7 +226,8 @@ static void run_case(const char *name, enum expect expect, void (*body)(void)) {
     failures++;
     fprintf(stderr, "FAIL: %s: %s; its stderr: \"%.200s\"\n", name, why, err);
   } else {
-    printf("ok: %s (%s)\n", name, expect == HARDENED_FAULT ? "faulted" : aborted ? "aborted" : "only sound pointers");
+    printf("ok: %s (%s)\n", name,
+           WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV ? "faulted" : aborted ? "aborted" : "only sound pointers");
   }
 }
 
@@ -214,6 +251,11 @@ int main(void) {
   run_case("overflow-16", ABORT_OR_SOUND, overflow_16);
   run_case("double-free-after-reuse", HARDENED_ONLY, double_free_after_reuse);
   run_case("large-overflow", HARDENED_FAULT, large_overflow);
+  const char *e = getenv("HZ_EMPTY_FAULTS");
+  empty_blocks = e && strcmp(e, "0") == 0;
+  run_case("zero-size-read", FAULT, zero_size_read);
+  run_case("zero-size-write", FAULT, zero_size_write);
+  run_case("zero-size-double-free", DOUBLE_FREE, zero_size_double_free);
   if (failures) fail("%d case(s) failed", failures);
   return 0;
 }

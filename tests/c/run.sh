@@ -94,6 +94,8 @@ for lane in balanced scale compact; do
   check "hardening-$lane" env -u HZ_TEST_HARDENED HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/hardening"
 done
 check hardening-hardened env HZ_POLICY=hardened HZ_TEST_HARDENED=1 LD_PRELOAD="$lib" $limit "$bin/hardening"
+# malloc(0) as a 16-byte block: reading and writing it must run.
+check hardening-empty-blocks env -u HZ_TEST_HARDENED HZ_EMPTY_FAULTS=0 LD_PRELOAD="$lib" $limit "$bin/hardening"
 
 # Give-back: 600 MiB of small blocks freed by other threads; RSS falls back
 # to within 64 MiB of the start within 1 s, without hz_collect.
