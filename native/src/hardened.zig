@@ -7,7 +7,9 @@
 //!            (the tail) hold the requested size and at least one canary
 //!            byte follows the request; a block whose bytes past the
 //!            first 16 are not all zero was written after its free:
-//!            abort. The segment's allocated bitmap marks it.
+//!            abort. The segment's allocated bitmap marks it. The block
+//!            the heap handed out before must still have its canaries (a
+//!            write past it before any free aborts here).
 //!   free   — the bitmap must say allocated (a second free aborts, even
 //!            after the block was handed out again while it waits in
 //!            quarantine); the tail and every canary byte must be intact
@@ -16,7 +18,8 @@
 //!
 //! Spans of this lane are carved zeroed and in a random order (heap.zig),
 //! segments keep a guard page between their metadata and the first span
-//! (segment.zig), and large blocks get a guard page (large.zig).
+//! (segment.zig), and large blocks get a guard page and, freed, are
+//! quarantined out of reach (large.zig).
 const std = @import("std");
 const hash = @import("hash.zig");
 const heap_box = @import("heap.zig");
@@ -108,8 +111,11 @@ pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
         const block = recent orelse continue;
         if (block.link != 0 or block.cookie != 0) os.fatalPointer("malloc(): write after free", @intFromPtr(block));
     }
+    // A write past the block allocated last shows in its canary bytes.
+    if (heap.last_allocated) |last| checkLive(@intFromPtr(last), "malloc(): buffer overflow detected");
     const ptr = heap.alloc(class) orelse return null;
     const addr = @intFromPtr(ptr);
+    heap.last_allocated = @ptrCast(@alignCast(ptr));
     const block_size: usize = sizeclass.block_size_bytes[class];
     const body: [*]u8 = @ptrCast(ptr);
     checkUnwritten(addr, block_size, link_bytes);
@@ -148,7 +154,7 @@ pub fn free(span: *Span, block: *Block) void {
     const segment = Segment.of(addr);
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
     _ = usableSize(span, block, "free()");
-    checkPrevious(span, segment, addr);
+    checkPrevious(span, addr);
     @memset(@as([*]u8, @ptrCast(block))[0..span.block_size], 0);
     const heap = thread.currentOrCreateHardened() orelse {
         // No heap can be had (out of memory, or the thread is past its
@@ -166,15 +172,28 @@ pub fn free(span: *Span, block: *Block) void {
 
 /// An underflow of the block at `addr` lands in its lower neighbour's
 /// tail: a live neighbour's tail and canary must be intact. (A freed
-/// neighbour is zeroed: the write shows when it is taken again.) Another
-/// thread may be freeing the neighbour, and zeroes it only after clearing
-/// its bit: a damaged tail counts only while the bit is still set.
-fn checkPrevious(span: *const Span, segment: *Segment, addr: usize) void {
+/// neighbour is zeroed: the write shows when it is taken again.)
+fn checkPrevious(span: *const Span, addr: usize) void {
     if (addr == span.start) return;
-    const previous = addr - span.block_size;
-    if (!segment.isAllocated(previous)) return;
-    if (intactSize(span, @ptrFromInt(previous)) != null) return;
-    if (segment.isAllocated(previous)) os.fatalPointer("free(): buffer underflow detected", addr);
+    checkLiveAt(addr - span.block_size, addr, "free(): buffer underflow detected");
+}
+
+/// Aborts naming `addr` when `block` is live and its tail or a canary byte
+/// is damaged. Another thread may be freeing it, and zeroes it only after
+/// clearing its bit: damage counts only while the bit is still set.
+fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
+    const segment = Segment.of(block);
+    if (!segment.isAllocated(block)) return;
+    if (intactSize(segment.spanOf(block), @ptrFromInt(block)) != null) return;
+    if (segment.isAllocated(block)) os.fatalPointer(message, addr);
+}
+
+/// `checkLiveAt` for a block this heap handed out earlier, which may have
+/// been freed since, its segment released: such a block is skipped. (Only
+/// this heap's thread releases this heap's segments.)
+fn checkLive(block: usize, comptime message: []const u8) void {
+    if (!segment_box.contains(block)) return;
+    checkLiveAt(block, block, message);
 }
 
 /// Whether a span block is allocated (the bitmap, not the cookie: a

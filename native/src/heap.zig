@@ -94,6 +94,10 @@ pub const Heap = struct {
     /// malloc checks them for writes (a use right after a free).
     recent: [recent_slots]?*Block = @splat(null),
     recent_next: u32 = 0,
+    /// The block hardened malloc handed out last: the next malloc checks its
+    /// canaries (a write past a block right after its malloc, before any
+    /// free).
+    last_allocated: ?*Block = null,
     // Written by thread.zig, under its registry lock.
     state: State = .active,
     /// Every heap ever made (stats, fork).

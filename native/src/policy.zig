@@ -116,8 +116,8 @@ pub const knobs = [_]Knob{
         .field = "large_cache_mb",
         .min = 0,
         .max = 1 << 20,
-        .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 64 }),
-        .meaning = "freed large blocks (> 256 KiB) kept mapped for reuse, at most for the purge delay",
+        .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 0 }),
+        .meaning = "freed large blocks (> 256 KiB) kept mapped for reuse, at most for the purge delay (`hardened` quarantines them instead)",
     },
     .{
         .env = "HZ_EMPTY_FAULTS",

@@ -25,7 +25,12 @@
  *   - double-free-after-reuse: free(p), malloc of the same size until p
  *     comes back (or 10000 tries), free(p) again;
  *   - large-overflow: bytes written one by one past the end of a block of
- *     1 MiB + 100 bytes must fault (SIGSEGV: a guard page) within 8 KiB.
+ *     1 MiB + 100 bytes must fault (SIGSEGV: a guard page) within 8 KiB;
+ *   - large-use-after-free: a byte written into a freed block of 300 KiB
+ *     must fault (SIGSEGV);
+ *   - overflow-before-free: 8 bytes written past a live 100-byte block,
+ *     then malloc(100), must abort with a message before the block is
+ *     ever freed.
  * Without it they print SKIP.
  *
  * In every lane, malloc(0) returns a pointer no access may touch:
@@ -165,6 +170,19 @@ static void large_overflow(void) {
   free(p);
 }
 
+static void large_use_after_free(void) {
+  volatile unsigned char *p = malloc(opaque(300 << 10));
+  p[0] = 1;
+  free((void *)p);
+  p[100] = 0x41;
+}
+
+static void overflow_before_free(void) {
+  unsigned char *p = malloc(opaque(100));
+  memset(p, 1, 108);
+  hold(malloc(opaque(100)));
+}
+
 static void zero_size_read(void) {
   volatile unsigned char *p = malloc(opaque(0));
   if (p[0] == 0x5a) puts("");
@@ -210,7 +228,7 @@ static void run_case(const char *name, enum expect expect, void (*body)(void)) {
   } else if (expect == DOUBLE_FREE) {
     if (!aborted || !strstr(err, DOUBLE_FREE_MESSAGE)) snprintf(why, sizeof why, "not SIGABRT with \"" DOUBLE_FREE_MESSAGE "\" (status 0x%x)", st);
   } else if (expect == HARDENED_FAULT) {
-    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): nothing guards the end of the block", st);
+    if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): the access went through", st);
   } else if (WIFEXITED(st) && WEXITSTATUS(st) == 3) snprintf(why, sizeof why, "malloc handed out a bad pointer");
   else if (WIFSIGNALED(st) && !aborted) snprintf(why, sizeof why, "child was killed by signal %d (%s), not SIGABRT", WTERMSIG(st), strsignal(WTERMSIG(st)));
   else if (WIFEXITED(st) && WEXITSTATUS(st) != 0) snprintf(why, sizeof why, "child exited with status %d", WEXITSTATUS(st));
@@ -251,6 +269,8 @@ int main(void) {
   run_case("overflow-16", ABORT_OR_SOUND, overflow_16);
   run_case("double-free-after-reuse", HARDENED_ONLY, double_free_after_reuse);
   run_case("large-overflow", HARDENED_FAULT, large_overflow);
+  run_case("large-use-after-free", HARDENED_FAULT, large_use_after_free);
+  run_case("overflow-before-free", HARDENED_ONLY, overflow_before_free);
   const char *e = getenv("HZ_EMPTY_FAULTS");
   empty_blocks = e && strcmp(e, "0") == 0;
   run_case("zero-size-read", FAULT, zero_size_read);
