@@ -22,11 +22,12 @@
 //! never grown, and a block taken from one that realloc must grow is
 //! copied when mremap refuses it.
 //!
-//! In the `hardened` lane each block's mapping ends with a PROT_NONE guard
-//! page and the block is placed right before it, with only the pages it
-//! needs (the rest of a class-sized or reused mapping lies before it,
-//! unused), so a linear overflow past its last page faults; the guard stays
-//! with the mapping through the cache and `resize`.
+//! In the `hardened` lane each block is a fresh mapping of the pages it
+//! needs followed by a PROT_NONE guard page, so a linear overflow past its
+//! last page faults; the guard stays with it through `resize`. Its freed
+//! mappings are never cached: purged and made inaccessible, they wait out
+//! `quarantine_slots` later frees before they are unmapped, so a use after
+//! free faults and no new block takes a dangling pointer's place.
 const std = @import("std");
 const hash = @import("hash.zig");
 const layout = @import("layout.zig");
@@ -597,21 +598,20 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
     // Reserve first so a moved block can always be recorded.
     if (!reserveLocked()) return .copy;
     const entry_now = findLocked(addr).?;
-    const from = old;
-    const new = remapBlock(from, new_len) orelse return .copy;
+    const new = remapBlock(old, new_len) orelse return .copy;
     removeLocked(entry_now);
     insertLocked(new);
-    if (new.mapBytes() > from.mapBytes()) {
-        stats.global.mapped(new.mapBytes() - from.mapBytes());
+    if (new.mapBytes() > old.mapBytes()) {
+        stats.global.mapped(new.mapBytes() - old.mapBytes());
     } else {
-        stats.global.unmapped(from.mapBytes() - new.mapBytes());
+        stats.global.unmapped(old.mapBytes() - new.mapBytes());
     }
-    if (new.len_bytes > from.len_bytes) {
-        stats.global.large_bytes.add(new.len_bytes - from.len_bytes);
-        stats.global.alloc_bytes.add(new.len_bytes - from.len_bytes);
+    if (new.len_bytes > old.len_bytes) {
+        stats.global.large_bytes.add(new.len_bytes - old.len_bytes);
+        stats.global.alloc_bytes.add(new.len_bytes - old.len_bytes);
     } else {
-        stats.global.large_bytes.sub(from.len_bytes - new.len_bytes);
-        stats.global.free_bytes.add(from.len_bytes - new.len_bytes);
+        stats.global.large_bytes.sub(old.len_bytes - new.len_bytes);
+        stats.global.free_bytes.add(old.len_bytes - new.len_bytes);
     }
     return .{ .moved = @ptrFromInt(new.addr) };
 }
