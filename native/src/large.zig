@@ -7,7 +7,7 @@
 //! allocations cost a syscall anyway, so the lock is not the bottleneck.
 //!
 //! Freed mappings are kept in a cache of up to `cache_slots` mappings and
-//! `policy.snapshot.largeCacheBytes()` bytes, each for at most the purge
+//! `cacheLimitBytes()` bytes, each for at most the purge
 //! delay (the oldest go first when it is full), so a program that allocates
 //! and frees big buffers of varying size pays no map, unmap and refault each
 //! time. Lengths are rounded up to `classes_per_doubling` classes per
@@ -178,6 +178,19 @@ fn reusable(have: usize, len: usize) bool {
 // hardened lane quarantines its freed mappings instead (`quarantineLocked`).
 
 const cache_slots = 128;
+
+/// Bytes the cache may hold: the lane's `large_cache_mb`, or half the
+/// bytes of the live large blocks when that is more (page aligned), so a
+/// program that keeps hundreds of MiB in large blocks of varying size
+/// reuses resident pages instead of faulting in fresh ones at every
+/// replacement, for at most half as much again (bench/LEDGER.md). A lane
+/// without a cache keeps none.
+fn cacheLimitBytes() usize {
+    const lane_bytes = policy.snapshot.largeCacheBytes();
+    if (lane_bytes == 0) return 0;
+    const live_bytes: usize = @intCast(stats.global.large_bytes.read());
+    return @max(lane_bytes, std.mem.alignBackward(usize, live_bytes / 2, page_size_bytes));
+}
 const Cached = struct {
     block: Block = .{ .addr = 0, .len_bytes = 0, .guarded = false },
     freed_ms: u32 = 0,
@@ -325,7 +338,7 @@ const min_block_bytes = sizeclass.medium_max_bytes + 1;
 /// cached past the purge delay.
 fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicted) void {
     std.debug.assert(!freed.guarded);
-    const limit = policy.snapshot.largeCacheBytes();
+    const limit = cacheLimitBytes();
     if (freed.len_bytes > limit) return evicted.add(freed);
     var block = freed;
     var oldest_ms = freed_ms;
@@ -438,7 +451,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     // (its freed mappings are quarantined), so the guard page follows the
     // last page the request needs.
     const guarded = policy.snapshot.hardened();
-    const len = lengthFor(size_bytes, if (guarded) 0 else policy.snapshot.largeCacheBytes()) orelse return null;
+    const len = lengthFor(size_bytes, if (guarded) 0 else cacheLimitBytes()) orelse return null;
     var evicted: Evicted = .{};
     defer evicted.unmapAll();
     const now_ms = os.nowMs();
@@ -565,7 +578,7 @@ pub const Resized = union(enum) {
 /// would give the tail back to the kernel and fault in every page it grows
 /// by.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
-    const class_len = lengthFor(size_bytes, policy.snapshot.largeCacheBytes()) orelse return .copy;
+    const class_len = lengthFor(size_bytes, cacheLimitBytes()) orelse return .copy;
     var evicted: Evicted = .{};
     defer evicted.unmapAll();
     const now_ms = os.nowMs();
@@ -849,6 +862,25 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
     for (many, 0..) |addr, i| {
         if (i % 2 == 1) try std.testing.expect(free(addr));
     }
+}
+
+test "the cache holds up to half the live large bytes when that is more than the lane's" {
+    const test_policy = TestPolicy.begin(.balanced, 1);
+    defer test_policy.end();
+    // No other test leaves a large block live.
+    try std.testing.expectEqual(@as(u64, 0), stats.global.large_bytes.read());
+    var blocks: [8]usize = undefined;
+    for (&blocks) |*addr| addr.* = @intFromPtr((try allocOrFail(1 << 20)).ptr);
+    // A block's bytes leave the live count after it is cached: 8, 7 and 6
+    // MiB live allow 4, 3.5 and 3 MiB.
+    for (blocks[0..3]) |addr| try std.testing.expect(free(addr));
+    try std.testing.expectEqual(@as(usize, 3 << 20), cache_bytes);
+    // As the live blocks go, so does the cache, down to the lane's 1 MiB.
+    for (blocks[3..], 0..) |addr, freed| {
+        try std.testing.expect(free(addr));
+        try std.testing.expect(cache_bytes <= @max(1 << 20, (5 - freed) << 19));
+    }
+    try std.testing.expectEqual(@as(usize, 1 << 20), cache_bytes);
 }
 
 /// Whether a cached mapping holds the page at `addr`.
