@@ -881,6 +881,16 @@ test "the cache holds up to half the live large bytes when that is more than the
         try std.testing.expect(cache_bytes <= @max(1 << 20, (5 - freed) << 19));
     }
     try std.testing.expectEqual(@as(usize, 1 << 20), cache_bytes);
+
+    // Live blocks of an odd number of pages in all: the bound stays page
+    // aligned (an unaligned one would unmap unaligned tails, which munmap
+    // refuses).
+    var odd: [3]usize = undefined;
+    for (&odd) |*addr| addr.* = @intFromPtr((try allocOrFail((1 << 20) + page_size_bytes)).ptr);
+    try std.testing.expectEqual(@as(u64, 3 * ((1 << 20) + page_size_bytes)), stats.global.large_bytes.read());
+    try std.testing.expect(cacheLimitBytes() > 1 << 20);
+    try std.testing.expectEqual(@as(usize, 0), cacheLimitBytes() % page_size_bytes);
+    for (odd) |addr| try std.testing.expect(free(addr));
 }
 
 /// Whether a cached mapping holds the page at `addr`.
