@@ -7,11 +7,11 @@
 //! allocations cost a syscall anyway, so the lock is not the bottleneck.
 //!
 //! Freed mappings are kept in a cache of up to `cache_slots` mappings and
-//! `cacheLimitBytes()` bytes, each for at most the purge
-//! delay (the oldest go first when it is full), so a program that allocates
-//! and frees big buffers of varying size pays no map, unmap and refault each
-//! time. Lengths are rounded up to `classes_per_doubling` classes per
-//! doubling (when such a mapping could be cached at all), so a freed mapping
+//! `cacheLimitBytes()` bytes, each for at most the purge delay (the oldest
+//! go first when it is full), so a program that allocates and frees big
+//! buffers of varying size pays no map, unmap and refault each time.
+//! Lengths are rounded up to `classes_per_doubling` classes per doubling
+//! (when such a mapping could be cached at all), so a freed mapping
 //! fits every later request of its class, and a request may take a cached
 //! mapping up to three quarters longer than it needs (best fit). When none
 //! fits, it takes the head of a longer one and the tail stays cached:
@@ -191,6 +191,7 @@ fn cacheLimitBytes() usize {
     const live_bytes: usize = @intCast(stats.global.large_bytes.read());
     return @max(lane_bytes, std.mem.alignBackward(usize, live_bytes / 2, page_size_bytes));
 }
+
 const Cached = struct {
     block: Block = .{ .addr = 0, .len_bytes = 0, .guarded = false },
     freed_ms: u32 = 0,
