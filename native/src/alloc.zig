@@ -228,12 +228,14 @@ pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
 /// Every free of the hardened lane comes here (its threads' hot-path slot
 /// stays null).
 noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block) void {
-    if (heap) |own| {
-        own.freeRemote(span, block);
-    } else if (policy.snapshot.hardened()) {
-        hardened.free(span, block);
+    if (heap) |own| return own.freeRemote(span, block);
+    if (policy.snapshot.hardened()) return hardened.free(span, block);
+    const own = thread.heapForFree() orelse return heap_box.freeWithoutHeap(span, block);
+    // The heap just taken may be an adopted orphan that owns the span.
+    if (span.heap == @as(*anyopaque, own)) {
+        own.freeLocal(span, block, span_box.cookieOf(block));
     } else {
-        heap_box.freeWithoutHeap(span, block);
+        own.freeRemote(span, block);
     }
 }
 
@@ -483,4 +485,25 @@ test "checked free, usable size and batches never abort" {
         try std.testing.expectEqual(@as(usize, 9), freeMany(blocks[31..].ptr, 9));
         free(kept);
     }
+}
+
+test "a thread that only frees gets a heap and hands its frees over in batches" {
+    const count = 256;
+    var blocks: [count]*anyopaque = undefined;
+    for (&blocks) |*slot| slot.* = malloc(64) orelse return error.OutOfMemory;
+    const Freer = struct {
+        fn run(to_free: []*anyopaque) void {
+            for (to_free) |p| free(p);
+        }
+    };
+    const before = thread.snapshot();
+    const freer = try std.Thread.spawn(.{}, Freer.run, .{&blocks});
+    freer.join();
+    const after = thread.snapshot();
+    try std.testing.expectEqual(@as(u64, count), after.remote_free_count - before.remote_free_count);
+    // One hand-over per block would be `count` flushes (or none counted,
+    // as for a thread past its exit handler); batches of the lane's size
+    // (32 blocks in `balanced`) need 8.
+    const flushes = after.flush_count - before.flush_count;
+    try std.testing.expect(flushes >= 1 and flushes <= count / 8);
 }

@@ -156,7 +156,7 @@ pub fn free(span: *Span, block: *Block) void {
     _ = usableSize(span, block, "free()");
     checkPrevious(span, addr);
     @memset(@as([*]u8, @ptrCast(block))[0..span.block_size], 0);
-    const heap = thread.currentOrCreateHardened() orelse {
+    const heap = thread.heapForFree() orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
         heap_box.freeWithoutHeap(span, block);

@@ -520,8 +520,8 @@ pub inline fn ownerOf(span: *const Span) *Heap {
     return @ptrCast(@alignCast(span.heap.?));
 }
 
-/// A free from a thread that has no heap (its exit handler already ran):
-/// hand the block straight to the owner.
+/// A free from a thread that can have no heap (its exit handler already
+/// ran, or no memory for one): hand the block straight to the owner.
 pub fn freeWithoutHeap(span: *Span, block: *Block) void {
     block.cookie = span_box.cookieOf(block);
     remote.publish(&ownerOf(span).inbox, span.class, block, block);

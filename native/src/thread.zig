@@ -29,7 +29,8 @@ const Heap = heap_box.Heap;
 // model, so the slots and the access are written in asm. A thread of the
 // hardened lane keeps its heap in the second slot and leaves the first
 // null, so malloc's and free's hot paths never match and every call takes
-// the out-of-line paths, where hardened.zig does its checks.
+// the out-of-line paths, where hardened.zig does its checks. A third
+// slot says the thread's exit handler ran.
 
 const TlsAccess = enum { initial_exec_x86_64, initial_exec_aarch64, plain };
 const tls_access: TlsAccess = if (builtin.is_test) .plain else switch (builtin.cpu.arch) {
@@ -57,18 +58,25 @@ comptime {
         \\.size hakozuna_tls_hardened_heap, 8
         \\hakozuna_tls_hardened_heap:
         \\.zero 8
+        \\.globl hakozuna_tls_exited
+        \\.hidden hakozuna_tls_exited
+        \\.type hakozuna_tls_exited, @object
+        \\.size hakozuna_tls_exited, 8
+        \\hakozuna_tls_exited:
+        \\.zero 8
         \\.text
     );
 }
 threadlocal var tls_heap: ?*Heap = null;
 threadlocal var tls_hardened_heap: ?*Heap = null;
+threadlocal var tls_exited: bool = false;
 
-/// The address of the calling thread's slot `symbol` (one of the two
-/// above); not for `.plain`, where the threadlocals serve.
-inline fn slotAddress(comptime symbol: []const u8) *?*Heap {
+/// The address of the calling thread's slot `symbol` (one of the three
+/// above, holding a `T`); not for `.plain`, where the threadlocals serve.
+inline fn slotAddress(comptime T: type, comptime symbol: []const u8) *T {
     switch (tls_access) {
         .initial_exec_x86_64 => return asm ("movq %%fs:0, %[slot]\n\taddq " ++ symbol ++ "@gottpoff(%%rip), %[slot]"
-            : [slot] "=r" (-> *?*Heap),
+            : [slot] "=r" (-> *T),
         ),
         .initial_exec_aarch64 => {
             var offset: usize = undefined;
@@ -76,7 +84,7 @@ inline fn slotAddress(comptime symbol: []const u8) *?*Heap {
                     "adrp %[offset], :gottprel:" ++ symbol ++ "\n\t" ++
                     "ldr %[offset], [%[offset], #:gottprel_lo12:" ++ symbol ++ "]\n\t" ++
                     "add %[slot], %[slot], %[offset]"
-                : [slot] "=&r" (-> *?*Heap),
+                : [slot] "=&r" (-> *T),
                   [offset] "=&r" (offset),
             );
         },
@@ -87,13 +95,19 @@ inline fn slotAddress(comptime symbol: []const u8) *?*Heap {
 /// The slot's address, for writes.
 inline fn tlsSlot() *?*Heap {
     if (tls_access == .plain) return &tls_heap;
-    return slotAddress("hakozuna_tls_heap");
+    return slotAddress(?*Heap, "hakozuna_tls_heap");
 }
 
 /// The hardened lane's slot.
 inline fn tlsHardenedSlot() *?*Heap {
     if (tls_access == .plain) return &tls_hardened_heap;
-    return slotAddress("hakozuna_tls_hardened_heap");
+    return slotAddress(?*Heap, "hakozuna_tls_hardened_heap");
+}
+
+/// Set once the thread's exit handler made its heap an orphan.
+inline fn exitedSlot() *bool {
+    if (tls_access == .plain) return &tls_exited;
+    return slotAddress(bool, "hakozuna_tls_exited");
 }
 
 /// The slot this process's lane keeps a thread's heap in.
@@ -122,6 +136,17 @@ pub inline fn currentOrCreate() ?*Heap {
 pub fn currentOrCreateHardened() ?*Heap {
     std.debug.assert(policy.snapshot.hardened());
     return tlsHardenedSlot().* orelse acquire();
+}
+
+/// The heap a free by the calling thread goes through: its own, or one made
+/// now for a thread that frees before it ever allocated (a consumer of
+/// blocks other threads made, which would otherwise hand each block to its
+/// owner alone). Null once the thread's exit handler ran: pthread runs a
+/// key's destructor for a few rounds only, so a heap made after that would
+/// never become an orphan. Null too when out of memory.
+pub fn heapForFree() ?*Heap {
+    if (exitedSlot().*) return null;
+    return laneSlot().* orelse acquire();
 }
 
 /// The calling thread's heap, whichever lane, or null.
@@ -204,6 +229,7 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     // thread churn costs no purge-and-fault cycle per thread.
     _ = heap.drain(false);
     laneSlot().* = null;
+    exitedSlot().* = true;
     registry_lock.lock();
     heap.state = .orphan;
     orphans.pushFront(heap);
