@@ -195,13 +195,19 @@ build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) -o $@ $<
 
+# C++'s operator new and delete (tests/c/cxxnew.cc), with the system c++.
+build/c/cxxnew: tests/c/cxxnew.cc
+	@mkdir -p $(@D)
+	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
 build/c/contract-asan: tests/c/contract.c tests/c/util.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(TEST_SANITIZE) -o $@ $<
 
 test-c: $(LIB)
 	@command -v $(CC) >/dev/null 2>&1 || { apt-get update && apt-get install -y gcc libc6-dev; }
-	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) contract-asan)
+	@command -v $(CXX) >/dev/null 2>&1 || { apt-get update && apt-get install -y g++; }
+	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) cxxnew contract-asan)
 	@# api links the library itself: relinked every run, so it uses this $(LIB)
 	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
 	tests/c/run.sh $(LIB) build/c

@@ -149,6 +149,13 @@ const Exports = struct {
         for (names) |name| @export(function, .{ .name = name });
     }
 
+    comptime {
+        for (Cxx.new_names, .{ Cxx.New, Cxx.NewNothrow, Cxx.NewAligned, Cxx.NewAlignedNothrow }) |names, Shape| {
+            for (names) |name| @export(&Shape(name).call, .{ .name = name });
+        }
+        exportAs(&free, &Cxx.delete_names);
+    }
+
     // --- setup and teardown ---
     const Hook = *const fn () callconv(.c) void;
     const init_entry: Hook linksection(".init_array") = &constructor;
@@ -156,6 +163,84 @@ const Exports = struct {
     comptime {
         @export(&init_entry, .{ .name = "hakozuna_init_entry", .visibility = .hidden });
         @export(&fini_entry, .{ .name = "hakozuna_fini_entry", .visibility = .hidden });
+    }
+};
+
+/// C++'s operator new and delete under their Itanium ABI names, so that a
+/// C++ program that preloads this library reaches malloc in one call
+/// instead of through the C++ runtime's wrapper and the PLT. When no
+/// memory can be had, the runtime's own definition (the next one after
+/// ours, found by name) takes over with the same arguments: it runs the
+/// program's new_handler and throws std::bad_alloc (or returns null for
+/// the nothrow forms), which this library cannot do itself.
+const Cxx = struct {
+    /// `new` and `new[]` of each shape: (size), (size, nothrow),
+    /// (size, alignment), (size, alignment, nothrow).
+    const new_names = [_][2][:0]const u8{
+        .{ "_Znwm", "_Znam" },
+        .{ "_ZnwmRKSt9nothrow_t", "_ZnamRKSt9nothrow_t" },
+        .{ "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t" },
+        .{ "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t" },
+    };
+    /// Every delete and delete[] (plain, sized, nothrow, aligned, and their
+    /// combinations) is `free`: the size and alignment are not needed.
+    const delete_names = [_][]const u8{
+        "_ZdlPv",                              "_ZdaPv",
+        "_ZdlPvm",                             "_ZdaPvm",
+        "_ZdlPvRKSt9nothrow_t",                "_ZdaPvRKSt9nothrow_t",
+        "_ZdlPvSt11align_val_t",               "_ZdaPvSt11align_val_t",
+        "_ZdlPvmSt11align_val_t",              "_ZdaPvmSt11align_val_t",
+        "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+    };
+    /// `std::nothrow_t const&`, never read.
+    const Nothrow = *const anyopaque;
+
+    /// glibc's RTLD_NEXT: the definitions after this library's.
+    const rtld_next: *anyopaque = @ptrFromInt(std.math.maxInt(usize));
+
+    /// The C++ runtime's definition of `name`, of type `Fn`; none only in a
+    /// process without a C++ runtime, where nothing calls operator new.
+    fn runtime(comptime Fn: type, comptime name: [:0]const u8) *const Fn {
+        const symbol = std.c.dlsym(rtld_next, name) orelse {
+            os.writeStderr("hakozuna: operator new: out of memory, and no C++ runtime to report it\n");
+            std.c.abort();
+        };
+        return @ptrCast(symbol);
+    }
+
+    /// The runtime's `new(0)` asks malloc for 1 byte: so do we, so that
+    /// every `new` returns an ordinary block.
+    inline fn bytes(size: usize) usize {
+        return @max(size, 1);
+    }
+
+    fn New(comptime name: [:0]const u8) type {
+        return struct {
+            fn call(size: usize) callconv(.c) ?*anyopaque {
+                return alloc.malloc(bytes(size)) orelse runtime(@TypeOf(call), name)(size);
+            }
+        };
+    }
+    fn NewNothrow(comptime name: [:0]const u8) type {
+        return struct {
+            fn call(size: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
+                return alloc.malloc(bytes(size)) orelse runtime(@TypeOf(call), name)(size, nothrow);
+            }
+        };
+    }
+    fn NewAligned(comptime name: [:0]const u8) type {
+        return struct {
+            fn call(size: usize, alignment: usize) callconv(.c) ?*anyopaque {
+                return alloc.memalign(alignment, bytes(size)) orelse runtime(@TypeOf(call), name)(size, alignment);
+            }
+        };
+    }
+    fn NewAlignedNothrow(comptime name: [:0]const u8) type {
+        return struct {
+            fn call(size: usize, alignment: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
+                return alloc.memalign(alignment, bytes(size)) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
+            }
+        };
     }
 };
 

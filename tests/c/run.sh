@@ -86,6 +86,12 @@ for lane in balanced hardened; do
   check "badfree-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/badfree"
 done
 
+# C++'s operator new and delete are hakozuna's, in every form; out of memory
+# still reaches the program's new_handler and std::bad_alloc.
+for lane in balanced hardened; do
+  check "cxxnew-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/cxxnew"
+done
+
 # Heap misuse (use after free, junk, small overflows) never makes malloc
 # hand out a chosen, misaligned or foreign pointer, in every lane; in the
 # hardened lane (HZ_TEST_HARDENED=1) every misuse aborts, a double free
