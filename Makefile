@@ -200,6 +200,11 @@ build/c/cxxnew: tests/c/cxxnew.cc
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
 
+# A library that allocates in its constructor (tests/c/early.c).
+build/c/libearly.so: tests/c/early.c tests/c/util.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -shared -fPIC -o $@ $<
+
 build/c/contract-asan: tests/c/contract.c tests/c/util.h
 	@mkdir -p $(@D)
 	$(CC) $(TEST_CFLAGS) $(TEST_SANITIZE) -o $@ $<
@@ -207,7 +212,7 @@ build/c/contract-asan: tests/c/contract.c tests/c/util.h
 test-c: $(LIB)
 	@command -v $(CC) >/dev/null 2>&1 || { apt-get update && apt-get install -y gcc libc6-dev; }
 	@command -v $(CXX) >/dev/null 2>&1 || { apt-get update && apt-get install -y g++; }
-	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) cxxnew contract-asan)
+	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) cxxnew libearly.so contract-asan)
 	@# api links the library itself: relinked every run, so it uses this $(LIB)
 	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
 	tests/c/run.sh $(LIB) build/c

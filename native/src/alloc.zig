@@ -42,6 +42,8 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// Out of line so the hot path saves no registers for it. Every malloc of
 /// the hardened lane comes here (its threads' hot-path slot stays null).
 noinline fn mallocOther(size: usize) ?*anyopaque {
+    // The process's first malloc comes here: the policy decides the path.
+    thread.start();
     if (size == 0 and policy.snapshot.empty_faults == 1) {
         if (empty.alloc()) |ptr| return ptr;
     }
@@ -197,6 +199,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
 /// Fills `out[0..count]` with blocks of `size` bytes, stopping at the first
 /// failure (errno ENOMEM). Returns how many were allocated.
 pub fn mallocMany(size: usize, out: [*]?*anyopaque, count: usize) usize {
+    thread.start();
     if (size <= sizeclass.medium_max_bytes and count > 0 and !policy.snapshot.hardened()) {
         const heap = thread.currentOrCreate() orelse {
             _ = outOfMemory();
@@ -320,6 +323,7 @@ fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
     // alignments above it (posix_memalign accepts up to SIZE_MAX/2+1).
     if (alignment > max_request_bytes) return outOfMemory();
     if (size > max_request_bytes - alignment) return outOfMemory();
+    thread.start();
     if (policy.snapshot.hardened()) return mallocHardened(size, alignment);
     if (sizeclass.alignedClassOf(size, alignment)) |class| {
         const heap = thread.currentOrCreate() orelse return outOfMemory();

@@ -86,6 +86,12 @@ for lane in balanced hardened; do
   check "badfree-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/badfree"
 done
 
+# A library's constructor allocates before hakozuna's constructor ran, and its
+# destructor frees at exit: the first malloc already follows the lane.
+for lane in balanced hardened; do
+  check "early-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib $bin/libearly.so" $limit true
+done
+
 # C++'s operator new and delete are hakozuna's, in every form; out of memory
 # still reaches the program's new_handler and std::bad_alloc.
 for lane in balanced hardened; do
