@@ -42,14 +42,14 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// Out of line so the hot path saves no registers for it. Every malloc of
 /// the hardened lane comes here (its threads' hot-path slot stays null).
 noinline fn mallocOther(size: usize) ?*anyopaque {
+    if (size -% (sizeclass.fine_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.fine_max_bytes) {
+        // A null slot: the thread's first call, or the hardened lane.
+        if (thread.current()) |heap| return heap.alloc(sizeclass.coarseClassOf(size));
+    }
     // The process's first malloc comes here: the policy decides the path.
     thread.start();
     if (size == 0 and policy.snapshot.empty_faults == 1) {
         if (empty.alloc()) |ptr| return ptr;
-    }
-    if (size -% (sizeclass.fine_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.fine_max_bytes) {
-        // A null slot: the thread's first call, or the hardened lane.
-        if (thread.current()) |heap| return heap.alloc(sizeclass.coarseClassOf(size));
     }
     if (policy.snapshot.hardened()) return mallocHardened(size, sizeclass.min_alignment_bytes);
     if (size > sizeclass.medium_max_bytes) return mallocLarge(size, sizeclass.min_alignment_bytes);
