@@ -71,16 +71,21 @@ fn canaryByte(block: usize) u8 {
 /// aligned to `alignment` (16 for plain malloc).
 pub fn classFor(size: usize, alignment: usize) ?sizeclass.Class {
     if (size > sizeclass.medium_max_bytes - overhead_bytes) return null;
+    // Every class is 16-byte aligned: plain malloc needs no search.
+    if (alignment <= sizeclass.min_alignment_bytes) return sizeclass.classOf(size + overhead_bytes);
     return sizeclass.alignedClassOf(size + overhead_bytes, alignment);
 }
 
 /// Aborts unless the zeroed block at `addr` still reads zero from byte
 /// `from` on (up to `checked_bytes`); both are multiples of 16.
 fn checkUnwritten(addr: usize, block_size: usize, from: usize) void {
-    const words: [*]const usize = @ptrFromInt(addr);
-    var any: usize = 0;
-    for (words[from / 8 .. @min(block_size, checked_bytes) / 8]) |word| any |= word;
-    if (any != 0) os.fatalPointer("malloc(): write after free", addr);
+    // 16 bytes at a time: blocks are 16-byte aligned, their sizes and
+    // `from` multiples of 16.
+    const Chunk = @Vector(2, u64);
+    const chunks: [*]const Chunk = @ptrFromInt(addr);
+    var any: Chunk = @splat(0);
+    for (chunks[from / 16 .. @min(block_size, checked_bytes) / 16]) |chunk| any |= chunk;
+    if (@reduce(.Or, any) != 0) os.fatalPointer("malloc(): write after free", addr);
 }
 
 /// Whether every byte of `bytes` is `value`: word by word where aligned.

@@ -143,7 +143,7 @@ pub fn alignedClassOf(size_bytes: usize, alignment_bytes: usize) ?Class {
     if (wanted > medium_max_bytes) return null;
     var class = classOf(wanted);
     while (class < first_aligned_class) : (class += 1) {
-        if (block_size_bytes[class] % alignment_bytes != 0) continue;
+        if (block_size_bytes[class] & (alignment_bytes - 1) != 0) continue;
         if (isColored(class) and alignment_bytes > layout.cache_line_bytes) return @intCast(class + medium_class_count);
         return class;
     }

@@ -165,8 +165,12 @@ var exit_key_valid = false;
 
 /// The one place the process is set up; idempotent, safe to race. Every
 /// entry point that may run first calls it (directly or through acquire).
-pub fn start() void {
+pub inline fn start() void {
     if (started.load(.acquire)) return;
+    startOnce();
+}
+
+noinline fn startOnce() void {
     registry_lock.lock();
     defer registry_lock.unlock();
     if (started.load(.monotonic)) return;
