@@ -117,7 +117,7 @@ pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
         if (block.link != 0 or block.cookie != 0) os.fatalPointer("malloc(): write after free", @intFromPtr(block));
     }
     // A write past the block allocated last shows in its canary bytes.
-    if (heap.last_allocated) |last| checkLive(@intFromPtr(last), "malloc(): buffer overflow detected");
+    if (heap.last_allocated) |last| checkLive(heap, @intFromPtr(last), "malloc(): buffer overflow detected");
     const ptr = heap.alloc(class) orelse return null;
     const addr = @intFromPtr(ptr);
     heap.last_allocated = @ptrCast(@alignCast(ptr));
@@ -159,16 +159,18 @@ pub fn free(span: *Span, block: *Block) void {
     const segment = Segment.of(addr);
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
     _ = usableSize(span, block, "free()");
-    checkPrevious(span, addr);
+    const maybe_heap = thread.heapForFree();
+    const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
+    if (own_span) checkPrevious(span, addr);
     @memset(@as([*]u8, @ptrCast(block))[0..span.block_size], 0);
-    const heap = thread.heapForFree() orelse {
+    const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
         heap_box.freeWithoutHeap(span, block);
         return;
     };
     heap.counters.class_frees[span.class].add(1);
-    if (span.heap != @as(*anyopaque, heap)) heap.counters.remote_free_count.add(1);
+    if (!own_span) heap.counters.remote_free_count.add(1);
     const evicted = heap.quarantineBlock(block) orelse return;
     // Out of quarantine: a write since its free shows now.
     checkUnwritten(@intFromPtr(evicted), Segment.of(@intFromPtr(evicted)).spanOf(@intFromPtr(evicted)).block_size, 0);
@@ -177,7 +179,11 @@ pub fn free(span: *Span, block: *Block) void {
 
 /// An underflow of the block at `addr` lands in its lower neighbour's
 /// tail: a live neighbour's tail and canary must be intact. (A freed
-/// neighbour is zeroed: the write shows when it is taken again.)
+/// neighbour is zeroed: the write shows when it is taken again.) Only the
+/// span's owner may check: only it hands the span's blocks out, so while
+/// it reads, the neighbour can be freed (its bit cleared before it is
+/// zeroed: `checkLiveAt`) but not freed and handed out again, which on
+/// another thread would read as damage with the bit set.
 fn checkPrevious(span: *const Span, addr: usize) void {
     if (addr == span.start) return;
     checkLiveAt(addr - span.block_size, addr, "free(): buffer underflow detected");
@@ -193,11 +199,14 @@ fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     if (segment.isAllocated(block)) os.fatalPointer(message, addr);
 }
 
-/// `checkLiveAt` for a block this heap handed out earlier, which may have
-/// been freed since, its segment released: such a block is skipped. (Only
-/// this heap's thread releases this heap's segments.)
-fn checkLive(block: usize, comptime message: []const u8) void {
+/// `checkLiveAt` for a block `heap` handed out earlier, which may have
+/// been freed since, its span retired or its segment released: unless the
+/// address still lies in a span of `heap` (so that, as for
+/// `checkPrevious`, only this thread can hand it out again), it is skipped.
+/// (Only this heap's thread releases this heap's segments.)
+fn checkLive(heap: *const heap_box.Heap, block: usize, comptime message: []const u8) void {
     if (!segment_box.contains(block)) return;
+    if (Segment.of(block).spanOf(block).heap != @as(*const anyopaque, heap)) return;
     checkLiveAt(block, block, message);
 }
 
