@@ -205,7 +205,7 @@ const Cxx = struct {
             os.writeStderr("hakozuna: operator new: out of memory, and no C++ runtime to report it\n");
             std.c.abort();
         };
-        return @ptrCast(symbol);
+        return @ptrCast(@alignCast(symbol));
     }
 
     /// The runtime's `new(0)` asks malloc for 1 byte: so do we, so that
