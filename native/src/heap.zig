@@ -37,6 +37,12 @@ const PartialSpans = list.List(Span, "partial_link");
 /// Freed blocks a hardened heap holds back from reuse.
 pub const quarantine_slots = 64;
 pub const recent_slots = 8;
+
+/// What an empty slot of `Heap.recent` points at: a block that reads as
+/// freed and unwritten, so malloc's check needs no test for an empty slot.
+/// Never written: only malloc reads it, and `quarantineBlock` never passes
+/// it on.
+var unwritten: Block = .{ .link = 0, .cookie = 0 };
 const Segments = list.List(Segment, "link");
 
 pub const State = enum(u8) {
@@ -88,12 +94,14 @@ pub const Heap = struct {
     hardened: bool = false,
     /// xorshift state (never 0) for carve order and quarantine eviction.
     random: u64 = 1,
-    /// Freed blocks waiting before they are reused (hardened only).
-    quarantine: [quarantine_slots]?*Block = @splat(null),
-    /// The blocks quarantined last, newest at `recent_next - 1`: hardened
-    /// malloc checks them for writes (a use right after a free).
-    recent: [recent_slots]?*Block = @splat(null),
+    /// Freed blocks waiting before they are reused (hardened only): the
+    /// `recent_slots` freed last in order, the oldest at `recent_next`
+    /// (hardened malloc checks them all for writes, a use right after a
+    /// free; `unwritten` where none), then each in a random slot of
+    /// `quarantine` until a later one evicts it.
+    recent: [recent_slots]*Block = @splat(&unwritten),
     recent_next: u32 = 0,
+    quarantine: [quarantine_slots]?*Block = @splat(null),
     /// The block hardened malloc handed out last: the next malloc checks its
     /// canaries (a write past a block right after its malloc, before any
     /// free).
@@ -250,30 +258,33 @@ pub const Heap = struct {
 
     /// Puts `block` (freed, checked and zeroed by the caller) in quarantine
     /// and returns the block it evicts, which the caller checks and gives
-    /// back with `release`.
+    /// back with `release`. A block stays among the recent ones for the
+    /// next `recent_slots` frees, so it is never evicted while malloc
+    /// still checks it there.
     pub fn quarantineBlock(heap: *Heap, block: *Block) ?*Block {
         std.debug.assert(heap.hardened);
+        const oldest = &heap.recent[heap.recent_next % recent_slots];
+        const aged = oldest.*;
+        oldest.* = block;
+        heap.recent_next +%= 1;
+        if (aged == &unwritten) return null;
         const slot = &heap.quarantine[span_box.nextRandom(&heap.random) % quarantine_slots];
         const evicted = slot.*;
-        slot.* = block;
-        if (evicted) |old| {
-            for (&heap.recent) |*recent| {
-                if (recent.* == old) recent.* = null;
-            }
-        }
-        heap.recent[heap.recent_next % recent_slots] = block;
-        heap.recent_next +%= 1;
+        slot.* = aged;
         return evicted;
     }
 
     /// Gives every quarantined block back (thread exit, hz_collect).
     fn releaseQuarantine(heap: *Heap) void {
+        for (&heap.recent) |*slot| {
+            if (slot.* != &unwritten) heap.release(slot.*);
+            slot.* = &unwritten;
+        }
         for (&heap.quarantine) |*slot| {
             const block = slot.* orelse continue;
             slot.* = null;
             heap.release(block);
         }
-        heap.recent = @splat(null);
     }
 
     /// A freed block out of quarantine goes back to its span, locally or
