@@ -89,20 +89,59 @@ fn checkUnwritten(addr: usize, block_size: usize, from: usize) void {
     if (@reduce(.Or, any) != 0) os.fatalPointer("malloc(): write after free", addr);
 }
 
-/// Whether every byte of `bytes` is `value`: word by word where aligned.
-fn allBytes(bytes: []const u8, value: u8) bool {
-    const pattern: usize = @as(usize, value) * (std.math.maxInt(usize) / 255);
-    var rest = bytes;
-    while (rest.len > 0 and @intFromPtr(rest.ptr) % @sizeOf(usize) != 0) : (rest = rest[1..]) {
-        if (rest[0] != value) return false;
+/// Canary bytes after the request: up to this many, whatever room the
+/// class leaves. An overflow writes on from the end of the request, so the
+/// first bytes past it catch one of any length; the tail catches one that
+/// reaches the end of the block.
+const max_canary_bytes: usize = 16;
+
+/// A block's canary bytes: from the end of the request, at most
+/// `max_canary_bytes`, never into the tail. At least one (`overhead_bytes`).
+fn canariesOf(block: usize, size: usize, block_size: usize) []u8 {
+    const body: [*]u8 = @ptrFromInt(block);
+    const room = block_size - @sizeOf(usize) - size;
+    std.debug.assert(room >= 1);
+    return body[size..][0..@min(room, max_canary_bytes)];
+}
+
+fn canaryPattern(value: u8) u64 {
+    return @as(u64, value) * (std.math.maxInt(u64) / 255);
+}
+
+/// The bits of the 8-byte word that ends with the canaries that are
+/// canary bytes (fewer than 8 of them: the top ones). That word lies in
+/// the block: canaries end at the tail, 8 bytes before the end of a block
+/// of at least 16.
+fn shortMask(len: usize) u64 {
+    std.debug.assert(len >= 1 and len < 8);
+    return ~@as(u64, 0) << @intCast(64 - 8 * len);
+}
+
+/// Writes the canaries with whole words: two overlapping ones, or the word
+/// that ends with them, its other bytes (the request's last) kept.
+fn fillCanaries(canaries: []u8, value: u8) void {
+    const pattern = canaryPattern(value);
+    const len = canaries.len;
+    if (len >= 8) {
+        std.mem.writeInt(u64, canaries[0..8], pattern, .little);
+        std.mem.writeInt(u64, canaries[len - 8 ..][0..8], pattern, .little);
+        return;
     }
-    while (rest.len >= @sizeOf(usize)) : (rest = rest[@sizeOf(usize)..]) {
-        if (@as(*const usize, @ptrCast(@alignCast(rest.ptr))).* != pattern) return false;
+    const word: *align(1) u64 = @ptrCast(canaries.ptr + len - 8);
+    word.* = (word.* & ~shortMask(len)) | (pattern & shortMask(len));
+}
+
+/// Whether the canaries all read `value`: no loop over single bytes, whose
+/// count varies from block to block (branches on it mispredict).
+fn canariesIntact(canaries: []const u8, value: u8) bool {
+    const pattern = canaryPattern(value);
+    const len = canaries.len;
+    if (len >= 8) {
+        return std.mem.readInt(u64, canaries[0..8], .little) == pattern and
+            std.mem.readInt(u64, canaries[len - 8 ..][0..8], .little) == pattern;
     }
-    for (rest) |byte| {
-        if (byte != value) return false;
-    }
-    return true;
+    const word: *align(1) const u64 = @ptrCast(canaries.ptr + len - 8);
+    return (word.* ^ pattern) & shortMask(len) == 0;
 }
 
 /// A block of `class` for a request of `size` bytes, or null (errno ENOMEM).
@@ -127,7 +166,7 @@ pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
     @memset(body[0..link_bytes], 0);
     // Canary and tail first, then the bit: a free of the next block checks
     // this one's tail as soon as the bit says it is live (checkPrevious).
-    @memset(body[size .. block_size - @sizeOf(usize)], canaryByte(addr));
+    fillCanaries(canariesOf(addr, size, block_size), canaryByte(addr));
     tailOf(addr, block_size).* = size ^ secretOf(addr);
     if (!Segment.of(addr).markAllocated(addr)) span_box.corruptedFreeList(addr);
     return ptr;
@@ -149,8 +188,7 @@ pub fn intactSize(span: *const Span, block: *const Block) ?usize {
     const block_size: usize = span.block_size;
     const size = tailOf(addr, block_size).* ^ secretOf(addr);
     if (size > block_size - overhead_bytes) return null;
-    const body: [*]const u8 = @ptrCast(block);
-    if (!allBytes(body[size .. block_size - @sizeOf(usize)], canaryByte(addr))) return null;
+    if (!canariesIntact(canariesOf(addr, size, block_size), canaryByte(addr))) return null;
     return size;
 }
 
@@ -181,8 +219,11 @@ pub fn free(span: *Span, block: *Block) void {
     heap.counters.class_frees[span.class].add(1);
     if (!own_span) heap.counters.remote_free_count.add(1);
     const evicted = heap.quarantineBlock(block) orelse return;
-    // Out of quarantine: a write since its free shows now.
-    checkUnwritten(@intFromPtr(evicted), Segment.of(@intFromPtr(evicted)).spanOf(@intFromPtr(evicted)).block_size, 0);
+    // Out of quarantine: a write since its free into the words `release`
+    // overwrites shows now. One past them shows when malloc takes the
+    // block again (`checkUnwritten`); reading the rest of a block that
+    // left the cache long ago here cost more than the rest of free.
+    if (evicted.link | evicted.cookie != 0) os.fatalPointer("malloc(): write after free", @intFromPtr(evicted));
     heap.release(evicted);
 }
 
@@ -224,6 +265,26 @@ fn checkLive(heap: *const heap_box.Heap, block: usize, comptime message: []const
 pub fn isLive(block: *const Block) bool {
     const addr = @intFromPtr(block);
     return Segment.of(addr).isAllocated(addr);
+}
+
+test "canaries of every length are written and checked, and any damaged byte is found" {
+    var block: [48]u8 align(16) = undefined;
+    const value: u8 = 0xA5;
+    for (0..block.len - @sizeOf(usize)) |size| {
+        @memset(&block, 0x11);
+        const canaries = canariesOf(@intFromPtr(&block), size, block.len);
+        try std.testing.expectEqual(@min(block.len - 8 - size, max_canary_bytes), canaries.len);
+        fillCanaries(canaries, value);
+        // The request's bytes and the tail are untouched.
+        for (block[0..size]) |byte| try std.testing.expectEqual(@as(u8, 0x11), byte);
+        for (block[block.len - 8 ..]) |byte| try std.testing.expectEqual(@as(u8, 0x11), byte);
+        try std.testing.expect(canariesIntact(canaries, value));
+        for (canaries) |*byte| {
+            byte.* = 0x41;
+            try std.testing.expect(!canariesIntact(canaries, value));
+            byte.* = value;
+        }
+    }
 }
 
 test "canary bytes are never ASCII, NUL or 0xFF, and vary between blocks" {
