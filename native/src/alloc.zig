@@ -268,9 +268,11 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     if (size > max_request_bytes) return outOfMemory();
     switch (owner) {
         .span => |found| {
-            // The hardened lane keeps the size asked for, and a canary
-            // after it: its blocks always move.
-            if (policy.snapshot.hardened()) return move(ptr.?, hardened.usableSize(found.span, found.block, "realloc()"), size);
+            if (policy.snapshot.hardened()) {
+                const old_size = hardened.usableSize(found.span, found.block, "realloc()");
+                if (hardened.resizeInPlace(found.span, found.block, old_size, size)) return ptr;
+                return move(ptr.?, old_size, size);
+            }
             const usable: usize = found.span.block_size;
             // Fits, and not so much smaller that keeping it wastes half.
             if (size <= usable and size * 2 >= usable) return ptr;

@@ -199,6 +199,27 @@ pub fn usableSize(span: *const Span, block: *const Block, comptime operation: []
     return intactSize(span, block) orelse os.fatalPointer(operation ++ ": buffer overflow detected", @intFromPtr(block));
 }
 
+/// realloc of a live block (`old_size` its intact requested size) to
+/// `size` in place: true when done, false when the block must move (it
+/// does not fit, it would waste more than half, or the span is another
+/// thread's). The bytes the request gives up are zeroed, as a free would,
+/// and the canaries and the tail follow the new size. Only the span's
+/// owner may: only it checks a neighbour's canaries (`checkPrevious`), so
+/// no one reads them half rewritten.
+pub fn resizeInPlace(span: *const Span, block: *Block, old_size: usize, size: usize) bool {
+    const block_size: usize = span.block_size;
+    if (size > block_size - overhead_bytes or size * 2 < block_size) return false;
+    const heap = thread.currentHardened() orelse return false;
+    if (span.heap != @as(*anyopaque, heap)) return false;
+    const addr = @intFromPtr(block);
+    const body: [*]u8 = @ptrCast(block);
+    @memset(canariesOf(addr, old_size, block_size), 0);
+    if (size < old_size) @memset(body[size..old_size], 0);
+    fillCanaries(canariesOf(addr, size, block_size), canaryByte(addr));
+    tailOf(addr, block_size).* = size ^ secretOf(addr);
+    return true;
+}
+
 /// Frees a span block (already found to be a block of `span` that is not
 /// on a free list): checks, zeroes, quarantines.
 pub fn free(span: *Span, block: *Block) void {

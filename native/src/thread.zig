@@ -138,6 +138,13 @@ pub fn currentOrCreateHardened() ?*Heap {
     return tlsHardenedSlot().* orelse acquire();
 }
 
+/// The calling thread's heap in the hardened lane, or null before its
+/// first allocation there.
+pub fn currentHardened() ?*Heap {
+    std.debug.assert(policy.snapshot.hardened());
+    return tlsHardenedSlot().*;
+}
+
 /// The heap a free by the calling thread goes through: its own, or one made
 /// now for a thread that frees before it ever allocated (a consumer of
 /// blocks other threads made, which would otherwise hand each block to its

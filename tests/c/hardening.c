@@ -183,6 +183,19 @@ static void overflow_before_free(void) {
   hold(malloc(opaque(100)));
 }
 
+/* realloc within the block's class keeps the block: its canaries must
+ * follow the new size, shrunk or grown. */
+static void overflow_after_realloc(size_t from, size_t to) {
+  unsigned char *p = malloc(opaque(from));
+  memset(p, 1, from);
+  p = realloc(p, opaque(to));
+  memset(p, 2, to + 1);
+  free(p);
+}
+
+static void overflow_after_shrink(void) { overflow_after_realloc(100, 90); }
+static void overflow_after_grow(void) { overflow_after_realloc(90, 100); }
+
 static void zero_size_read(void) {
   volatile unsigned char *p = malloc(opaque(0));
   if (p[0] == 0x5a) puts("");
@@ -271,6 +284,8 @@ int main(void) {
   run_case("large-overflow", HARDENED_FAULT, large_overflow);
   run_case("large-use-after-free", HARDENED_FAULT, large_use_after_free);
   run_case("overflow-before-free", HARDENED_ONLY, overflow_before_free);
+  run_case("overflow-after-shrink", HARDENED_ONLY, overflow_after_shrink);
+  run_case("overflow-after-grow", HARDENED_ONLY, overflow_after_grow);
   const char *e = getenv("HZ_EMPTY_FAULTS");
   empty_blocks = e && strcmp(e, "0") == 0;
   run_case("zero-size-read", FAULT, zero_size_read);
