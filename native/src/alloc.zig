@@ -20,6 +20,8 @@ const Block = span_box.Block;
 const Segment = segment_box.Segment;
 const Heap = heap_box.Heap;
 const page_size_bytes = layout.page_size_bytes;
+pub const Origin = hardened.Origin;
+pub const Release = hardened.Release;
 
 /// glibc refuses any request above PTRDIFF_MAX before trying.
 const max_request_bytes: usize = std.math.maxInt(isize);
@@ -33,15 +35,21 @@ fn outOfMemory() ?*anyopaque {
 /// class is a shift and one table load; 0, larger sizes and a thread's
 /// first call take `mallocOther`.
 pub inline fn malloc(size: usize) ?*anyopaque {
+    return mallocAs(size, .malloc);
+}
+
+/// `malloc` for a request of `origin` (C++ new and new[] pass theirs, which
+/// only the hardened lane keeps).
+pub inline fn mallocAs(size: usize, comptime origin: Origin) ?*anyopaque {
     if (size -% 1 < sizeclass.fine_max_bytes) {
         if (thread.current()) |heap| return heap.alloc(sizeclass.fineClassOf(size));
     }
-    return mallocOther(size);
+    return mallocOther(size, origin);
 }
 
 /// Out of line so the hot path saves no registers for it. Every malloc of
 /// the hardened lane comes here (its threads' hot-path slot stays null).
-noinline fn mallocOther(size: usize) ?*anyopaque {
+noinline fn mallocOther(size: usize, comptime origin: Origin) ?*anyopaque {
     if (size -% (sizeclass.fine_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.fine_max_bytes) {
         // A null slot: the thread's first call, or the hardened lane.
         if (thread.current()) |heap| return heap.alloc(sizeclass.coarseClassOf(size));
@@ -51,15 +59,15 @@ noinline fn mallocOther(size: usize) ?*anyopaque {
     if (size == 0 and policy.snapshot.empty_faults == 1) {
         if (empty.alloc()) |ptr| return ptr;
     }
-    if (policy.snapshot.hardened()) return mallocHardened(size, sizeclass.min_alignment_bytes);
+    if (policy.snapshot.hardened()) return mallocHardened(size, sizeclass.min_alignment_bytes, origin);
     if (size > sizeclass.medium_max_bytes) return mallocLarge(size, sizeclass.min_alignment_bytes);
     const heap = thread.currentOrCreate() orelse return outOfMemory();
     return heap.alloc(sizeclass.classOf(size));
 }
 
-fn mallocHardened(size: usize, alignment: usize) ?*anyopaque {
+fn mallocHardened(size: usize, alignment: usize, origin: Origin) ?*anyopaque {
     const class = hardened.classFor(size, alignment) orelse return mallocLarge(size, alignment);
-    return hardened.malloc(size, class);
+    return hardened.malloc(size, class, origin);
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
@@ -140,14 +148,20 @@ fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
 /// Every failed check leaves through a tail call, so the hit path keeps no
 /// stack frame.
 pub inline fn free(ptr: ?*anyopaque) void {
+    freeAs(ptr, .{});
+}
+
+/// `free` for a `release` (C++'s delete and delete[] pass theirs, which
+/// only the hardened lane checks, off the hot path).
+pub inline fn freeAs(ptr: ?*anyopaque, release: Release) void {
     const addr = @intFromPtr(ptr);
     const chunk = segment_box.liveChunk(addr) orelse return freeOutsideSegments(addr);
     const span = Segment.ofChunk(chunk).spanOf(addr);
     // Nothing reads `addr` before blockAt has accepted it.
-    const block = span.blockAt(addr) orelse return freeRejected(addr);
+    const block = span.blockAt(addr) orelse return freeRejected(addr, release);
     const cookie = span_box.cookieOf(block);
-    if (block.cookie == cookie) return freeRejected(addr);
-    freeSpan(.{ .span = span, .block = block }, cookie);
+    if (block.cookie == cookie) return freeRejected(addr, release);
+    freeSpan(.{ .span = span, .block = block }, cookie, release);
 }
 
 /// NULL, a large block, or a pointer that is not ours.
@@ -163,21 +177,21 @@ noinline fn freeOutsideSegments(addr: usize) void {
 
 /// A pointer into a segment that free refused: checked again, it aborts
 /// with the reason (or, if a racing carve made it valid since, is freed).
-noinline fn freeRejected(addr: usize) void {
+noinline fn freeRejected(addr: usize, release: Release) void {
     switch (ownerOrDie(addr, "free()")) {
-        .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
+        .span => |found| freeSpan(found, span_box.cookieOf(found.block), release),
         // In a segment's chunk (modulo 2^47): never a large or empty block.
         .large, .empty => unreachable,
     }
 }
 
 /// Frees a live span block; `cookie` is `span_box.cookieOf(found.block)`.
-inline fn freeSpan(found: SpanBlock, cookie: usize) void {
+inline fn freeSpan(found: SpanBlock, cookie: usize, release: Release) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
         heap.?.freeLocal(found.span, found.block, cookie);
     } else {
-        freeOther(heap, found.span, found.block);
+        freeOther(heap, found.span, found.block, release);
     }
 }
 
@@ -187,7 +201,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return .ok;
     switch (classify(addr)) {
-        .span => |found| freeSpan(found, span_box.cookieOf(found.block)),
+        .span => |found| freeSpan(found, span_box.cookieOf(found.block), .{}),
         .large => if (!large.free(addr)) return .invalid,
         .empty => if (empty.free(addr) != .live) return .freed,
         .invalid => return .invalid,
@@ -230,9 +244,9 @@ pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
 /// registers for it.
 /// Every free of the hardened lane comes here (its threads' hot-path slot
 /// stays null).
-noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block) void {
+noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block, release: Release) void {
     if (heap) |own| return own.freeRemote(span, block);
-    if (policy.snapshot.hardened()) return hardened.free(span, block);
+    if (policy.snapshot.hardened()) return hardened.free(span, block, release);
     const own = thread.heapForFree() orelse return heap_box.freeWithoutHeap(span, block);
     // The heap just taken may be an adopted orphan that owns the span.
     if (span.heap == @as(*anyopaque, own)) {
@@ -269,9 +283,9 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     switch (owner) {
         .span => |found| {
             if (policy.snapshot.hardened()) {
-                const old_size = hardened.usableSize(found.span, found.block, "realloc()");
-                if (hardened.resizeInPlace(found.span, found.block, old_size, size)) return ptr;
-                return move(ptr.?, old_size, size);
+                const old = hardened.checkedTail(found.span, found.block, "realloc()");
+                if (hardened.resizeInPlace(found.span, found.block, old, size)) return ptr;
+                return move(ptr.?, old.size, size);
             }
             const usable: usize = found.span.block_size;
             // Fits, and not so much smaller that keeping it wastes half.
@@ -309,24 +323,29 @@ pub fn reallocarray(ptr: ?*anyopaque, count: usize, size: usize) ?*anyopaque {
 /// alignments up to 16 are plain malloc; a non-power-of-two alignment is
 /// rounded up to the next power of two; above SIZE_MAX/2+1 is EINVAL.
 pub fn memalign(alignment: usize, size: usize) ?*anyopaque {
-    if (alignment <= sizeclass.min_alignment_bytes) return malloc(size);
+    return memalignAs(alignment, size, .malloc);
+}
+
+/// `memalign` for a request of `origin` (C++'s aligned new and new[]).
+pub fn memalignAs(alignment: usize, size: usize, comptime origin: Origin) ?*anyopaque {
+    if (alignment <= sizeclass.min_alignment_bytes) return mallocAs(size, origin);
     if (alignment > std.math.maxInt(usize) / 2 + 1) {
         os.setErrno(.INVAL);
         return null;
     }
     const power = std.math.ceilPowerOfTwo(usize, alignment) catch unreachable;
-    return alignedAlloc(power, size);
+    return alignedAlloc(power, size, origin);
 }
 
 /// A block aligned to `alignment` (a power of two above 16).
-fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
+fn alignedAlloc(alignment: usize, size: usize, origin: Origin) ?*anyopaque {
     std.debug.assert(std.math.isPowerOfTwo(alignment));
     // Checked in two steps: `max_request_bytes - alignment` would wrap for
     // alignments above it (posix_memalign accepts up to SIZE_MAX/2+1).
     if (alignment > max_request_bytes) return outOfMemory();
     if (size > max_request_bytes - alignment) return outOfMemory();
     thread.start();
-    if (policy.snapshot.hardened()) return mallocHardened(size, alignment);
+    if (policy.snapshot.hardened()) return mallocHardened(size, alignment, origin);
     if (sizeclass.alignedClassOf(size, alignment)) |class| {
         const heap = thread.currentOrCreate() orelse return outOfMemory();
         return heap.alloc(class);

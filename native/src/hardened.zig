@@ -4,8 +4,9 @@
 //! through alloc.zig's out-of-line paths):
 //!
 //!   malloc — the block is taken one class up, so that its last 8 bytes
-//!            (the tail) hold the requested size and at least one canary
-//!            byte follows the request; a block whose bytes past the
+//!            (the tail) hold the requested size and how it was asked for
+//!            (malloc, C++ new or new[]), and at least one canary byte
+//!            follows the request; a block whose bytes past the
 //!            first 16 are not all zero was written after its free:
 //!            abort. The segment's allocated bitmap marks it. The block
 //!            the heap handed out before must still have its canaries (a
@@ -13,8 +14,10 @@
 //!   free   — the bitmap must say allocated (a second free aborts, even
 //!            after the block was handed out again while it waits in
 //!            quarantine); the tail and every canary byte must be intact
-//!            (an overflow aborts, naming the block); the block is zeroed
-//!            and waits in the heap's quarantine before it can be reused.
+//!            (an overflow aborts, naming the block); a C++ delete must
+//!            match the new that made the block (form and size); the
+//!            block is zeroed and waits in the heap's quarantine before it
+//!            can be reused.
 //!
 //! Spans of this lane are carved zeroed and in a random order (heap.zig),
 //! segments keep a guard page between their metadata and the first span
@@ -43,6 +46,33 @@ const link_bytes: usize = @sizeOf(Block);
 /// malloc; larger blocks are checked over their first this many bytes (a
 /// use after free most often writes a pointer or a header there).
 const checked_bytes: usize = 256;
+
+/// How a block was asked for. A C++ `delete` must release a block of
+/// `new`, `delete[]` one of `new[]`; a block of malloc (or of a program's
+/// own operator new built on it) takes any release.
+pub const Origin = enum(u2) { malloc, new, new_array, _ };
+
+/// What a release asks for: `free` (the default), or a C++ delete, its
+/// form and, for the sized forms, the size the program passes (what it
+/// asked `new` for; `unsized` for the other forms). One word, so that
+/// passing it down to the out-of-line free costs one register.
+pub const Release = packed struct(u64) {
+    size: u62 = unsized,
+    origin: Origin = .malloc,
+
+    pub const unsized = std.math.maxInt(u62);
+
+    /// A sized delete's size; one that no block can have reads as a
+    /// mismatch, not as unsized.
+    pub fn sized(origin: Origin, size: usize) Release {
+        return .{ .origin = origin, .size = std.math.cast(u62, size) orelse unsized - 1 };
+    }
+};
+
+/// The tail holds the requested size in its low bits and the origin in
+/// the top two, the whole xor the block's secret.
+const origin_shift: u6 = 62;
+const size_mask: usize = (@as(usize, 1) << origin_shift) - 1;
 
 fn tailOf(block: usize, block_size: usize) *align(1) usize {
     return @ptrFromInt(block + block_size - @sizeOf(usize));
@@ -145,7 +175,7 @@ fn canariesIntact(canaries: []const u8, value: u8) bool {
 }
 
 /// A block of `class` for a request of `size` bytes, or null (errno ENOMEM).
-pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
+pub fn malloc(size: usize, class: sizeclass.Class, origin: Origin) ?*anyopaque {
     const heap = thread.currentOrCreateHardened() orelse {
         os.setErrno(.NOMEM);
         return null;
@@ -167,7 +197,7 @@ pub fn malloc(size: usize, class: sizeclass.Class) ?*anyopaque {
     // Canary and tail first, then the bit: a free of the next block checks
     // this one's tail as soon as the bit says it is live (checkPrevious).
     fillCanaries(canariesOf(addr, size, block_size), canaryByte(addr));
-    tailOf(addr, block_size).* = size ^ secretOf(addr);
+    writeTail(addr, block_size, .{ .size = size, .origin = origin });
     if (!Segment.of(addr).markAllocated(addr)) span_box.corruptedFreeList(addr);
     return ptr;
 }
@@ -181,52 +211,94 @@ fn findWrittenRecent(heap: *const heap_box.Heap) noreturn {
     os.fatalPointer("malloc(): write after free", @intFromPtr(heap.recent[heap.recent_next % heap_box.recent_slots]));
 }
 
+/// What a live block's tail says.
+pub const Tail = struct { size: usize, origin: Origin };
+
+fn writeTail(addr: usize, block_size: usize, tail: Tail) void {
+    const word = tail.size | @as(usize, @intFromEnum(tail.origin)) << origin_shift;
+    tailOf(addr, block_size).* = word ^ secretOf(addr);
+}
+
+/// A live block's tail, or null when it or one of the block's canary
+/// bytes was overwritten.
+fn intactTail(span: *const Span, block: *const Block) ?Tail {
+    const addr = @intFromPtr(block);
+    const block_size: usize = span.block_size;
+    const word = tailOf(addr, block_size).* ^ secretOf(addr);
+    const size = word & size_mask;
+    if (size > block_size - overhead_bytes) return null;
+    if (!canariesIntact(canariesOf(addr, size, block_size), canaryByte(addr))) return null;
+    // Damage that leaves the size plausible but sets both origin bits
+    // reads as a fourth origin, which no delete matches.
+    return .{ .size = size, .origin = @enumFromInt(@as(u2, @intCast(word >> origin_shift))) };
+}
+
 /// The requested size of a live block, or null when its tail or one of
 /// its canary bytes was overwritten.
 pub fn intactSize(span: *const Span, block: *const Block) ?usize {
-    const addr = @intFromPtr(block);
-    const block_size: usize = span.block_size;
-    const size = tailOf(addr, block_size).* ^ secretOf(addr);
-    if (size > block_size - overhead_bytes) return null;
-    if (!canariesIntact(canariesOf(addr, size, block_size), canaryByte(addr))) return null;
-    return size;
+    const tail = intactTail(span, block) orelse return null;
+    return tail.size;
 }
 
 /// The usable size of a live block (what was asked for): `intactSize`, or
 /// an abort that names the block. Whether the block is live is the
 /// caller's check (alloc.zig's classify reads the bitmap in this lane).
 pub fn usableSize(span: *const Span, block: *const Block, comptime operation: []const u8) usize {
-    return intactSize(span, block) orelse os.fatalPointer(operation ++ ": buffer overflow detected", @intFromPtr(block));
+    return checkedTail(span, block, operation).size;
 }
 
-/// realloc of a live block (`old_size` its intact requested size) to
+/// A live block's tail, or an abort that names the block.
+pub fn checkedTail(span: *const Span, block: *const Block, comptime operation: []const u8) Tail {
+    return intactTail(span, block) orelse os.fatalPointer(operation ++ ": buffer overflow detected", @intFromPtr(block));
+}
+
+/// Aborts naming the block when a C++ delete does not match the new that
+/// made it: the other form (delete of a new[] block, delete[] of a new
+/// one), or a size other than the one asked for (`new(0)` asked for 1).
+noinline fn checkRelease(addr: usize, tail: Tail, release: Release) void {
+    if (tail.origin == .malloc or release.origin == .malloc) return;
+    if (tail.origin != release.origin) switch (release.origin) {
+        .new => os.fatalPointer("operator delete: block of new[]", addr),
+        .new_array => os.fatalPointer("operator delete[]: block of new", addr),
+        .malloc, _ => unreachable,
+    };
+    if (release.size == Release.unsized) return;
+    if (@max(release.size, 1) != tail.size) switch (release.origin) {
+        .new => os.fatalPointer("operator delete: size mismatch", addr),
+        .new_array => os.fatalPointer("operator delete[]: size mismatch", addr),
+        .malloc, _ => unreachable,
+    };
+}
+
+/// realloc of a live block (`old` its intact tail) to
 /// `size` in place: true when done, false when the block must move (it
 /// does not fit, it would waste more than half, or the span is another
 /// thread's). The bytes the request gives up are zeroed, as a free would,
 /// and the canaries and the tail follow the new size. Only the span's
 /// owner may: only it checks a neighbour's canaries (`checkPrevious`), so
 /// no one reads them half rewritten.
-pub fn resizeInPlace(span: *const Span, block: *Block, old_size: usize, size: usize) bool {
+pub fn resizeInPlace(span: *const Span, block: *Block, old: Tail, size: usize) bool {
     const block_size: usize = span.block_size;
     if (size > block_size - overhead_bytes or size * 2 < block_size) return false;
     const heap = thread.currentHardened() orelse return false;
     if (span.heap != @as(*anyopaque, heap)) return false;
     const addr = @intFromPtr(block);
     const body: [*]u8 = @ptrCast(block);
-    @memset(canariesOf(addr, old_size, block_size), 0);
-    if (size < old_size) @memset(body[size..old_size], 0);
+    @memset(canariesOf(addr, old.size, block_size), 0);
+    if (size < old.size) @memset(body[size..old.size], 0);
     fillCanaries(canariesOf(addr, size, block_size), canaryByte(addr));
-    tailOf(addr, block_size).* = size ^ secretOf(addr);
+    writeTail(addr, block_size, .{ .size = size, .origin = old.origin });
     return true;
 }
 
 /// Frees a span block (already found to be a block of `span` that is not
 /// on a free list): checks, zeroes, quarantines.
-pub fn free(span: *Span, block: *Block) void {
+pub fn free(span: *Span, block: *Block, release: Release) void {
     const addr = @intFromPtr(block);
     const segment = Segment.of(addr);
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
-    _ = usableSize(span, block, "free()");
+    const tail = checkedTail(span, block, "free()");
+    if (release != Release{}) checkRelease(addr, tail, release);
     const maybe_heap = thread.heapForFree();
     const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
     if (own_span) checkPrevious(span, addr);

@@ -151,9 +151,12 @@ const Exports = struct {
 
     comptime {
         for (Cxx.new_names, .{ Cxx.New, Cxx.NewNothrow, Cxx.NewAligned, Cxx.NewAlignedNothrow }) |names, Shape| {
-            for (names) |name| @export(&Shape(name).call, .{ .name = name });
+            for (names, Cxx.forms) |name, origin| @export(&Shape(name, origin).call, .{ .name = name });
         }
-        exportAs(&free, &Cxx.delete_names);
+        for (Cxx.delete_names, Cxx.forms) |names, origin| {
+            exportAs(&Cxx.Delete(origin).unsized, &names.unsized);
+            exportAs(&Cxx.Delete(origin).sized, &names.sized);
+        }
     }
 
     // --- setup and teardown ---
@@ -182,16 +185,34 @@ const Cxx = struct {
         .{ "_ZnwmSt11align_val_t", "_ZnamSt11align_val_t" },
         .{ "_ZnwmSt11align_val_tRKSt9nothrow_t", "_ZnamSt11align_val_tRKSt9nothrow_t" },
     };
-    /// Every delete and delete[] (plain, sized, nothrow, aligned, and their
-    /// combinations) is `free`: the size and alignment are not needed.
-    const delete_names = [_][]const u8{
-        "_ZdlPv",                              "_ZdaPv",
-        "_ZdlPvm",                             "_ZdaPvm",
-        "_ZdlPvRKSt9nothrow_t",                "_ZdaPvRKSt9nothrow_t",
-        "_ZdlPvSt11align_val_t",               "_ZdaPvSt11align_val_t",
-        "_ZdlPvmSt11align_val_t",              "_ZdaPvmSt11align_val_t",
-        "_ZdlPvSt11align_val_tRKSt9nothrow_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t",
+    /// The two forms, in the order of each pair above and below.
+    const forms = [2]alloc.Origin{ .new, .new_array };
+    /// `delete` and `delete[]`: the forms without a size (plain, nothrow,
+    /// aligned, aligned nothrow) and those with one (plain, aligned). A
+    /// form's arguments past the pointer and the size are not needed: one
+    /// function serves every name that starts alike.
+    const delete_names = [2]struct { unsized: [4][]const u8, sized: [2][]const u8 }{
+        .{
+            .unsized = .{ "_ZdlPv", "_ZdlPvRKSt9nothrow_t", "_ZdlPvSt11align_val_t", "_ZdlPvSt11align_val_tRKSt9nothrow_t" },
+            .sized = .{ "_ZdlPvm", "_ZdlPvmSt11align_val_t" },
+        },
+        .{
+            .unsized = .{ "_ZdaPv", "_ZdaPvRKSt9nothrow_t", "_ZdaPvSt11align_val_t", "_ZdaPvSt11align_val_tRKSt9nothrow_t" },
+            .sized = .{ "_ZdaPvm", "_ZdaPvmSt11align_val_t" },
+        },
     };
+    /// `free`, telling the hardened lane which delete it is, so that a
+    /// mismatch with the block's new aborts there.
+    fn Delete(comptime origin: alloc.Origin) type {
+        return struct {
+            fn unsized(ptr: ?*anyopaque) callconv(.c) void {
+                alloc.freeAs(ptr, .{ .origin = origin });
+            }
+            fn sized(ptr: ?*anyopaque, size: usize) callconv(.c) void {
+                alloc.freeAs(ptr, .sized(origin, size));
+            }
+        };
+    }
     /// `std::nothrow_t const&`, never read.
     const Nothrow = *const anyopaque;
 
@@ -214,31 +235,31 @@ const Cxx = struct {
         return @max(size, 1);
     }
 
-    fn New(comptime name: [:0]const u8) type {
+    fn New(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize) callconv(.c) ?*anyopaque {
-                return alloc.malloc(bytes(size)) orelse runtime(@TypeOf(call), name)(size);
+                return alloc.mallocAs(bytes(size), origin) orelse runtime(@TypeOf(call), name)(size);
             }
         };
     }
-    fn NewNothrow(comptime name: [:0]const u8) type {
+    fn NewNothrow(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
-                return alloc.malloc(bytes(size)) orelse runtime(@TypeOf(call), name)(size, nothrow);
+                return alloc.mallocAs(bytes(size), origin) orelse runtime(@TypeOf(call), name)(size, nothrow);
             }
         };
     }
-    fn NewAligned(comptime name: [:0]const u8) type {
+    fn NewAligned(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, alignment: usize) callconv(.c) ?*anyopaque {
-                return alloc.memalign(alignment, bytes(size)) orelse runtime(@TypeOf(call), name)(size, alignment);
+                return alloc.memalignAs(alignment, bytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment);
             }
         };
     }
-    fn NewAlignedNothrow(comptime name: [:0]const u8) type {
+    fn NewAlignedNothrow(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, alignment: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
-                return alloc.memalign(alignment, bytes(size)) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
+                return alloc.memalignAs(alignment, bytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
             }
         };
     }

@@ -3,10 +3,17 @@
  * (one call to malloc, not through the C++ runtime's wrapper) and returns
  * hakozuna's blocks, aligned as asked; when no memory can be had, the C++
  * runtime still runs the program's new_handler and throws std::bad_alloc,
- * and the nothrow forms return null.
+ * and the nothrow forms return null. In the hardened lane a delete that
+ * does not match the block's new (delete of a new[] block, delete[] of a
+ * new one, a sized delete of another size) aborts with a message naming the
+ * block; in the others it frees the block as free would.
  *   cxxnew        (run under LD_PRELOAD=libhakozuna.so)
  */
 #include <dlfcn.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +62,64 @@ static int handler_calls;
 static void handler(void) {
   handler_calls++;
   std::set_new_handler(nullptr);
+}
+
+/* Mismatched deletes, each run in a child (hardened: must abort). The
+ * block passes through `sink` so the compiler does not see the mismatch. */
+static void delete_of_array(void) {
+  sink = ::operator new[](opaque(40));
+  ::operator delete(sink);
+}
+static void array_delete_of_scalar(void) {
+  sink = ::operator new(opaque(40));
+  ::operator delete[](sink);
+}
+static void sized_delete_of_other_size(void) {
+  sink = ::operator new(opaque(40));
+  ::operator delete(sink, opaque(48));
+}
+static void sized_array_delete_of_other_size(void) {
+  sink = ::operator new[](opaque(4096));
+  ::operator delete[](sink, opaque(1));
+}
+
+/* Runs `body` in a child with stderr captured; returns its wait status. */
+static int run_in_child(void (*body)(void), char *err, size_t cap) {
+  int fds[2];
+  CHECK(pipe(fds) == 0, "pipe failed");
+  fflush(NULL);
+  pid_t pid = fork();
+  CHECK(pid >= 0, "fork failed");
+  if (pid == 0) {
+    struct rlimit no_core = {0, 0};
+    setrlimit(RLIMIT_CORE, &no_core);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    body();
+    exit(0);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  ssize_t r;
+  while (len < cap - 1 && (r = read(fds[0], err + len, cap - 1 - len)) > 0) len += (size_t)r;
+  err[len] = 0;
+  close(fds[0]);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  return st;
+}
+
+static void check_mismatch(const char *name, void (*body)(void), bool hardened, const char *message) {
+  char err[1024];
+  int st = run_in_child(body, err, sizeof err);
+  if (hardened) {
+    CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(err, message) && strstr(err, " 0x"),
+          "%s: not SIGABRT with \"%s 0x...\" (status 0x%x, stderr \"%.200s\")", name, message, st, err);
+  } else {
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: outside the hardened lane it must free the block (status 0x%x, stderr \"%.200s\")",
+          name, st, err);
+  }
 }
 
 int main(void) {
@@ -133,6 +198,17 @@ int main(void) {
     thrown = true;
   }
   CHECK(thrown, "operator new[](align) of SIZE_MAX/2 did not throw std::bad_alloc");
+
+  /* Mismatched deletes. */
+  const char *(*policy)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz_policy_name");
+  CHECK(policy != NULL, "hz_policy_name is not exported");
+  bool hardened = strcmp(policy(), "hardened") == 0;
+  check_mismatch("delete of a new[] block", delete_of_array, hardened, "hakozuna: operator delete: block of new[]");
+  check_mismatch("delete[] of a new block", array_delete_of_scalar, hardened, "hakozuna: operator delete[]: block of new");
+  check_mismatch("sized delete of another size", sized_delete_of_other_size, hardened,
+                 "hakozuna: operator delete: size mismatch");
+  check_mismatch("sized delete[] of another size", sized_array_delete_of_other_size, hardened,
+                 "hakozuna: operator delete[]: size mismatch");
 
   printf("ok\n");
   return 0;
