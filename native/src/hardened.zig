@@ -78,6 +78,12 @@ fn tailOf(block: usize, block_size: usize) *align(1) usize {
     return @ptrFromInt(block + block_size - @sizeOf(usize));
 }
 
+/// The tail word as another thread may be marking it (`free`): blocks and
+/// their sizes are multiples of 16, so it is aligned.
+fn sharedTailOf(block: usize, block_size: usize) *usize {
+    return @ptrCast(@alignCast(tailOf(block, block_size)));
+}
+
 /// Per block, different in every block and every process: the tail is
 /// stored xor this, the canary bytes are derived from it.
 fn secretOf(block: usize) usize {
@@ -291,18 +297,35 @@ pub fn resizeInPlace(span: *const Span, block: *Block, old: Tail, size: usize) b
     return true;
 }
 
+/// What `free` writes in a block's tail before it clears the block's bit:
+/// a value no tail holds (it decodes to no size) and no overflow writes by
+/// chance (it depends on the block's secret).
+fn freeingMark(block: usize) usize {
+    return ~secretOf(block);
+}
+
 /// Frees a span block (already found to be a block of `span` that is not
-/// on a free list): checks, zeroes, quarantines.
+/// on a free list): checks, zeroes, quarantines. The tail is marked before
+/// the bit is cleared and the block zeroed after, so that a block whose
+/// bit reads set with its tail marked is being freed (`checkLiveAt`), and
+/// one whose bit reads clear has its tail marked or zero
+/// (`checkPrevious`).
 pub fn free(span: *Span, block: *Block, release: Release) void {
     const addr = @intFromPtr(block);
     const segment = Segment.of(addr);
-    if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
+    if (!segment.isAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
     const tail = checkedTail(span, block, "free()");
     if (release != Release{}) checkRelease(addr, tail, release);
     const maybe_heap = thread.heapForFree();
     const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
     if (own_span) checkPrevious(span, addr);
-    @memset(@as([*]u8, @ptrCast(block))[0..span.block_size], 0);
+    @atomicStore(usize, sharedTailOf(addr, span.block_size), freeingMark(addr), .monotonic);
+    // Atomic: of two racing frees of one block, exactly one clears the bit.
+    if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
+    // The tail goes from marked to zero in one store (`checkPrevious` may
+    // read it meanwhile), then the rest.
+    @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .monotonic);
+    @memset(@as([*]u8, @ptrCast(block))[0 .. span.block_size - @sizeOf(usize)], 0);
     const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
@@ -321,25 +344,38 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
 }
 
 /// An underflow of the block at `addr` lands in its lower neighbour's
-/// tail: a live neighbour's tail and canary must be intact. (A freed
-/// neighbour is zeroed: the write shows when it is taken again.) Only the
-/// span's owner may check: only it hands the span's blocks out, so while
-/// it reads, the neighbour can be freed (its bit cleared before it is
-/// zeroed: `checkLiveAt`) but not freed and handed out again, which on
-/// another thread would read as damage with the bit set.
+/// tail. A live neighbour's tail and canaries must be intact; a free one's
+/// tail word must be zero, or marked while it is being freed (past the
+/// 16-byte class, whose tail word is a free block's cookie). Only the span's owner may
+/// check: only it hands the span's blocks out, so while it reads, the
+/// neighbour can be freed (see `free` for the order) but not freed and
+/// handed out again, which on another thread would read as damage with
+/// the bit set.
 fn checkPrevious(span: *const Span, addr: usize) void {
     if (addr == span.start) return;
-    checkLiveAt(addr - span.block_size, addr, "free(): buffer underflow detected");
+    const lower = addr - span.block_size;
+    if (!Segment.of(lower).isAllocated(lower)) {
+        if (span.block_size <= link_bytes) return;
+        const tail = @atomicLoad(usize, sharedTailOf(lower, span.block_size), .monotonic);
+        if (tail != 0 and tail != freeingMark(lower)) os.fatalPointer("free(): buffer underflow detected", addr);
+        return;
+    }
+    checkLiveAt(lower, addr, "free(): buffer underflow detected");
 }
 
 /// Aborts naming `addr` when `block` is live and its tail or a canary byte
-/// is damaged. Another thread may be freeing it, and zeroes it only after
-/// clearing its bit: damage counts only while the bit is still set.
+/// is damaged. Another thread may be freeing it: it marks the tail first,
+/// then clears the bit, then zeroes the block, so damage counts only while
+/// the bit is set and the tail is not marked.
 fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const segment = Segment.of(block);
     if (!segment.isAllocated(block)) return;
-    if (intactSize(segment.spanOf(block), @ptrFromInt(block)) != null) return;
-    if (segment.isAllocated(block)) os.fatalPointer(message, addr);
+    const span = segment.spanOf(block);
+    const tail = sharedTailOf(block, span.block_size);
+    const mark = freeingMark(block);
+    if (@atomicLoad(usize, tail, .monotonic) == mark) return;
+    if (intactTail(span, @ptrFromInt(block)) != null) return;
+    if (segment.isAllocated(block) and @atomicLoad(usize, tail, .monotonic) != mark) os.fatalPointer(message, addr);
 }
 
 /// `checkLiveAt` for a block `heap` handed out earlier, which may have
