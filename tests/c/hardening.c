@@ -183,6 +183,30 @@ static void overflow_before_free(void) {
   hold(malloc(opaque(100)));
 }
 
+/* One byte written before a block whose lower neighbour is another of 64
+ * blocks of one size (the closest pair: adjacent blocks of one span),
+ * that neighbour freed first or still live: its tail changes either way,
+ * and the block's free must say so. */
+static void underflow(int keep_neighbour) {
+  enum { N = 64 };
+  unsigned char *b[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = malloc(opaque(100));
+    memset(b[i], 1, 100);
+  }
+  int lo = 0, hi = 0;
+  uintptr_t gap = UINTPTR_MAX;
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      if (b[i] > b[j] && (uintptr_t)(b[i] - b[j]) < gap) gap = (uintptr_t)(b[i] - b[j]), hi = i, lo = j;
+  if (!keep_neighbour) free(b[lo]);
+  b[hi][-1] ^= 0x41;
+  free(b[hi]);
+}
+
+static void underflow_into_free(void) { underflow(0); }
+static void underflow_into_live(void) { underflow(1); }
+
 /* realloc within the block's class keeps the block: its canaries must
  * follow the new size, shrunk or grown. */
 static void overflow_after_realloc(size_t from, size_t to) {
@@ -284,6 +308,8 @@ int main(void) {
   run_case("large-overflow", HARDENED_FAULT, large_overflow);
   run_case("large-use-after-free", HARDENED_FAULT, large_use_after_free);
   run_case("overflow-before-free", HARDENED_ONLY, overflow_before_free);
+  run_case("underflow-into-free", HARDENED_ONLY, underflow_into_free);
+  run_case("underflow-into-live", HARDENED_ONLY, underflow_into_live);
   run_case("overflow-after-shrink", HARDENED_ONLY, overflow_after_shrink);
   run_case("overflow-after-grow", HARDENED_ONLY, overflow_after_grow);
   const char *e = getenv("HZ_EMPTY_FAULTS");
