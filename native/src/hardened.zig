@@ -192,20 +192,33 @@ pub fn malloc(size: usize, class: sizeclass.Class, origin: Origin) ?*anyopaque {
     for (heap.recent) |block| written |= block.link | block.cookie;
     if (written != 0) findWrittenRecent(heap);
     // A write past the block allocated last shows in its canary bytes.
-    if (heap.last_allocated) |last| checkLive(heap, @intFromPtr(last), "malloc(): buffer overflow detected");
+    if (heap.last_allocated.block != null) checkLastAllocated(heap);
     const ptr = heap.alloc(class) orelse return null;
     const addr = @intFromPtr(ptr);
-    heap.last_allocated = @ptrCast(@alignCast(ptr));
     const block_size: usize = sizeclass.block_size_bytes[class];
     const body: [*]u8 = @ptrCast(ptr);
     checkUnwritten(addr, block_size, link_bytes);
     @memset(body[0..link_bytes], 0);
     // Canary and tail first, then the bit: a free of the next block checks
     // this one's tail as soon as the bit says it is live (checkPrevious).
-    fillCanaries(canariesOf(addr, size, block_size), canaryByte(addr));
-    writeTail(addr, block_size, .{ .size = size, .origin = origin });
+    const canary = canaryByte(addr);
+    fillCanaries(canariesOf(addr, size, block_size), canary);
+    const tail = writeTail(addr, block_size, .{ .size = size, .origin = origin });
     if (!Segment.of(addr).markAllocated(addr)) span_box.corruptedFreeList(addr);
+    heap.last_allocated = .{ .block = @ptrCast(@alignCast(ptr)), .size = size, .block_size = block_size, .tail = tail, .canary = canary };
     return ptr;
+}
+
+/// The check of the block this heap allocated last: its tail and canaries
+/// as malloc wrote them, read without a lookup (its segment is still
+/// mapped: `Heap.last_allocated`). Anything else (the block was freed or
+/// reused since, or damaged) takes `checkLive`, which tells them apart.
+fn checkLastAllocated(heap: *heap_box.Heap) void {
+    const last = heap.last_allocated;
+    const addr = @intFromPtr(last.block.?);
+    if (@atomicLoad(usize, sharedTailOf(addr, last.block_size), .monotonic) == last.tail and
+        canariesIntact(canariesOf(addr, last.size, last.block_size), last.canary)) return;
+    checkLive(heap, addr, "malloc(): buffer overflow detected");
 }
 
 /// Aborts naming the recent block whose first words were written (the
@@ -220,9 +233,11 @@ fn findWrittenRecent(heap: *const heap_box.Heap) noreturn {
 /// What a live block's tail says.
 pub const Tail = struct { size: usize, origin: Origin };
 
-fn writeTail(addr: usize, block_size: usize, tail: Tail) void {
-    const word = tail.size | @as(usize, @intFromEnum(tail.origin)) << origin_shift;
-    tailOf(addr, block_size).* = word ^ secretOf(addr);
+/// Writes `tail` into the block at `addr`; returns the word written.
+fn writeTail(addr: usize, block_size: usize, tail: Tail) usize {
+    const word = (tail.size | @as(usize, @intFromEnum(tail.origin)) << origin_shift) ^ secretOf(addr);
+    tailOf(addr, block_size).* = word;
+    return word;
 }
 
 /// A live block's tail, or null when it or one of the block's canary
@@ -293,7 +308,7 @@ pub fn resizeInPlace(span: *const Span, block: *Block, old: Tail, size: usize) b
     @memset(canariesOf(addr, old.size, block_size), 0);
     if (size < old.size) @memset(body[size..old.size], 0);
     fillCanaries(canariesOf(addr, size, block_size), canaryByte(addr));
-    writeTail(addr, block_size, .{ .size = size, .origin = old.origin });
+    _ = writeTail(addr, block_size, .{ .size = size, .origin = old.origin });
     return true;
 }
 
@@ -334,6 +349,8 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     };
     heap.counters.class_frees[span.class].add(1);
     if (!own_span) heap.counters.remote_free_count.add(1);
+    // Its canaries were just checked: the next malloc need not.
+    if (heap.last_allocated.block == block) heap.last_allocated = .{};
     const evicted = heap.quarantineBlock(block) orelse return;
     // Out of quarantine: a write since its free into the words `release`
     // overwrites shows now. One past them shows when malloc takes the

@@ -62,6 +62,20 @@ pub var before_fresh_segment: *const fn () void = noop;
 
 fn noop() void {}
 
+/// Hardened lane: the block a heap's malloc handed out last, and what it
+/// wrote past the request, so that the next malloc can compare them
+/// without looking the block up (hardened.zig). `block` is null when none,
+/// and when the segment that held it was released (so it is never read
+/// from unmapped memory).
+pub const LastAllocated = struct {
+    block: ?*Block = null,
+    size: usize = 0,
+    block_size: usize = 0,
+    /// The tail word written.
+    tail: usize = 0,
+    canary: u8 = 0,
+};
+
 pub const Heap = struct {
     /// Per class, the span malloc pops from (`&empty_span` when none).
     current: [sizeclass.class_count]*Span = @splat(&empty_span),
@@ -105,7 +119,7 @@ pub const Heap = struct {
     /// The block hardened malloc handed out last: the next malloc checks its
     /// canaries (a write past a block right after its malloc, before any
     /// free).
-    last_allocated: ?*Block = null,
+    last_allocated: LastAllocated = .{},
     // Written by thread.zig, under its registry lock.
     state: State = .active,
     /// Every heap ever made (stats, fork).
@@ -432,6 +446,9 @@ pub const Heap = struct {
 
     /// Returns the bytes the release gave back to the OS.
     fn releaseSegment(heap: *Heap, segment: *Segment) usize {
+        if (heap.last_allocated.block) |block| {
+            if (Segment.of(@intFromPtr(block)) == segment) heap.last_allocated = .{};
+        }
         heap.dirty_slices -|= segment.dirtySlices();
         heap.segments.remove(segment);
         return segment_box.release(segment);
