@@ -196,7 +196,7 @@ build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
 	$(CC) $(TEST_CFLAGS) -o $@ $<
 
 # C++'s operator new and delete (tests/c/cxxnew.cc), with the system c++.
-build/c/cxxnew: tests/c/cxxnew.cc
+build/c/cxxnew: tests/c/cxxnew.cc tests/c/util.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
 

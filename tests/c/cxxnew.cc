@@ -11,15 +11,14 @@
  */
 #include <dlfcn.h>
 #include <signal.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <new>
+
+#include "util.h"
 
 #define CHECK(cond, ...)                    \
   do {                                      \
@@ -35,10 +34,6 @@ static int (*owns)(const void *);
 /* Keeps the compiler from folding a new/delete pair away. */
 static void *volatile sink;
 
-static size_t opaque(size_t x) {
-  __asm__ volatile("" : "+r"(x));
-  return x;
-}
 
 /* The library `fn` is defined in, as the dynamic linker resolved it. */
 static const char *library_of(void *fn) {
@@ -81,33 +76,6 @@ static void sized_delete_of_other_size(void) {
 static void sized_array_delete_of_other_size(void) {
   sink = ::operator new[](opaque(4096));
   ::operator delete[](sink, opaque(1));
-}
-
-/* Runs `body` in a child with stderr captured; returns its wait status. */
-static int run_in_child(void (*body)(void), char *err, size_t cap) {
-  int fds[2];
-  CHECK(pipe(fds) == 0, "pipe failed");
-  fflush(NULL);
-  pid_t pid = fork();
-  CHECK(pid >= 0, "fork failed");
-  if (pid == 0) {
-    struct rlimit no_core = {0, 0};
-    setrlimit(RLIMIT_CORE, &no_core);
-    dup2(fds[1], 2);
-    close(fds[0]);
-    close(fds[1]);
-    body();
-    exit(0);
-  }
-  close(fds[1]);
-  size_t len = 0;
-  ssize_t r;
-  while (len < cap - 1 && (r = read(fds[0], err + len, cap - 1 - len)) > 0) len += (size_t)r;
-  err[len] = 0;
-  close(fds[0]);
-  int st = 0;
-  waitpid(pid, &st, 0);
-  return st;
 }
 
 static void check_mismatch(const char *name, void (*body)(void), bool hardened, const char *message) {

@@ -1,4 +1,5 @@
-/* Helpers shared by the C tests: opaque values, byte patterns, failing. */
+/* Helpers shared by the C and C++ tests: opaque values, byte patterns,
+ * failing, children. */
 #ifndef HZ_TEST_UTIL_H
 #define HZ_TEST_UTIL_H
 
@@ -35,7 +36,7 @@ static inline uint64_t pattern_word(uint64_t key, size_t w) {
 }
 
 static inline void fill_pattern(void *p, size_t n, uint64_t key) {
-  unsigned char *b = p;
+  unsigned char *b = (unsigned char *)p;
   size_t w = 0;
   for (; w * 8 + 8 <= n; w++) {
     uint64_t v = pattern_word(key, w);
@@ -49,7 +50,7 @@ static inline void fill_pattern(void *p, size_t n, uint64_t key) {
 
 /* Offset of the first byte of p[0..n) that is not the pattern of key, or n. */
 static inline size_t check_pattern(const void *p, size_t n, uint64_t key) {
-  const unsigned char *b = p;
+  const unsigned char *b = (const unsigned char *)p;
   size_t w = 0;
   for (; w * 8 + 8 <= n; w++) {
     uint64_t v = pattern_word(key, w), got;
