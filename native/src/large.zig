@@ -18,9 +18,10 @@
 //! resident pages instead of a fresh mapping faulted in page by page.
 //! Adjacent cached mappings join into one entry, so the pieces a program
 //! frees next to each other serve a later, longer request; such an entry
-//! may span two kernel mappings, which mremap refuses: a joined entry is
-//! never grown, and a block taken from one that realloc must grow is
-//! copied when mremap refuses it.
+//! may span two kernel mappings, which mremap refuses: a joined entry
+//! grows only by mapping the missing pages right after or before it, and a
+//! block taken from one that realloc must grow is copied when mremap
+//! refuses it.
 //!
 //! In the `hardened` lane each block is a fresh mapping of the pages it
 //! needs followed by a PROT_NONE guard page, so a linear overflow past its
@@ -278,7 +279,6 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, evicted: *Evicted) ?Take
         if (block.addr == 0) continue;
         if (block.addr % alignment_bytes != 0) continue;
         if (block.len_bytes < len) {
-            if (slot.joined) continue;
             if (shorter == null or block.len_bytes > shorter.?.block.len_bytes) shorter = slot;
             continue;
         }
@@ -317,12 +317,29 @@ fn takeFollowingLocked(addr: usize, need_bytes: usize, evicted: *Evicted) ?usize
     return null;
 }
 
-/// `old` (taken from the cache) grown to `len` usable bytes, or
-/// null (`old` untouched) when the system refuses.
-fn growBlock(old: Block, len: usize) ?Block {
-    const grown = remapBlock(old, len) orelse return null;
-    stats.global.mapped(grown.mapBytes() - old.mapBytes());
+/// `old` (taken from the cache for a new block, so its contents do not
+/// matter) grown to `len` usable bytes, or null (`old` untouched) when the
+/// system refuses. mremap keeps its pages, moving them if it must; where
+/// mremap refuses (a joined entry spans two kernel mappings), the missing
+/// pages are mapped right after it or right before it, so its resident
+/// pages still serve instead of a fresh mapping faulted in whole.
+fn growBlock(old: Cached, len: usize) ?Block {
+    const grown = (if (old.joined) null else remapBlock(old.block, len)) orelse
+        extendBlock(old.block, len) orelse return null;
+    stats.global.mapped(grown.mapBytes() - old.block.mapBytes());
     return grown;
+}
+
+/// `old` with the pages up to `len` usable bytes mapped next to it, after
+/// or before; null when both neighbouring ranges are taken.
+fn extendBlock(old: Block, len: usize) ?Block {
+    std.debug.assert(!old.guarded and len > old.len_bytes);
+    const extra_bytes = len - old.len_bytes;
+    if (os.mapAt(old.addr + old.len_bytes, extra_bytes)) return .{ .addr = old.addr, .len_bytes = len, .guarded = false };
+    if (old.addr > extra_bytes and os.mapAt(old.addr - extra_bytes, extra_bytes)) {
+        return .{ .addr = old.addr - extra_bytes, .len_bytes = len, .guarded = false };
+    }
+    return null;
 }
 
 /// A tail shorter than this is unmapped rather than cached: only an aligned
@@ -473,10 +490,10 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         .grow => |old| shorter = old,
     };
     lock.unlock();
-    const grown = if (shorter) |old| growBlock(old.block, len) else null;
+    const grown = if (shorter) |old| growBlock(old, len) else null;
     if (grown == null) if (shorter) |old| {
-        // Refused (its pages span two mappings): cached again as it was,
-        // never to be grown.
+        // Refused (its pages span two mappings, its neighbours are
+        // taken): cached again as it was, never again given to mremap.
         lock.lock();
         cacheLocked(old.block, old.freed_ms, true, &evicted);
         lock.unlock();
@@ -917,15 +934,41 @@ test "adjacent freed mappings join, and serve a request longer than each" {
     try std.testing.expectEqual(@as(usize, 1), cache_count);
     try std.testing.expectEqual(@as(usize, 2 << 20), cache_bytes);
     // A joined entry may span two kernel mappings, which mremap refuses:
-    // a longer request maps fresh memory instead of growing it.
+    // a longer request maps the missing pages next to it, or fresh memory
+    // when both neighbouring ranges are taken.
     const longer = try allocOrFail(4 << 20);
-    try std.testing.expect(longer.zeroed);
-    try std.testing.expectEqual(@as(usize, 2 << 20), cache_bytes);
-    const again = try allocOrFail((7 << 20) / 4);
-    try std.testing.expectEqual(whole.ptr, again.ptr);
-    try std.testing.expect(!again.zeroed);
-    try std.testing.expect(free(@intFromPtr(again.ptr)));
-    try std.testing.expect(free(@intFromPtr(longer.ptr)));
+    const longer_addr = @intFromPtr(longer.ptr);
+    if (longer.zeroed) {
+        try std.testing.expectEqual(@as(usize, 2 << 20), cache_bytes);
+        const again = try allocOrFail((7 << 20) / 4);
+        try std.testing.expectEqual(whole.ptr, again.ptr);
+        try std.testing.expect(!again.zeroed);
+        try std.testing.expect(free(@intFromPtr(again.ptr)));
+    } else {
+        try std.testing.expectEqual(@as(usize, 0), cache_count);
+        try std.testing.expect(longer_addr <= @intFromPtr(whole.ptr));
+        try std.testing.expect(@intFromPtr(whole.ptr) + (2 << 20) <= longer_addr + (4 << 20));
+    }
+    try std.testing.expect(free(longer_addr));
+}
+
+test "a cached mapping grows into the free range right after or before it" {
+    const memory = os.map(3 << 20) orelse return error.OutOfMemory;
+    const addr = @intFromPtr(memory);
+    // Free range right after a 2 MiB block.
+    os.unmap(@alignCast(memory + (2 << 20)), 1 << 20);
+    const after = extendBlock(.{ .addr = addr, .len_bytes = 2 << 20, .guarded = false }, 3 << 20).?;
+    try std.testing.expectEqual(addr, after.addr);
+    try std.testing.expectEqual(@as(usize, 3 << 20), after.len_bytes);
+    memory[(3 << 20) - 1] = 1;
+    // Free range right before the 2 MiB block at addr + 1 MiB.
+    os.unmap(memory, 1 << 20);
+    const before = extendBlock(.{ .addr = addr + (1 << 20), .len_bytes = 2 << 20, .guarded = false }, 3 << 20).?;
+    try std.testing.expectEqual(addr, before.addr);
+    memory[0] = 1;
+    // Both ranges taken: nothing is mapped.
+    try std.testing.expectEqual(@as(?Block, null), extendBlock(.{ .addr = addr + (1 << 20), .len_bytes = 1 << 20, .guarded = false }, 2 << 20));
+    os.unmap(memory, 3 << 20);
 }
 
 test "resize leaves a shrunk block's tail cached, grows into a cached neighbour, else copies into resident pages" {

@@ -32,6 +32,28 @@ pub fn map(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
     return @ptrFromInt(rc);
 }
 
+/// Maps `len_bytes` of memory as `map` does, at exactly `addr`; false when
+/// any page of that range is already mapped (MAP_FIXED_NOREPLACE: nothing
+/// that exists is replaced) or the system refuses.
+pub fn mapAt(addr: usize, len_bytes: usize) bool {
+    std.debug.assert(addr % page_size_bytes == 0 and len_bytes > 0 and len_bytes % page_size_bytes == 0);
+    const rc = linux.mmap(
+        @ptrFromInt(addr),
+        len_bytes,
+        linux.PROT.READ | linux.PROT.WRITE,
+        .{ .TYPE = .PRIVATE, .ANONYMOUS = true, .FIXED_NOREPLACE = true },
+        -1,
+        0,
+    );
+    if (failed(rc)) return false;
+    // A kernel older than 4.17 ignores the flag and may map elsewhere.
+    if (rc != addr) {
+        _ = linux.munmap(@ptrFromInt(rc), len_bytes);
+        return false;
+    }
+    return true;
+}
+
 /// Maps `len_bytes` aligned to `alignment_bytes` (a power of two above the page
 /// size) by over-mapping and trimming both ends; only `len_bytes` stay mapped.
 pub fn mapAligned(len_bytes: usize, alignment_bytes: usize) ?[*]align(page_size_bytes) u8 {
