@@ -953,7 +953,8 @@ test "adjacent freed mappings join, and serve a request longer than each" {
 }
 
 test "a cached mapping grows into the free range right after or before it" {
-    const memory = os.map(3 << 20) orelse return error.OutOfMemory;
+    // Four MiB of our own, so that every range the test needs taken is.
+    const memory = os.map(4 << 20) orelse return error.OutOfMemory;
     const addr = @intFromPtr(memory);
     // Free range right after a 2 MiB block.
     os.unmap(@alignCast(memory + (2 << 20)), 1 << 20);
@@ -961,14 +962,15 @@ test "a cached mapping grows into the free range right after or before it" {
     try std.testing.expectEqual(addr, after.addr);
     try std.testing.expectEqual(@as(usize, 3 << 20), after.len_bytes);
     memory[(3 << 20) - 1] = 1;
-    // Free range right before the 2 MiB block at addr + 1 MiB.
+    // Free range right before the 2 MiB block at addr + 1 MiB, the range
+    // after it (the last MiB) taken.
     os.unmap(memory, 1 << 20);
     const before = extendBlock(.{ .addr = addr + (1 << 20), .len_bytes = 2 << 20, .guarded = false }, 3 << 20).?;
     try std.testing.expectEqual(addr, before.addr);
     memory[0] = 1;
     // Both ranges taken: nothing is mapped.
     try std.testing.expectEqual(@as(?Block, null), extendBlock(.{ .addr = addr + (1 << 20), .len_bytes = 1 << 20, .guarded = false }, 2 << 20));
-    os.unmap(memory, 3 << 20);
+    os.unmap(memory, 4 << 20);
 }
 
 test "resize leaves a shrunk block's tail cached, grows into a cached neighbour, else copies into resident pages" {

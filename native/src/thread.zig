@@ -134,8 +134,7 @@ pub inline fn currentOrCreate() ?*Heap {
 
 /// The calling thread's heap in the hardened lane, made on first use.
 pub fn currentOrCreateHardened() ?*Heap {
-    std.debug.assert(policy.snapshot.hardened());
-    return tlsHardenedSlot().* orelse acquire();
+    return currentHardened() orelse acquire();
 }
 
 /// The calling thread's heap in the hardened lane, or null before its
