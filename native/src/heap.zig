@@ -200,6 +200,24 @@ pub const Heap = struct {
         if (heap.stash[class]) |block| return heap.popStash(class, block);
         heap.counters.refill_count.add(1);
         heap.check();
+        // Most refills: the current span is carved whole, no remote frees
+        // wait for the class, and a partial span does. Kept short (no
+        // registers to save); everything else is `refillSlow`.
+        const current_span = heap.current[class];
+        if (!current_span.canCarve() and !heap.inbox.hasPending(class)) {
+            if (heap.partial[class].head) |span| {
+                if (current_span != &empty_span) current_span.setFull(true);
+                heap.unlinkPartial(span);
+                heap.current[class] = span;
+                return heap.alloc(class);
+            }
+        }
+        return heap.refillSlow(class);
+    }
+
+    /// `refill` when the class's current span can still carve, remote frees
+    /// wait for the class, or no partial span is left.
+    noinline fn refillSlow(heap: *Heap, class: Class) ?*anyopaque {
         // Not in the hardened lane, whose shuffled, delayed reuse stays the
         // only order in which freed blocks come back.
         if (!heap.hardened and class < sizeclass.small_class_count) {

@@ -251,6 +251,11 @@ pub const Span = extern struct {
         span.used = if (full) span.used | full_bit else span.usedBlocks();
     }
 
+    /// Whether blocks are left that were never carved.
+    pub inline fn canCarve(span: *const Span) bool {
+        return span.capacity.load(.monotonic) < span.reserved;
+    }
+
     /// Links up to `carve_bytes` of never-used blocks onto the free list.
     /// Returns false when the span is fully carved. `shuffle` (the hardened
     /// lane's random state, else null) zeroes the new blocks (the memory
