@@ -72,8 +72,9 @@ pub inline fn linkDelta(block: *const Block) usize {
 }
 
 /// A link that `Span.linkFits` refused: null when it ends the list, else
-/// an abort.
-pub noinline fn endOfList(block: *const Block) ?*Block {
+/// an abort. Inline: the abort never returns, so a caller (malloc's
+/// `takeLast`, out of line) saves no registers around it.
+pub inline fn endOfList(block: *const Block) ?*Block {
     if (linkDelta(block) == @intFromPtr(block)) return null;
     corruptedFreeList(@intFromPtr(block));
 }
