@@ -335,7 +335,7 @@ pub const Heap = struct {
     /// `class`, before its link is read: the block and its span, if it is a
     /// freed block of a span of this heap and class, else an abort (the
     /// chain was overwritten after the free).
-    pub fn checkRemote(heap: *Heap, addr: usize, class: Class) span_box.SpanBlock {
+    pub inline fn checkRemote(heap: *Heap, addr: usize, class: Class) span_box.SpanBlock {
         if (!segment_box.contains(addr)) span_box.corruptedFreeList(addr);
         const span = Segment.of(addr).spanOf(addr);
         if (span.heap != @as(*anyopaque, heap)) span_box.corruptedFreeList(addr);
