@@ -242,10 +242,15 @@ pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
 
 /// A block another heap owns. Out of line so the local path saves no
 /// registers for it.
-/// Every free of the hardened lane comes here (its threads' hot-path slot
-/// stays null).
 noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block, release: Release) void {
     if (heap) |own| return own.freeRemote(span, block);
+    freeWithoutSlot(span, block, release);
+}
+
+/// A free by a thread whose hot-path slot is null: the hardened lane (every
+/// free), or a thread that never allocated. Out of line so a remote free
+/// saves no registers for it.
+noinline fn freeWithoutSlot(span: *Span, block: *Block, release: Release) void {
     if (policy.snapshot.hardened()) return hardened.free(span, block, release);
     const own = thread.heapForFree() orelse return heap_box.freeWithoutHeap(span, block);
     // The heap just taken may be an adopted orphan that owns the span.

@@ -182,9 +182,9 @@ pub const Heap = struct {
     /// Gives back a block of a span another heap owns: batched in the
     /// outbox until flushed.
     pub inline fn freeRemote(heap: *Heap, span: *Span, block: *Block) void {
-        heap.handOver(span, block);
         heap.counters.class_frees[span.class].add(1);
         heap.counters.remote_free_count.add(1);
+        heap.handOver(span, block);
     }
 
     /// Marks a block of another heap's span free and puts it in the outbox.

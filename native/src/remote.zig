@@ -90,16 +90,23 @@ pub const Outbox = struct {
     /// another owner's batch.
     pub inline fn push(outbox: *Outbox, inbox: *Inbox, class: Class, block: *Block, batch_limit: u32, counters: *stats.Counters) void {
         const slot = &outbox.slots[class];
-        if (slot.inbox != inbox) {
-            if (slot.inbox != null) outbox.flushSlot(class, counters);
-            slot.inbox = inbox;
-            slot.tail = block;
-            outbox.occupied.set(class);
-        }
+        if (slot.inbox != inbox) return outbox.pushFirst(inbox, class, block, batch_limit, counters);
         block.link = span_box.encodeLink(block, slot.head);
         slot.head = block;
         slot.count += 1;
         if (slot.count >= batch_limit) outbox.flushSlot(class, counters);
+    }
+
+    /// `push` of a batch's first block (the slot is empty or holds another
+    /// owner's batch, which is flushed first). Out of line, like
+    /// `flushSlot`, so the push of every other block saves no registers.
+    noinline fn pushFirst(outbox: *Outbox, inbox: *Inbox, class: Class, block: *Block, batch_limit: u32, counters: *stats.Counters) void {
+        const slot = &outbox.slots[class];
+        if (slot.inbox != null) outbox.flushSlot(class, counters);
+        slot.inbox = inbox;
+        slot.tail = block;
+        outbox.occupied.set(class);
+        outbox.push(inbox, class, block, batch_limit, counters);
     }
 
     /// Hands every pending batch over.
@@ -107,7 +114,8 @@ pub const Outbox = struct {
         while (outbox.occupied.findFirstSet()) |class| outbox.flushSlot(@intCast(class), counters);
     }
 
-    fn flushSlot(outbox: *Outbox, class: Class, counters: *stats.Counters) void {
+    /// Out of line (once per batch), so a push saves no registers for it.
+    noinline fn flushSlot(outbox: *Outbox, class: Class, counters: *stats.Counters) void {
         const slot = &outbox.slots[class];
         std.debug.assert(slot.count > 0 and outbox.occupied.isSet(class));
         publish(slot.inbox.?, class, slot.head.?, slot.tail.?);
