@@ -47,13 +47,22 @@ pub inline fn mallocAs(size: usize, comptime origin: Origin) ?*anyopaque {
     return mallocOther(size, origin);
 }
 
-/// Out of line so the hot path saves no registers for it. Every malloc of
-/// the hardened lane comes here (its threads' hot-path slot stays null).
+/// Sizes the hot path does not cover: those above 32 KiB up to
+/// `sizeclass.medium_max_bytes` served here, the rest by
+/// `mallocWithoutSlot`. Out of line so the hot path saves no registers for
+/// it. Every malloc of the hardened lane comes here (its threads' hot-path
+/// slot stays null).
 noinline fn mallocOther(size: usize, comptime origin: Origin) ?*anyopaque {
     if (size -% (sizeclass.fine_max_bytes + 1) < sizeclass.medium_max_bytes - sizeclass.fine_max_bytes) {
         // A null slot: the thread's first call, or the hardened lane.
         if (thread.current()) |heap| return heap.alloc(sizeclass.coarseClassOf(size));
     }
+    return mallocWithoutSlot(size, origin);
+}
+
+/// 0, a large block, or a thread without a hot-path slot. Out of line so
+/// malloc of the medium sizes above saves no registers for it.
+noinline fn mallocWithoutSlot(size: usize, comptime origin: Origin) ?*anyopaque {
     // The process's first malloc comes here: the policy decides the path.
     thread.start();
     if (size == 0 and policy.snapshot.empty_faults == 1) {
