@@ -201,8 +201,8 @@ pub const Heap = struct {
         heap.counters.refill_count.add(1);
         heap.check();
         // Most refills: the current span is carved whole, no remote frees
-        // wait for the class, and a partial span does. Kept short (no
-        // registers to save); everything else is `refillSlow`.
+        // wait for the class, and a partial span does. Kept short (one
+        // register saved); everything else is `refillSlow`.
         const current_span = heap.current[class];
         if (!current_span.canCarve() and !heap.inbox.hasPending(class)) {
             if (heap.partial[class].head) |span| {
