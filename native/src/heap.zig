@@ -172,11 +172,13 @@ pub const Heap = struct {
     inline fn giveBack(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
         std.debug.assert(span.heap == @as(*anyopaque, heap));
         std.debug.assert(span.usedBlocks() > 0);
+        // Tested before the push, so that the common case is a compare and
+        // a decrement in memory: 1 (the span empties) or negative (it
+        // carries full_bit) takes the edge, which pushes and decrements
+        // itself.
+        if (@as(i32, @bitCast(span.used)) <= 1) return heap.spanGainedFree(span, block, cookie);
         span.pushFree(block, cookie);
-        const used = span.used -% 1;
-        span.used = used;
-        // 0: the span is empty; negative: it carries full_bit.
-        if (@as(i32, @bitCast(used)) <= 0) heap.spanGainedFree(span);
+        span.used -= 1;
     }
 
     /// Gives back a block of a span another heap owns: batched in the
@@ -351,9 +353,12 @@ pub const Heap = struct {
         heap.giveBack(found.span, found.block, span_box.cookieOf(found.block));
     }
 
-    /// A span got blocks back: a full span becomes partial, an empty one
-    /// retires (unless it is its class's current span).
-    noinline fn spanGainedFree(heap: *Heap, span: *Span) void {
+    /// `giveBack` of a block to a span that was full or empties with it:
+    /// the push, then a full span becomes partial, an empty one retires
+    /// (unless it is its class's current span).
+    noinline fn spanGainedFree(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
+        span.pushFree(block, cookie);
+        span.used -%= 1;
         if (span == heap.current[span.class]) return;
         const was_full = span.isFull();
         span.setFull(false);

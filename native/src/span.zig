@@ -192,8 +192,8 @@ pub const Span = extern struct {
     /// Blocks handed out and not yet given back to this span (in use, or
     /// in flight in some thread's remote list), plus `full_bit` while the
     /// span is off its class's queues for lack of free blocks. One
-    /// decrement then tells free both "now empty" and "was full": the
-    /// result is 0 or negative as an i32.
+    /// compare then tells free both "empties now" and "was full": the
+    /// value is 1 or negative as an i32.
     used: u32 = 0,
     // Which of the owner's queues holds the span.
     /// In the owner's partial list for its class.
