@@ -184,6 +184,7 @@ pub const Heap = struct {
     /// Gives back a block of a span another heap owns: batched in the
     /// outbox until flushed.
     pub inline fn freeRemote(heap: *Heap, span: *Span, block: *Block) void {
+        // Counted first, so that a flush in `handOver` is a tail call.
         heap.counters.class_frees[span.class].add(1);
         heap.counters.remote_free_count.add(1);
         heap.handOver(span, block);

@@ -263,8 +263,8 @@ pub const Span = extern struct {
     /// may be a reused span's) and links them in a random order.
     pub fn carve(span: *Span, shuffle: ?*u64) bool {
         std.debug.assert(span.free == null);
+        if (!span.canCarve()) return false;
         const capacity = span.capacity.load(.monotonic);
-        if (capacity >= span.reserved) return false;
         const bytes = std.math.clamp(@as(usize, capacity) * span.block_size, layout.page_size_bytes, carve_bytes);
         const count = @min(span.reserved - capacity, @max(1, bytes / span.block_size));
         const first = span.start + @as(usize, capacity) * span.block_size;
