@@ -210,9 +210,7 @@ pub const Heap = struct {
         if (!current_span.canCarve() and !heap.inbox.hasPending(class)) {
             if (heap.partial[class].head) |span| {
                 if (current_span != &empty_span) current_span.setFull(true);
-                heap.unlinkPartial(span);
-                heap.current[class] = span;
-                return heap.alloc(class);
+                return heap.allocFromPartial(class, span);
             }
         }
         return heap.refillSlow(class);
@@ -241,12 +239,7 @@ pub const Heap = struct {
         } else if (heap.inbox.hasPending(class)) {
             heap.collect(class);
         }
-        if (heap.partial[class].head) |span| {
-            heap.unlinkPartial(span);
-            std.debug.assert(span.free != null);
-            heap.current[class] = span;
-            return heap.alloc(class);
-        }
+        if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
         const span = heap.freshSpan(class) orelse {
             os.setErrno(.NOMEM);
             return null;
@@ -254,6 +247,15 @@ pub const Heap = struct {
         heap.current[class] = span;
         const carved = span.carve(heap.shuffle());
         std.debug.assert(carved);
+        return heap.alloc(class);
+    }
+
+    /// Makes `span`, the head of `class`'s partial list, the class's
+    /// current span and pops from it.
+    inline fn allocFromPartial(heap: *Heap, class: Class, span: *Span) ?*anyopaque {
+        heap.unlinkPartial(span);
+        std.debug.assert(span.free != null);
+        heap.current[class] = span;
         return heap.alloc(class);
     }
 
