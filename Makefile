@@ -189,7 +189,7 @@ NATIVE_VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.
 # run under LD_PRELOAD=$(LIB); `make test-c LIB=/path/libhakozuna.so` tests another build.
 TEST_CFLAGS := -O2 -Wall -Wextra -Werror -pthread -fno-builtin -Inative/include
 TEST_SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
-C_TESTS := contract xthread churn forkstress badfree hardening giveback manythreads
+C_TESTS := contract xthread churn forkstress badfree hardening giveback manythreads alignedalloc
 
 build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
 	@mkdir -p $(@D)
@@ -199,6 +199,11 @@ build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
 build/c/cxxnew: tests/c/cxxnew.cc tests/c/util.h
 	@mkdir -p $(@D)
 	$(CXX) -std=c++17 -O2 -Wall -Wextra -Werror -pthread -o $@ $<
+
+# tests/c/alignedalloc.c again, telling the library its glibc is 2.39.
+build/c/alignedalloc-glibc239: tests/c/alignedalloc.c tests/c/util.h
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DPRETEND_GLIBC='"2.39"' -rdynamic -o $@ $<
 
 # A library that allocates in its constructor (tests/c/early.c).
 build/c/libearly.so: tests/c/early.c tests/c/util.h
@@ -212,7 +217,7 @@ build/c/contract-asan: tests/c/contract.c tests/c/util.h
 test-c: $(LIB)
 	@command -v $(CC) >/dev/null 2>&1 || { apt-get update && apt-get install -y gcc libc6-dev; }
 	@command -v $(CXX) >/dev/null 2>&1 || { apt-get update && apt-get install -y g++; }
-	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) cxxnew libearly.so contract-asan)
+	$(MAKE) --no-print-directory $(addprefix build/c/,$(C_TESTS) alignedalloc-glibc239 cxxnew libearly.so contract-asan)
 	@# api links the library itself: relinked every run, so it uses this $(LIB)
 	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
 	tests/c/run.sh $(LIB) build/c

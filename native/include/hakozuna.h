@@ -54,7 +54,8 @@ void *hz_malloc(size_t size);
 void hz_free(void *ptr);
 void *hz_calloc(size_t count, size_t size);
 void *hz_realloc(void *ptr, size_t size);
-/* Any power-of-two alignment; a size that is not a multiple of it is allowed. */
+/* Any power-of-two alignment, else NULL with EINVAL (C17, whatever the C
+ * library's aligned_alloc does); a size that is not a multiple of it is allowed. */
 void *hz_aligned_alloc(size_t alignment, size_t size);
 /* Usable bytes of a live block (>= the size asked for); 0 for NULL. */
 size_t hz_usable_size(const void *ptr);

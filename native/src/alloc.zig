@@ -343,16 +343,13 @@ pub fn memalign(alignment: usize, size: usize) ?*anyopaque {
 /// `memalign` for a request of `origin` (C++'s aligned new and new[]).
 pub fn memalignAs(alignment: usize, size: usize, comptime origin: Origin) ?*anyopaque {
     if (alignment <= sizeclass.min_alignment_bytes) return mallocAs(size, origin);
-    if (alignment > std.math.maxInt(usize) / 2 + 1) {
-        os.setErrno(.INVAL);
-        return null;
-    }
+    if (alignment > std.math.maxInt(usize) / 2 + 1) return badAlignment();
     const power = std.math.ceilPowerOfTwo(usize, alignment) catch unreachable;
-    return alignedAlloc(power, size, origin);
+    return alignedBlock(power, size, origin);
 }
 
 /// A block aligned to `alignment` (a power of two above 16).
-fn alignedAlloc(alignment: usize, size: usize, origin: Origin) ?*anyopaque {
+fn alignedBlock(alignment: usize, size: usize, origin: Origin) ?*anyopaque {
     std.debug.assert(std.math.isPowerOfTwo(alignment));
     // Checked in two steps: `max_request_bytes - alignment` would wrap for
     // alignments above it (posix_memalign accepts up to SIZE_MAX/2+1).
@@ -365,6 +362,30 @@ fn alignedAlloc(alignment: usize, size: usize, origin: Origin) ?*anyopaque {
         return heap.alloc(class);
     }
     return mallocLarge(size, alignment);
+}
+
+/// hz_aligned_alloc: C17's aligned_alloc, where an alignment that is not a
+/// power of two (0 included) is EINVAL.
+pub fn alignedAlloc(alignment: usize, size: usize) ?*anyopaque {
+    if (!isAlignment(alignment)) return badAlignment();
+    return memalign(alignment, size);
+}
+
+/// aligned_alloc as the running glibc has it: from 2.38 on, C17's rule
+/// (`alignedAlloc`); before, memalign. The version is asked only for an
+/// alignment that is not a power of two.
+pub fn alignedAllocAsGlibc(alignment: usize, size: usize) ?*anyopaque {
+    if (!isAlignment(alignment) and os.glibcAtLeast(2, 38)) return badAlignment();
+    return memalign(alignment, size);
+}
+
+fn isAlignment(alignment: usize) bool {
+    return alignment != 0 and alignment & (alignment - 1) == 0;
+}
+
+fn badAlignment() ?*anyopaque {
+    os.setErrno(.INVAL);
+    return null;
 }
 
 /// posix_memalign's checks: the alignment must be a power-of-two multiple of

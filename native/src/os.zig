@@ -180,6 +180,27 @@ pub fn setErrno(value: std.c.E) void {
     std.c._errno().* = @intFromEnum(value);
 }
 
+/// True when the C library running is glibc `major.minor` or later.
+/// gnu_get_libc_version is looked up weakly, so under another C library
+/// (or a static glibc that lacks it) the answer is false; it returns a
+/// constant string and allocates nothing.
+pub fn glibcAtLeast(major: u32, minor: u32) bool {
+    const get = @extern(?*const fn () callconv(.c) [*:0]const u8, .{
+        .name = "gnu_get_libc_version",
+        .linkage = .weak,
+    }) orelse return false;
+    return versionAtLeast(std.mem.span(get()), major, minor);
+}
+
+/// "2.38", "2.38.9000" or "3.0" against `major.minor`; false when the text
+/// does not start with two dot-separated numbers.
+fn versionAtLeast(text: []const u8, major: u32, minor: u32) bool {
+    var parts = std.mem.tokenizeScalar(u8, text, '.');
+    const have_major = std.fmt.parseUnsigned(u32, parts.next() orelse return false, 10) catch return false;
+    const have_minor = std.fmt.parseUnsigned(u32, parts.next() orelse return false, 10) catch return false;
+    return have_major > major or (have_major == major and have_minor >= minor);
+}
+
 /// A futex-backed mutex for the cold paths (segment cache, large-block
 /// registry, heap registry). No allocation, no libc, fork-safe by re-init.
 pub const Lock = struct {
@@ -248,6 +269,17 @@ test "map, purge and unmap round trip" {
     purge(ptr, len);
     try std.testing.expectEqual(@as(u8, 0), ptr[0]);
     unmap(ptr, len);
+}
+
+test "versionAtLeast reads glibc's version text" {
+    try std.testing.expect(versionAtLeast("2.38", 2, 38));
+    try std.testing.expect(versionAtLeast("2.40.9000", 2, 38));
+    try std.testing.expect(versionAtLeast("3.0", 2, 38));
+    try std.testing.expect(!versionAtLeast("2.36", 2, 38));
+    try std.testing.expect(!versionAtLeast("1.99", 2, 38));
+    try std.testing.expect(!versionAtLeast("2", 2, 38));
+    try std.testing.expect(!versionAtLeast("", 2, 38));
+    try std.testing.expect(!versionAtLeast("2.x", 2, 38));
 }
 
 test "mapAligned returns aligned memory" {

@@ -60,6 +60,12 @@ const Exports = struct {
     fn memalign(alignment: usize, size: usize) callconv(.c) ?*anyopaque {
         return alloc.memalign(alignment, size);
     }
+    fn alignedAlloc(alignment: usize, size: usize) callconv(.c) ?*anyopaque {
+        return alloc.alignedAlloc(alignment, size);
+    }
+    fn alignedAllocAsGlibc(alignment: usize, size: usize) callconv(.c) ?*anyopaque {
+        return alloc.alignedAllocAsGlibc(alignment, size);
+    }
     fn valloc(size: usize) callconv(.c) ?*anyopaque {
         return alloc.valloc(size);
     }
@@ -125,8 +131,9 @@ const Exports = struct {
         exportAs(&realloc, &.{ "realloc", "__libc_realloc", "hz_realloc" });
         exportAs(&reallocarray, &.{"reallocarray"});
         exportAs(&posixMemalign, &.{"posix_memalign"});
-        // glibc 2.36's aligned_alloc is its memalign.
-        exportAs(&memalign, &.{ "memalign", "aligned_alloc", "__libc_memalign", "hz_aligned_alloc" });
+        exportAs(&memalign, &.{ "memalign", "__libc_memalign" });
+        exportAs(&alignedAllocAsGlibc, &.{"aligned_alloc"});
+        exportAs(&alignedAlloc, &.{"hz_aligned_alloc"});
         exportAs(&valloc, &.{ "valloc", "__libc_valloc" });
         exportAs(&pvalloc, &.{ "pvalloc", "__libc_pvalloc" });
         exportAs(&usableSize, &.{ "malloc_usable_size", "hz_usable_size" });

@@ -130,16 +130,13 @@ static void check_alloc(void) {
       CHECK(!q || hz_owns(q) == 1, "hz_owns(hz_aligned_alloc(%zu, %zu)) is not 1", a, n);
       hz_free(q);
     }
-  /* A non-power-of-two alignment: NULL with EINVAL (C17), or, as glibc
-   * 2.36's aligned_alloc does, a block aligned to the next power of two. */
-  static const size_t odd_align[] = {3, 24, 48, 100, 4097};
+  /* A non-power-of-two alignment (0 included): NULL with EINVAL (C17),
+   * whatever the C library's own aligned_alloc does. */
+  static const size_t odd_align[] = {0, 3, 24, 48, 100, 4097};
   for (size_t i = 0; i < sizeof odd_align / sizeof odd_align[0]; i++) {
     errno = 0;
     void *q = hz_aligned_alloc(opaque(odd_align[i]), 64);
-    size_t pow2 = 1;
-    while (pow2 < odd_align[i]) pow2 <<= 1;
-    CHECK(q ? (uintptr_t)q % pow2 == 0 : errno == EINVAL,
-          "hz_aligned_alloc(%zu, 64): want NULL with EINVAL or a block aligned to %zu", odd_align[i], pow2);
+    CHECK(!q && errno == EINVAL, "hz_aligned_alloc(%zu, 64): want NULL, EINVAL", odd_align[i]);
     hz_free(q);
   }
   errno = 0;

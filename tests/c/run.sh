@@ -86,6 +86,11 @@ for lane in balanced hardened; do
   check "badfree-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/badfree"
 done
 
+# aligned_alloc follows the running glibc (2.38 and later refuse an alignment
+# that is not a power of two); the second binary says its glibc is 2.39.
+check aligned-alloc env LD_PRELOAD="$lib" $limit "$bin/alignedalloc"
+check aligned-alloc-glibc239 env LD_PRELOAD="$lib" $limit "$bin/alignedalloc-glibc239"
+
 # A library's constructor allocates before hakozuna's constructor ran, and its
 # destructor frees at exit: the first malloc already follows the lane.
 for lane in balanced hardened; do
