@@ -85,7 +85,7 @@ pub const knobs = [_]Knob{
         .min = 1,
         .max = 4096,
         .default = .init(.{ .balanced = 32, .scale = 128, .compact = 8, .hardened = 32 }),
-        .meaning = "blocks a thread gathers per size class before handing frees to their owner (also capped at 64 KiB)",
+        .meaning = "blocks a thread gathers per size class before handing frees to their owner (also capped at 4 KiB)",
     },
     .{
         .env = "HZ_PURGE_SLICES",
@@ -138,9 +138,13 @@ pub fn statsPrefix() []const u8 {
     return std.mem.sliceTo(&stats_prefix_buffer, 0);
 }
 
-/// A remote batch also stops at this many bytes, so a thread never sits on
-/// megabytes of another heap's large blocks.
-pub const remote_batch_max_bytes: usize = 64 * 1024;
+/// A remote batch also stops at this many bytes: blocks of 4 KiB and more
+/// go to their owner one at a time, 2 KiB ones in pairs, while blocks of
+/// 128 bytes and less still gather `remote_batch`. What a batch holds
+/// waits, unusable by anyone, until it is flushed; for medium blocks that
+/// wait cost more peak memory than the saved compare-and-swaps were worth
+/// (bench/LEDGER.md, "remote batches stop at 4 KiB").
+pub const remote_batch_max_bytes: usize = 4 * 1024;
 
 /// Blocks per remote batch for each class: `remote_batch`, capped by
 /// `remote_batch_max_bytes` (at least one).
@@ -266,6 +270,9 @@ test "remote batches are capped in bytes" {
     const limits = batchLimits(Policy.ofLane(.balanced));
     try std.testing.expectEqual(@as(u32, 32), limits[0]);
     try std.testing.expectEqual(@as(u32, 1), limits[sizeclass.class_count - 1]);
+    try std.testing.expectEqual(@as(u32, 32), limits[sizeclass.classOf(128)]);
+    try std.testing.expectEqual(@as(u32, 2), limits[sizeclass.classOf(2048)]);
+    try std.testing.expectEqual(@as(u32, 1), limits[sizeclass.classOf(4096)]);
     for (limits, sizeclass.block_size_bytes) |limit, size| {
         try std.testing.expect(limit == 1 or limit * size <= remote_batch_max_bytes);
     }
