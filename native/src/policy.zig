@@ -139,8 +139,9 @@ pub fn statsPrefix() []const u8 {
 }
 
 /// A remote batch also stops at this many bytes: blocks of 4 KiB and more
-/// go to their owner one at a time, 2 KiB ones in pairs, while blocks of
-/// 128 bytes and less still gather `remote_batch`. What a batch holds
+/// go to their owner one at a time, 2 KiB ones in pairs, while in
+/// `balanced` blocks of 128 bytes and less still gather all 32 of
+/// `remote_batch`. What a batch holds
 /// waits, unusable by anyone, until it is flushed; for medium blocks that
 /// wait cost more peak memory than the saved compare-and-swaps were worth
 /// (bench/LEDGER.md, "remote batches stop at 4 KiB").
