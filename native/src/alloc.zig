@@ -379,8 +379,9 @@ pub fn alignedAllocAsGlibc(alignment: usize, size: usize) ?*anyopaque {
     return memalign(alignment, size);
 }
 
+/// A power of two (std's test asserts a nonzero argument, hence the first).
 fn isAlignment(alignment: usize) bool {
-    return alignment != 0 and alignment & (alignment - 1) == 0;
+    return alignment != 0 and std.math.isPowerOfTwo(alignment);
 }
 
 fn badAlignment() ?*anyopaque {
