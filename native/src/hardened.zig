@@ -13,8 +13,10 @@
 //!            write past it before any free aborts here).
 //!   free   — the bitmap must say allocated (a second free aborts, even
 //!            after the block was handed out again while it waits in
-//!            quarantine); the tail and every canary byte must be intact
-//!            (an overflow aborts, naming the block); a C++ delete must
+//!            quarantine); the tail and every canary byte must be intact,
+//!            and so must the zero room past the canaries and the
+//!            neighbours where the block meets them (an overflow or an
+//!            underflow aborts, naming the block); a C++ delete must
 //!            match the new that made the block (form and size); the
 //!            block is zeroed and waits in the heap's quarantine before it
 //!            can be reused.
@@ -26,6 +28,7 @@
 const std = @import("std");
 const hash = @import("hash.zig");
 const heap_box = @import("heap.zig");
+const layout = @import("layout.zig");
 const os = @import("os.zig");
 const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
@@ -114,16 +117,43 @@ pub fn classFor(size: usize, alignment: usize) ?sizeclass.Class {
 }
 
 /// Aborts unless the zeroed block at `addr` still reads zero from byte
-/// `from` on (up to `checked_bytes`); both are multiples of 16.
+/// `from` on (up to `checked_bytes`).
 fn checkUnwritten(addr: usize, block_size: usize, from: usize) void {
-    // 16 bytes at a time: blocks are 16-byte aligned, their sizes and
-    // `from` multiples of 16.
-    const Chunk = @Vector(2, u64);
-    const chunks: [*]const Chunk = @ptrFromInt(addr);
-    var any: Chunk = @splat(0);
-    for (chunks[from / 16 .. @min(block_size, checked_bytes) / 16]) |chunk| any |= chunk;
-    if (@reduce(.Or, any) != 0) os.fatalPointer("malloc(): write after free", addr);
+    if (!allZero(addr + from, @min(block_size, checked_bytes) - from)) os.fatalPointer("malloc(): write after free", addr);
 }
+
+/// Whether the `len` bytes at `addr` are all zero: in 16-byte unaligned
+/// loads that may overlap, without a branch per byte; up to 64 bytes (what
+/// free checks) without a loop.
+fn allZero(addr: usize, len: usize) bool {
+    const bytes: [*]const u8 = @ptrFromInt(addr);
+    if (len < 16) {
+        if (len < 8) {
+            for (bytes[0..len]) |byte| if (byte != 0) return false;
+            return true;
+        }
+        return std.mem.readInt(u64, bytes[0..8], .little) | std.mem.readInt(u64, bytes[len - 8 ..][0..8], .little) == 0;
+    }
+    const Chunk = @Vector(2, u64);
+    const chunkAt = struct {
+        fn load(at: [*]const u8) Chunk {
+            return @as(*align(1) const Chunk, @ptrCast(at)).*;
+        }
+    }.load;
+    const last = len - 16;
+    var any = chunkAt(bytes) | chunkAt(bytes + @min(16, last)) | chunkAt(bytes + @min(32, last)) | chunkAt(bytes + last);
+    var offset: usize = 48;
+    while (offset < last) : (offset += 16) any |= chunkAt(bytes + offset);
+    return @reduce(.Or, any) == 0;
+}
+
+/// How far past a block, either way, free looks for bytes that no one may
+/// write: the room past the block's canaries, and a free neighbour's
+/// bytes next to the block. An overflow or underflow of up to this many
+/// bytes that skips the canaries (one byte written 32 past the end) or
+/// reaches past the block into a free one is caught at the next free of
+/// either block.
+const guard_bytes: usize = 64;
 
 /// Canary bytes after the request: up to this many, whatever room the
 /// class leaves. An overflow writes on from the end of the request, so the
@@ -331,16 +361,20 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     if (!segment.isAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
     const tail = checkedTail(span, block, "free()");
     if (release != Release{}) checkRelease(addr, tail, release);
+    checkRoom(span, addr, tail.size);
     const maybe_heap = thread.heapForFree();
     const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
-    if (own_span) checkPrevious(span, addr);
+    if (own_span) checkNeighbours(span, addr);
     @atomicStore(usize, sharedTailOf(addr, span.block_size), freeingMark(addr), .monotonic);
+    // Zeroed while the bit still says live (with the tail marked, checks
+    // skip it), so that a block whose bit reads clear is zero past its
+    // link and cookie (`checkFree`).
+    @memset(@as([*]u8, @ptrCast(block))[0 .. span.block_size - @sizeOf(usize)], 0);
     // Atomic: of two racing frees of one block, exactly one clears the bit.
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
-    // The tail goes from marked to zero in one store (`checkPrevious` may
-    // read it meanwhile), then the rest.
+    // The tail goes from marked to zero in one store (`checkFree` may read
+    // it meanwhile).
     @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .monotonic);
-    @memset(@as([*]u8, @ptrCast(block))[0 .. span.block_size - @sizeOf(usize)], 0);
     const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
@@ -360,24 +394,74 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     heap.release(evicted);
 }
 
-/// An underflow of the block at `addr` lands in its lower neighbour's
-/// tail. A live neighbour's tail and canaries must be intact; a free one's
-/// tail word must be zero, or marked while it is being freed (past the
-/// 16-byte class, whose tail word is a free block's cookie). Only the span's owner may
-/// check: only it hands the span's blocks out, so while it reads, the
+/// Aborts naming the block at `addr` (live, of `size` requested bytes)
+/// when the room between its canaries and its tail, which malloc left
+/// zero, was written (its first `guard_bytes`).
+fn checkRoom(span: *const Span, addr: usize, size: usize) void {
+    const from = size + canariesOf(addr, size, span.block_size).len;
+    const to = @min(span.block_size - @sizeOf(usize), from + guard_bytes);
+    if (!allZero(addr + from, to -| from)) os.fatalPointer("free(): buffer overflow detected", addr);
+}
+
+/// An underflow of the block at `addr` lands in its lower neighbour, or
+/// in the gap before a span's first block; an overflow past its canaries
+/// and tail lands in its upper neighbour. A live lower neighbour's tail and
+/// canaries must be intact; a free neighbour must read as a free block
+/// (`checkFree`) where the block meets it; the gap before a span's first
+/// block (`span_box.guard_gap_bytes`) must be zero. Only the span's owner
+/// may check: only it hands the span's blocks out, so while it reads, a
 /// neighbour can be freed (see `free` for the order) but not freed and
-/// handed out again, which on another thread would read as damage with
-/// the bit set.
-fn checkPrevious(span: *const Span, addr: usize) void {
-    if (addr == span.start) return;
-    const lower = addr - span.block_size;
-    if (!Segment.of(lower).isAllocated(lower)) {
-        if (span.block_size <= link_bytes) return;
-        const tail = @atomicLoad(usize, sharedTailOf(lower, span.block_size), .monotonic);
-        if (tail != 0 and tail != freeingMark(lower)) os.fatalPointer("free(): buffer underflow detected", addr);
-        return;
+/// handed out again, which on another thread would read as damage with the
+/// bit set.
+fn checkNeighbours(span: *const Span, addr: usize) void {
+    const block_size: usize = span.block_size;
+    const segment = Segment.of(addr);
+    if (addr == span.start) {
+        // Spans start at slice boundaries: what precedes the first block in
+        // its slice is its gap.
+        const gap_bytes = addr % layout.slice_size_bytes;
+        if (gap_bytes >= span_box.guard_gap_bytes and !allZero(addr - span_box.guard_gap_bytes, span_box.guard_gap_bytes)) {
+            os.fatalPointer("free(): buffer underflow detected", addr);
+        }
+    } else {
+        const lower = addr - block_size;
+        if (segment.isAllocated(lower)) {
+            checkLiveAt(lower, addr, "free(): buffer underflow detected");
+        } else {
+            // The bytes of the lower block next to this one: its tail, and
+            // before it up to `guard_bytes` of its body.
+            const tail = @atomicLoad(usize, sharedTailOf(lower, block_size), .monotonic);
+            if (block_size > link_bytes and tail != 0 and tail != freeingMark(lower)) os.fatalPointer("free(): buffer underflow detected", addr);
+            const to = block_size - @sizeOf(usize);
+            checkFree(lower, @max(link_bytes, to -| guard_bytes), to, addr, "free(): buffer underflow detected");
+        }
     }
-    checkLiveAt(lower, addr, "free(): buffer underflow detected");
+    // A block past the carved ones may hold what an earlier span left.
+    const upper = addr + block_size;
+    if (upper < span.start + @as(usize, span.capacity.load(.monotonic)) * block_size and !segment.isAllocated(upper)) {
+        checkFree(upper, link_bytes, @max(link_bytes, @min(block_size - @sizeOf(usize), link_bytes + guard_bytes)), addr, "free(): buffer overflow detected");
+    }
+}
+
+/// What a free block's link may decode to: the end of a list (0), or a
+/// block of some segment (a remote chain's next block may lie in another
+/// span, even another heap's).
+fn validLink(next: usize) bool {
+    return next == 0 or (next % sizeclass.min_alignment_bytes == 0 and segment_box.contains(next));
+}
+
+/// Aborts naming `addr` unless the free block at `block` reads as every
+/// free block of this lane does: its link and cookie zero (zeroed, or in
+/// quarantine) or as a free list or a remote chain wrote them, and its
+/// bytes `from` to `to` zero (a free block is zeroed before its bit is
+/// cleared, and carved zeroed). Writes by other threads that hand it on
+/// change its link and cookie only from zero to such values.
+fn checkFree(block: usize, from: usize, to: usize, addr: usize, comptime message: []const u8) void {
+    const free_block: *const Block = @ptrFromInt(block);
+    const cookie = free_block.cookie;
+    const link_ok = free_block.link == 0 or validLink(span_box.decodeLink(free_block));
+    const cookie_ok = cookie == 0 or cookie == span_box.cookieOf(free_block);
+    if (!link_ok or !cookie_ok or !allZero(block + from, to -| from)) os.fatalPointer(message, addr);
 }
 
 /// Aborts naming `addr` when `block` is live and its tail or a canary byte
@@ -442,4 +526,26 @@ test "canary bytes are never ASCII, NUL or 0xFF, and vary between blocks" {
         seen.set(byte);
     }
     try std.testing.expect(seen.count() > 64);
+}
+
+test "allZero finds a non-zero byte at any place in any length" {
+    var bytes: [300]u8 align(16) = @splat(0);
+    // Unaligned starts too: free checks from the end of a request.
+    for ([_]usize{ 0, 1, 7, 8, 15 }) |start| {
+        for (0..bytes.len - start) |len| {
+            const addr = @intFromPtr(&bytes) + start;
+            try std.testing.expect(allZero(addr, len));
+            for (0..len) |at| {
+                bytes[start + at] = 0x80;
+                try std.testing.expect(!allZero(addr, len));
+                bytes[start + at] = 0;
+            }
+            // Bytes just outside the range do not count.
+            if (start > 0) bytes[start - 1] = 1;
+            if (start + len < bytes.len) bytes[start + len] = 1;
+            try std.testing.expect(allZero(addr, len));
+            if (start > 0) bytes[start - 1] = 0;
+            if (start + len < bytes.len) bytes[start + len] = 0;
+        }
+    }
 }

@@ -12,6 +12,7 @@ const build_options = @import("build_options");
 const layout = @import("layout.zig");
 const list = @import("list.zig");
 const os = @import("os.zig");
+const policy = @import("policy.zig");
 const sizeclass = @import("sizeclass.zig");
 
 /// A free block: the first word links the list (encoded, `encodeLink`),
@@ -125,6 +126,14 @@ fn colorBytes(start: usize, span_bytes: usize, block_size: usize) usize {
     return hash.topBits(start >> layout.slice_shift, 6) % colors * cache_line_bytes;
 }
 
+/// Hardened lane: zeroed bytes before the first block of a span whose
+/// blocks start past its first slice's start (a colored span), which free
+/// checks (hardened.zig): an underflow of the span's first block lands in
+/// them instead of in whatever lies before the span. A colored span takes
+/// them on top of its color when the bytes whole blocks leave over allow,
+/// so they cost no block.
+pub const guard_gap_bytes: usize = cache_line_bytes;
+
 /// A free list whose link was overwritten: one line and abort.
 pub noinline fn corruptedFreeList(block_addr: usize) noreturn {
     os.fatalPointer("malloc(): corrupted free list", block_addr);
@@ -217,7 +226,13 @@ pub const Span = extern struct {
         const block_size = sizeclass.block_size_bytes[class];
         span.free = null;
         span.block_size = block_size;
-        const color = if (sizeclass.isColored(class)) colorBytes(start, span_bytes, block_size) else 0;
+        const colored = sizeclass.isColored(class);
+        var color = if (colored) colorBytes(start, span_bytes, block_size) else 0;
+        if (colored and policy.snapshot.hardened()) {
+            if ((span_bytes - color) % block_size >= guard_gap_bytes) color += guard_gap_bytes;
+            // Whatever an earlier span left there.
+            if (color >= guard_gap_bytes) @memset(@as([*]u8, @ptrFromInt(start + color - guard_gap_bytes))[0..guard_gap_bytes], 0);
+        }
         span.reserved = @intCast((span_bytes - color) / block_size);
         span.rotate = @ctz(block_size);
         span.inverse = oddInverse(block_size >> @intCast(span.rotate));

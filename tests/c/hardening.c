@@ -30,7 +30,17 @@
  *     must fault (SIGSEGV);
  *   - overflow-before-free: 8 bytes written past a live 100-byte block,
  *     then malloc(100), must abort with a message before the block is
- *     ever freed.
+ *     ever freed;
+ *   - underflow-into-free, underflow-into-live: one byte written before a
+ *     block whose lower neighbour is free or live, then the block freed;
+ *     underflow-32: the same 32 bytes before, the neighbour free;
+ *   - overflow-into-free: one byte written 20 bytes into the free block
+ *     above a 100-byte block, past its canaries and tail, then the block
+ *     freed;
+ *   - overflow-past-canaries: one byte written 32 bytes past a 4096-byte
+ *     request, in its block's room but past its canaries, then freed;
+ *   - underflow-first-block: one byte written before the first block of a
+ *     span (a 4096-byte request at the start of its slice), then freed.
  * Without it they print SKIP.
  *
  * In every lane, malloc(0) returns a pointer no access may touch:
@@ -187,7 +197,7 @@ static void overflow_before_free(void) {
  * blocks of one size (the closest pair: adjacent blocks of one span),
  * that neighbour freed first or still live: its tail changes either way,
  * and the block's free must say so. */
-static void underflow(int keep_neighbour) {
+static void underflow(int keep_neighbour, int distance) {
   enum { N = 64 };
   unsigned char *b[N];
   for (int i = 0; i < N; i++) {
@@ -200,12 +210,55 @@ static void underflow(int keep_neighbour) {
     for (int j = 0; j < N; j++)
       if (b[i] > b[j] && (uintptr_t)(b[i] - b[j]) < gap) gap = (uintptr_t)(b[i] - b[j]), hi = i, lo = j;
   if (!keep_neighbour) free(b[lo]);
-  b[hi][-1] ^= 0x41;
+  b[hi][-distance] ^= 0x41;
   free(b[hi]);
 }
 
-static void underflow_into_free(void) { underflow(0); }
-static void underflow_into_live(void) { underflow(1); }
+static void underflow_into_free(void) { underflow(0, 1); }
+static void underflow_into_live(void) { underflow(1, 1); }
+static void underflow_32(void) { underflow(0, 32); }
+
+/* One byte written into the free block right above a 100-byte block (a
+ * 112-byte class), 20 bytes into it: past the lower block's canaries and
+ * tail, which stay intact. Its free must look at the neighbour. */
+static void overflow_into_free(void) {
+  enum { N = 64 };
+  unsigned char *b[N];
+  for (int i = 0; i < N; i++) b[i] = malloc(opaque(100));
+  for (int i = 0; i < N; i++)
+    for (int j = 0; j < N; j++)
+      if (b[j] == b[i] + 112) {
+        free(b[j]);
+        b[i][112 + 20] ^= 0x41;
+        free(b[i]);
+        return;
+      }
+  fail("no two adjacent 100-byte blocks among %d", N);
+}
+
+/* A 4096-byte request leaves room in its block past the canaries; one
+ * byte written 32 past the request lands there. */
+static void overflow_past_canaries(void) {
+  unsigned char *p = malloc(opaque(4096));
+  memset(p, 1, 4096);
+  ((unsigned char *)opaque_ptr(p))[4096 + 32] ^= 0x41;
+  free(p);
+}
+
+/* The first block of a span of 4096-byte requests (one 64 KiB slice of
+ * 5 KiB blocks: the only block less than 5 KiB from its slice's start),
+ * and one byte written before it. */
+static void underflow_first_block(void) {
+  for (int i = 0; i < 64; i++) {
+    unsigned char *p = malloc(opaque(4096));
+    if ((uintptr_t)p % (64 * 1024) < 5 * 1024) {
+      ((unsigned char *)opaque_ptr(p))[-1] ^= 0x41;
+      free(p);
+      return;
+    }
+  }
+  fail("no first block of a span among 64 blocks of 4096 bytes");
+}
 
 /* realloc within the block's class keeps the block: its canaries must
  * follow the new size, shrunk or grown. */
@@ -310,6 +363,10 @@ int main(void) {
   run_case("overflow-before-free", HARDENED_ONLY, overflow_before_free);
   run_case("underflow-into-free", HARDENED_ONLY, underflow_into_free);
   run_case("underflow-into-live", HARDENED_ONLY, underflow_into_live);
+  run_case("underflow-32", HARDENED_ONLY, underflow_32);
+  run_case("overflow-into-free", HARDENED_ONLY, overflow_into_free);
+  run_case("overflow-past-canaries", HARDENED_ONLY, overflow_past_canaries);
+  run_case("underflow-first-block", HARDENED_ONLY, underflow_first_block);
   run_case("overflow-after-shrink", HARDENED_ONLY, overflow_after_shrink);
   run_case("overflow-after-grow", HARDENED_ONLY, overflow_after_grow);
   const char *e = getenv("HZ_EMPTY_FAULTS");
