@@ -230,7 +230,7 @@ pub fn malloc(size: usize, class: sizeclass.Class, origin: Origin) ?*anyopaque {
     checkUnwritten(addr, block_size, link_bytes);
     @memset(body[0..link_bytes], 0);
     // Canary and tail first, then the bit: a free of the next block checks
-    // this one's tail as soon as the bit says it is live (checkPrevious).
+    // this one's tail as soon as the bit says it is live (checkNeighbours).
     const canary = canaryByte(addr);
     fillCanaries(canariesOf(addr, size, block_size), canary);
     const tail = writeTail(addr, block_size, .{ .size = size, .origin = origin });
@@ -326,7 +326,7 @@ noinline fn checkRelease(addr: usize, tail: Tail, release: Release) void {
 /// does not fit, it would waste more than half, or the span is another
 /// thread's). The bytes the request gives up are zeroed, as a free would,
 /// and the canaries and the tail follow the new size. Only the span's
-/// owner may: only it checks a neighbour's canaries (`checkPrevious`), so
+/// owner may: only it checks a neighbour's canaries (`checkNeighbours`), so
 /// no one reads them half rewritten.
 pub fn resizeInPlace(span: *const Span, block: *Block, old: Tail, size: usize) bool {
     const block_size: usize = span.block_size;
@@ -350,11 +350,11 @@ fn freeingMark(block: usize) usize {
 }
 
 /// Frees a span block (already found to be a block of `span` that is not
-/// on a free list): checks, zeroes, quarantines. The tail is marked before
-/// the bit is cleared and the block zeroed after, so that a block whose
-/// bit reads set with its tail marked is being freed (`checkLiveAt`), and
-/// one whose bit reads clear has its tail marked or zero
-/// (`checkPrevious`).
+/// on a free list): checks, zeroes, quarantines. The tail is marked and
+/// the block zeroed before the bit is cleared, so that a block whose bit
+/// reads set with its tail marked is being freed (`checkLiveAt`), and one
+/// whose bit reads clear has its tail marked or zero and is zero past its
+/// link and cookie (`checkFree`).
 pub fn free(span: *Span, block: *Block, release: Release) void {
     const addr = @intFromPtr(block);
     const segment = Segment.of(addr);
@@ -466,7 +466,7 @@ fn checkFree(block: usize, from: usize, to: usize, addr: usize, comptime message
 
 /// Aborts naming `addr` when `block` is live and its tail or a canary byte
 /// is damaged. Another thread may be freeing it: it marks the tail first,
-/// then clears the bit, then zeroes the block, so damage counts only while
+/// then zeroes the block, then clears the bit, so damage counts only while
 /// the bit is set and the tail is not marked.
 fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const segment = Segment.of(block);
@@ -482,7 +482,7 @@ fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
 /// `checkLiveAt` for a block `heap` handed out earlier, which may have
 /// been freed since, its span retired or its segment released: unless the
 /// address still lies in a span of `heap` (so that, as for
-/// `checkPrevious`, only this thread can hand it out again), it is skipped.
+/// `checkNeighbours`, only this thread can hand it out again), it is skipped.
 /// (Only this heap's thread releases this heap's segments.)
 fn checkLive(heap: *const heap_box.Heap, block: usize, comptime message: []const u8) void {
     if (!segment_box.contains(block)) return;
