@@ -458,9 +458,8 @@ fn validLink(next: usize) bool {
 /// change its link and cookie only from zero to such values.
 fn checkFree(block: usize, from: usize, to: usize, addr: usize, comptime message: []const u8) void {
     const free_block: *const Block = @ptrFromInt(block);
-    const cookie = free_block.cookie;
     const link_ok = free_block.link == 0 or validLink(span_box.decodeLink(free_block));
-    const cookie_ok = cookie == 0 or cookie == span_box.cookieOf(free_block);
+    const cookie_ok = free_block.cookie == 0 or Span.isFree(free_block);
     if (!link_ok or !cookie_ok or !allZero(block + from, to -| from)) os.fatalPointer(message, addr);
 }
 
