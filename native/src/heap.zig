@@ -5,7 +5,8 @@
 //! and `freeLocal`: a pop or a push on the current span's free list, no
 //! atomics, no environment. Everything else happens at event boundaries:
 //!   refill  — the current span ran dry: carve, collect remote frees, take a
-//!             partial span, or a fresh span;
+//!             partial span, borrow another heap's queued frees, or a fresh
+//!             span;
 //!   retire  — a span's last block came back: it returns to its segment
 //!             (the current span is kept, so a hot class does not thrash);
 //!   purge   — too many free slices stay resident: madvise them away;
@@ -95,6 +96,11 @@ pub const Heap = struct {
     /// update, and its first touch is the one malloc's caller makes anyway.
     /// Each address is checked (`checkRemote`) when it is popped.
     stash: [sizeclass.class_count]?*Block = @splat(null),
+    /// Per class, a chain taken from another heap's inbox, `lender[class]`,
+    /// when this heap would otherwise take a fresh span, handed out as it
+    /// is (`borrow`); `lender[class]` is set whenever the chain is not null.
+    borrowed: [sizeclass.class_count]?*Block = @splat(null),
+    lender: [sizeclass.class_count]*Heap = undefined,
     counters: stats.Counters = .{},
     outbox: remote.Outbox = .{},
     /// Segments this heap owns (those with free slices kept near the front).
@@ -240,6 +246,9 @@ pub const Heap = struct {
             heap.collect(class);
         }
         if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
+        if (!heap.hardened) {
+            if (heap.borrow(class)) |block| return block;
+        }
         const span = heap.freshSpan(class) orelse {
             os.setErrno(.NOMEM);
             return null;
@@ -261,12 +270,54 @@ pub const Heap = struct {
 
     /// Hands out the head of `class`'s stash (`block`, not yet checked).
     fn popStash(heap: *Heap, class: Class, block: *Block) *anyopaque {
-        const found = heap.checkRemote(@intFromPtr(block), class);
-        const next = span_box.decodeLink(found.block);
-        heap.stash[class] = @ptrFromInt(next);
+        return heap.popChain(&heap.stash[class], block, heap, class);
+    }
+
+    /// Hands out `head`, the first block of a chain of `owner`'s freed
+    /// blocks of `class`, checked here before its link is read, and leaves
+    /// the rest of the chain in `rest`.
+    inline fn popChain(heap: *Heap, rest: *?*Block, head: *Block, owner: *Heap, class: Class) *anyopaque {
+        const found = owner.checkRemote(@intFromPtr(head), class);
+        rest.* = @ptrFromInt(span_box.decodeLink(found.block));
         found.block.cookie = 0;
         heap.counters.class_allocs[class].add(1);
         return found.block;
+    }
+
+    /// A block of `class` from another heap's inbox, instead of a fresh
+    /// span: the heap this thread last handed `class`'s frees to may be
+    /// asleep (more threads than cores), its inbox holding blocks nobody
+    /// can use until it wakes. The chain is taken whole (the swap its owner's
+    /// collect makes) and its blocks handed out as they are, still counted
+    /// in their spans' `used`; when freed they go back to their owner as
+    /// any remote free. Each address is checked when it is popped.
+    fn borrow(heap: *Heap, class: Class) ?*anyopaque {
+        const chain = heap.borrowed[class] orelse taken: {
+            const inbox = heap.outbox.recipient[class] orelse return null;
+            const taken = inbox.take(class) orelse return null;
+            heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
+            break :taken taken;
+        };
+        return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
+    }
+
+    /// Hands every borrowed block back to its owner as a remote free (drain).
+    fn returnBorrowed(heap: *Heap) void {
+        const Return = struct {
+            lender: *Heap,
+            borrower: *Heap,
+            pub fn checkRemote(r: @This(), addr: usize, class: Class) span_box.SpanBlock {
+                return r.lender.checkRemote(addr, class);
+            }
+            pub fn takeBack(r: @This(), found: span_box.SpanBlock) void {
+                r.borrower.handOver(found.span, found.block);
+            }
+        };
+        for (&heap.borrowed, heap.lender, 0..) |*chain, lender, class| {
+            const head = chain.* orelse continue;
+            chain.* = null;
+            _ = remote.giveBackChain(head, @intCast(class), Return{ .lender = lender, .borrower = heap });
+        }
     }
 
     /// Takes back the remote frees queued for `class` (collect boundary),
@@ -507,6 +558,7 @@ pub const Heap = struct {
     /// Returns the bytes given back to the OS.
     pub fn drain(heap: *Heap, force: bool) usize {
         heap.releaseQuarantine();
+        heap.returnBorrowed();
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
         if (force or policy.snapshot.purge_slices == 0) heap.giveUpSpans() else _ = heap.retireKeptEmpty();
@@ -690,4 +742,72 @@ test "a small class hands remote frees out again from its stash" {
     _ = heap.drain(true);
     try std.testing.expect(heap.stash[class] == null);
     try std.testing.expect(heap.isBare());
+}
+
+test "a heap out of spans borrows the blocks it handed to another heap" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var owner: Heap = .{};
+    var borrower: Heap = .{};
+    const class = sizeclass.classOf(8192);
+    var blocks: [16]*anyopaque = undefined;
+    try allocAll(&owner, class, &blocks);
+    // The borrower frees the owner's blocks (remote frees, flushed).
+    for (blocks) |p| {
+        const addr = @intFromPtr(p);
+        const span = Segment.of(addr).spanOf(addr);
+        borrower.freeRemote(span, span.blockAt(addr).?);
+    }
+    borrower.outbox.flushAll(&borrower.counters);
+    try std.testing.expect(owner.inbox.hasPending(class));
+    // With no span of its own, the borrower's malloc takes them back from
+    // the owner's inbox instead of a fresh span: every one, without a segment.
+    for (0..blocks.len) |_| {
+        const again = borrower.alloc(class) orelse return error.OutOfMemory;
+        try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, again) != null);
+    }
+    try std.testing.expect(!owner.inbox.hasPending(class));
+    try std.testing.expect(borrower.isBare());
+    // The next one is fresh: the chain is used up.
+    const fresh = borrower.alloc(class) orelse return error.OutOfMemory;
+    try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, fresh) == null);
+    freeOwn(&borrower, fresh);
+    // Freed, borrowed blocks go back to their owner like any remote free.
+    for (blocks[0..8]) |p| {
+        const addr = @intFromPtr(p);
+        const span = Segment.of(addr).spanOf(addr);
+        borrower.freeRemote(span, span.blockAt(addr).?);
+    }
+    _ = borrower.drain(true);
+    try std.testing.expect(borrower.isBare());
+    // The owner takes those back and frees the rest: everything returns
+    // (a block still out would keep its segment).
+    owner.collectAll();
+    for (blocks[8..]) |p| freeOwn(&owner, p);
+    owner.check();
+    _ = owner.drain(true);
+    try std.testing.expect(owner.isBare());
+}
+
+test "drain hands borrowed blocks back to their owner" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var owner: Heap = .{};
+    var borrower: Heap = .{};
+    const class = sizeclass.classOf(8192);
+    var blocks: [16]*anyopaque = undefined;
+    try allocAll(&owner, class, &blocks);
+    for (blocks) |p| {
+        const addr = @intFromPtr(p);
+        const span = Segment.of(addr).spanOf(addr);
+        borrower.freeRemote(span, span.blockAt(addr).?);
+    }
+    borrower.outbox.flushAll(&borrower.counters);
+    const one = borrower.alloc(class) orelse return error.OutOfMemory;
+    try std.testing.expect(borrower.borrowed[class] != null);
+    const addr = @intFromPtr(one);
+    const span = Segment.of(addr).spanOf(addr);
+    borrower.freeRemote(span, span.blockAt(addr).?);
+    _ = borrower.drain(true);
+    try std.testing.expect(borrower.borrowed[class] == null);
+    _ = owner.drain(true);
+    try std.testing.expect(owner.isBare());
 }

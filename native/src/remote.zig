@@ -8,7 +8,9 @@
 //!             swap), so a refill of class c touches only class c's blocks
 //!             (docs/DESIGN.md, "Remote frees"), and gives each block back to
 //!             its span, or (small classes, heap.zig's stash) hands the
-//!             blocks out again as they are.
+//!             blocks out again as they are; a heap about to take a fresh
+//!             span may collect, instead, the queue it last flushed the
+//!             class to (heap.zig's `borrow`).
 //! Until a flush, a freeing thread keeps its remote frees in its outbox: one
 //! batch per size class, for one owner at a time (a free for another owner
 //! flushes the batch first). A hashed table of (owner, class) batches
@@ -84,6 +86,9 @@ pub const Outbox = struct {
     slots: [sizeclass.class_count]Slot = @splat(.{}),
     /// Classes whose slot holds a batch.
     occupied: ClassSet = .initEmpty(),
+    /// Per class, the inbox the last batch went to: where the heap looks
+    /// for blocks to borrow before it takes a fresh span.
+    recipient: [sizeclass.class_count]?*Inbox = @splat(null),
 
     /// Adds a freed block of `class` owned by the heap of `inbox`; flushes
     /// when the batch reaches `batch_limit`, or first when the slot holds
@@ -119,6 +124,7 @@ pub const Outbox = struct {
         const slot = &outbox.slots[class];
         std.debug.assert(slot.count > 0 and outbox.occupied.isSet(class));
         publish(slot.inbox.?, class, slot.head.?, slot.tail.?);
+        outbox.recipient[class] = slot.inbox;
         counters.flush_count.add(1);
         slot.* = .{};
         outbox.occupied.unset(class);
