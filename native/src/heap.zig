@@ -688,18 +688,24 @@ test "at thread exit a heap keeps each class's current span and purges its free 
     try std.testing.expect(heap.isBare());
 }
 
+/// Frees another heap's `blocks` through `freer` (remote frees), flushed to
+/// their owner before it returns.
+fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
+    for (blocks) |p| {
+        const addr = @intFromPtr(p);
+        const span = Segment.of(addr).spanOf(addr);
+        freer.freeRemote(span, span.blockAt(addr).?);
+    }
+    freer.outbox.flushAll(&freer.counters);
+}
+
 /// Frees `blocks` from a thread with a heap of its own (remote frees),
 /// flushed to their owner before it returns.
 fn freeOnAnotherThread(blocks: []const *anyopaque) !void {
     const Freer = struct {
         fn run(blocks_to_free: []const *anyopaque) void {
             var own: Heap = .{};
-            for (blocks_to_free) |p| {
-                const addr = @intFromPtr(p);
-                const span = Segment.of(addr).spanOf(addr);
-                own.freeRemote(span, span.blockAt(addr).?);
-            }
-            own.outbox.flushAll(&own.counters);
+            freeRemotely(&own, blocks_to_free);
         }
     };
     const thread = try std.Thread.spawn(.{}, Freer.run, .{blocks});
@@ -751,63 +757,26 @@ test "a heap out of spans borrows the blocks it handed to another heap" {
     const class = sizeclass.classOf(8192);
     var blocks: [16]*anyopaque = undefined;
     try allocAll(&owner, class, &blocks);
-    // The borrower frees the owner's blocks (remote frees, flushed).
-    for (blocks) |p| {
-        const addr = @intFromPtr(p);
-        const span = Segment.of(addr).spanOf(addr);
-        borrower.freeRemote(span, span.blockAt(addr).?);
-    }
-    borrower.outbox.flushAll(&borrower.counters);
+    freeRemotely(&borrower, &blocks);
     try std.testing.expect(owner.inbox.hasPending(class));
-    // With no span of its own, the borrower's malloc takes them back from
-    // the owner's inbox instead of a fresh span: every one, without a segment.
-    for (0..blocks.len) |_| {
-        const again = borrower.alloc(class) orelse return error.OutOfMemory;
-        try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, again) != null);
-    }
+    // With no span of its own, the borrower's malloc takes them from the
+    // owner's inbox instead of a fresh span: no segment of its own.
+    var again: [8]*anyopaque = undefined;
+    try allocAll(&borrower, class, &again);
+    for (again) |p| try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, p) != null);
     try std.testing.expect(!owner.inbox.hasPending(class));
-    try std.testing.expect(borrower.isBare());
-    // The next one is fresh: the chain is used up.
-    const fresh = borrower.alloc(class) orelse return error.OutOfMemory;
-    try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, fresh) == null);
-    freeOwn(&borrower, fresh);
-    // Freed, borrowed blocks go back to their owner like any remote free.
-    for (blocks[0..8]) |p| {
-        const addr = @intFromPtr(p);
-        const span = Segment.of(addr).spanOf(addr);
-        borrower.freeRemote(span, span.blockAt(addr).?);
-    }
-    _ = borrower.drain(true);
-    try std.testing.expect(borrower.isBare());
-    // The owner takes those back and frees the rest: everything returns
-    // (a block still out would keep its segment).
-    owner.collectAll();
-    for (blocks[8..]) |p| freeOwn(&owner, p);
-    owner.check();
-    _ = owner.drain(true);
-    try std.testing.expect(owner.isBare());
-}
-
-test "drain hands borrowed blocks back to their owner" {
-    span_box.initKeys(.{ 0x1234, 0x5678 });
-    var owner: Heap = .{};
-    var borrower: Heap = .{};
-    const class = sizeclass.classOf(8192);
-    var blocks: [16]*anyopaque = undefined;
-    try allocAll(&owner, class, &blocks);
-    for (blocks) |p| {
-        const addr = @intFromPtr(p);
-        const span = Segment.of(addr).spanOf(addr);
-        borrower.freeRemote(span, span.blockAt(addr).?);
-    }
-    borrower.outbox.flushAll(&borrower.counters);
-    const one = borrower.alloc(class) orelse return error.OutOfMemory;
     try std.testing.expect(borrower.borrowed[class] != null);
-    const addr = @intFromPtr(one);
-    const span = Segment.of(addr).spanOf(addr);
-    borrower.freeRemote(span, span.blockAt(addr).?);
+    try std.testing.expect(borrower.isBare());
+    // Freed, borrowed blocks go back to their owner as any remote free, and
+    // drain hands back those not used.
+    freeRemotely(&borrower, &again);
     _ = borrower.drain(true);
     try std.testing.expect(borrower.borrowed[class] == null);
+    try std.testing.expect(borrower.isBare());
+    // All sixteen are the owner's again (one still out would keep its
+    // segment).
+    owner.collectAll();
+    owner.check();
     _ = owner.drain(true);
     try std.testing.expect(owner.isBare());
 }
