@@ -313,10 +313,10 @@ pub const Heap = struct {
                 r.borrower.handOver(found.span, found.block);
             }
         };
-        for (&heap.borrowed, heap.lender, 0..) |*chain, lender, class| {
+        for (&heap.borrowed, 0..) |*chain, class| {
             const head = chain.* orelse continue;
             chain.* = null;
-            _ = remote.giveBackChain(head, @intCast(class), Return{ .lender = lender, .borrower = heap });
+            _ = remote.giveBackChain(head, @intCast(class), Return{ .lender = heap.lender[class], .borrower = heap });
         }
     }
 
