@@ -54,7 +54,7 @@ $(LIB): $(ZIG) $(NATIVE_SRC)
 BENCH_CC ?= cc
 BENCH_CFLAGS := -O2 -pthread -std=gnu11 -Wall -Wextra
 BENCH_PROGRAMS := random_mixed_mt_remote size_dist cache_thrash cache_scratch larson xmalloc realloc_grow \
-	malloc_pair large_churn \
+	malloc_pair large_churn placement \
 	rusage_exec malloc_owner
 BENCH_BIN := $(addprefix build/bench/,$(BENCH_PROGRAMS)) build/bench/preload_probe.so
 # Debian packages of the peer allocators the runner compares against.
@@ -98,7 +98,7 @@ test-bench: $(DENO) $(BENCH_BIN)
 	$(DENO) check bench/*.ts
 	$(DENO) lint bench
 	$(DENO) fmt --check
-	$(DENO) test --allow-read --allow-write --allow-run --allow-env --allow-ffi bench/
+	$(DENO) test --allow-read --allow-write --allow-run --allow-env --allow-ffi --allow-sys bench/
 
 test-native: $(ZIG)
 	cd native && $(ZIG) build test --summary all

@@ -5,14 +5,15 @@ import { deepStrictEqual as eq, ok, throws } from "node:assert";
 import { join } from "node:path";
 import { UsageError } from "../ffi/args.ts";
 import { compare } from "./compare.ts";
-import { checkPreloadable, elfLinkage } from "./exec.ts";
+import { checkPreloadable, elfLinkage, type Measured } from "./exec.ts";
+import { isFar, LoadMonitor } from "./machine.ts";
 import type { Results, Run } from "./model.ts";
 import { loadWasLow, summarize } from "./model.ts";
 import { parseOptions } from "./options.ts";
 import { destination, RESULTS_DIR, SCRATCH_DIR } from "./output.ts";
 import { toMarkdown } from "./render_markdown.ts";
 import { toSvg } from "./render_svg.ts";
-import { summaryLines } from "./render_terminal.ts";
+import { loadLine, summaryLines } from "./render_terminal.ts";
 import { ROOT } from "./workloads.ts";
 
 Deno.test("only a full suite run on a quiet machine writes the tracked latest.*", () => {
@@ -27,6 +28,7 @@ Deno.test("only a full suite run on a quiet machine writes the tracked latest.*"
       { mode: "suite", quick: true, quiet: true },
       { mode: "suite", quick: false, quiet: false },
       { mode: "suite", quick: true, quiet: false },
+      { mode: "suite", quick: false, partial: true, quiet: true },
       { mode: "ab", quick: false, quiet: true },
       { mode: "command", quick: false, quiet: true },
     ] as const
@@ -207,4 +209,38 @@ Deno.test("quiet means a low load before the run and little other work during it
   // An older report without the measure: the load average all along.
   ok(!loadWasLow({ before: [0.3], during: [4.2], after: [3.9], limit: 1 }));
   ok(loadWasLow({ before: [0.3], during: [0.6], after: [0.4], limit: 1 }));
+});
+
+Deno.test("a run is repeated while a probe around it reads the CPUs placed apart", async () => {
+  ok(!isFar(140, 60));
+  ok(isFar(400, 60));
+  ok(!isFar(null, 60));
+  // Before and after each attempt: far after the first run, near around the
+  // second; a workload of one thread is never probed.
+  const readings = [60, 400, 61, 62];
+  const load = new LoadMonitor(() => Promise.resolve(readings.shift() ?? null));
+  const ran: number[] = [];
+  const run = (): Promise<Measured> => {
+    ran.push(ran.length);
+    return Promise.resolve({
+      status: "exit:0",
+      ok: true,
+      wallS: 0.1,
+      userS: 0.1,
+      sysS: 0,
+      peakRssKiB: 1024,
+      stdout: new Uint8Array(),
+      stderr: "",
+    });
+  };
+  await load.measure(2, run);
+  eq(ran.length, 2);
+  await load.measure(1, run);
+  eq(ran.length, 3);
+  eq(readings.length, 0);
+  const record = load.finish(2);
+  eq(record.placement, { fastestNs: 60, farFactor: 2.5, repeatedRuns: 1 });
+  const line = loadLine({ ...fixture().machine, load: record });
+  ok(line.includes("fastest round trip 60 ns, runs repeated"), line);
+  ok(line.endsWith("over 2.5× that): 1"), line);
 });

@@ -1,13 +1,15 @@
 /**
  * The machine probe: CPU, kernel, glibc, the toolchain, this checkout's
  * commit, the libraries measured (path, SHA-256, Debian package and
- * version) and the load average before, during and after a run.
+ * version), the load average before, during and after a run, and where the
+ * host placed the two CPUs around each multi-threaded run.
  */
 import { cpus } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import type { Load, Machine } from "./model.ts";
-import { ROOT } from "./workloads.ts";
+import type { Measured } from "./exec.ts";
+import type { Load, Machine, Placement } from "./model.ts";
+import { BUILD_DIR, ROOT } from "./workloads.ts";
 
 async function output(cmd: string, args: string[]): Promise<string | null> {
   try {
@@ -63,6 +65,36 @@ export class LoadMonitor {
   #runStart: { at: number; busy: number | null; own: number } | null = null;
   #otherCpuS = 0;
   #measuredWallS = 0;
+  #placement: PlacementProbe;
+  /** `readProbe` reads the two-CPU round trip (a test passes its own). */
+  constructor(readProbe: () => Promise<number | null> = readPlacement) {
+    this.#placement = new PlacementProbe(readProbe);
+  }
+  /**
+   * Runs one measured run, `run`, and accounts for it (`sample`, `ran`). A
+   * run of `threads` > 1 is bracketed by the two-CPU probe and run again,
+   * up to `PLACEMENT_ATTEMPTS` times in all, while a probe around it reads
+   * far (`isFar`): the host had placed the two CPUs apart, which slows any
+   * workload that passes memory between threads 2–2.5 times whatever the
+   * allocator (bench/LEDGER.md, "where the host places the two CPUs").
+   */
+  async measure(
+    threads: number,
+    run: () => Promise<Measured>,
+  ): Promise<Measured> {
+    const probe = () => threads > 1 ? this.#placement.probe() : null;
+    for (let attempt = 1;; attempt++) {
+      const before = await probe();
+      this.sample();
+      const m = await run();
+      this.ran(m.userS + m.sysS);
+      const after = await probe();
+      const far = this.#placement.isFar(before) ||
+        this.#placement.isFar(after);
+      if (!m.ok || !far || attempt === PLACEMENT_ATTEMPTS) return m;
+      this.#placement.repeatedRuns++;
+    }
+  }
   /** Records the 1-minute load, at most every 5 seconds; call before a measured run. */
   sample(): void {
     const now = performance.now();
@@ -102,7 +134,63 @@ export class LoadMonitor {
         ? Math.round(this.#otherCpuS / this.#measuredWallS * 100) / 100
         : null,
       otherLimit: cores / 4,
+      ...(this.#placement.record() ?? {}),
     };
+  }
+}
+
+/** A run is repeated at most this many times in all (`LoadMonitor.measure`). */
+export const PLACEMENT_ATTEMPTS = 3;
+/** A probe this many times the fastest round trip seen reads far. */
+export const FAR_FACTOR = 2.5;
+
+/** Whether a probe of `ns` reads far against the fastest round trip seen. */
+export function isFar(ns: number | null, fastestNs: number): boolean {
+  return ns !== null && ns > fastestNs * FAR_FACTOR;
+}
+
+/** One run of bench/placement.c: the round trip in nanoseconds, or null. */
+async function readPlacement(): Promise<number | null> {
+  const out = await new Deno.Command(join(BUILD_DIR, "placement"), {
+    stdout: "piped",
+    stderr: "null",
+  }).output().catch(() => null);
+  if (!out?.success) return null;
+  const text = new TextDecoder().decode(out.stdout);
+  const ns = Number(/round_trip_ns=(\d+)/.exec(text)?.[1]);
+  return Number.isFinite(ns) ? ns : null;
+}
+
+/** The two-CPU round-trip probe and what it has read. */
+class PlacementProbe {
+  #fastestNs = Infinity;
+  #usable = true;
+  repeatedRuns = 0;
+  constructor(private read: () => Promise<number | null>) {}
+  /** One probe's round trip; null (from then on) where it cannot run. */
+  async probe(): Promise<number | null> {
+    if (!this.#usable) return null;
+    const ns = await this.read();
+    if (ns === null) {
+      this.#usable = false;
+      return null;
+    }
+    this.#fastestNs = Math.min(this.#fastestNs, ns);
+    return ns;
+  }
+  isFar(ns: number | null): boolean {
+    return isFar(ns, this.#fastestNs);
+  }
+  record(): { placement: Placement } | null {
+    return Number.isFinite(this.#fastestNs)
+      ? {
+        placement: {
+          fastestNs: this.#fastestNs,
+          farFactor: FAR_FACTOR,
+          repeatedRuns: this.repeatedRuns,
+        },
+      }
+      : null;
   }
 }
 

@@ -70,6 +70,8 @@ export async function suiteMode(o: Options): Promise<number> {
   const dest = destination({
     mode: "suite",
     quick: o.quick,
+    partial: o.only !== undefined || o.allocators !== undefined ||
+      o.extra.length > 0 || missing.length > 0,
     quiet: loadWasLow(machine.load),
     out: o.out,
   });

@@ -72,6 +72,21 @@ export interface Load {
   otherCores?: number | null;
   /** Above this much other work the figures are not trusted (a quarter of the cores). */
   otherLimit?: number;
+  /**
+   * Where the host placed the two CPUs the multi-threaded runs used: the
+   * fastest round trip between them that the probe (bench/placement.c)
+   * read, and how many runs were repeated because a probe around them read
+   * more than `farFactor` times that. Absent where the probe could not run
+   * (fewer than two CPUs) or nothing multi-threaded was measured.
+   */
+  placement?: Placement;
+}
+
+/** See `Load.placement`. */
+export interface Placement {
+  fastestNs: number;
+  farFactor: number;
+  repeatedRuns: number;
 }
 
 /** What the figures were measured on and how. */

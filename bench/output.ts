@@ -1,8 +1,9 @@
 /**
  * Where reports go. Only a full suite run on a quiet machine, with no `--out`,
- * replaces the tracked `bench/results/latest.*`; a QUICK run, a run under
- * load, an A/B or a command comparison writes to the ignored scratch folder
- * `bench/results/scratch/` instead, and says why.
+ * replaces the tracked `bench/results/latest.*`; a QUICK run, a run of some
+ * workloads or allocators only, a run under load, an A/B or a command
+ * comparison writes to the ignored scratch folder `bench/results/scratch/`
+ * instead, and says why.
  */
 import { join } from "node:path";
 import { ROOT } from "./workloads.ts";
@@ -16,6 +17,11 @@ export const SCRATCH_DIR: string = join(RESULTS_DIR, "scratch");
 export interface RunKind {
   mode: "suite" | "ab" | "command";
   quick: boolean;
+  /**
+   * Some workloads or allocators only (`--only`, `--allocators`, or a peer
+   * that is not installed), or allocators beyond the standard ones.
+   */
+  partial?: boolean;
   /** The load stayed at or below half the cores all along. */
   quiet: boolean;
   /** `--out DIR`, when given. */
@@ -52,6 +58,14 @@ export function destination(k: RunKind): Destination {
       stem,
       tracked: false,
       why: "a QUICK run is not a result to keep",
+    };
+  }
+  if (k.partial) {
+    return {
+      dir: SCRATCH_DIR,
+      stem,
+      tracked: false,
+      why: "a run of some workloads or allocators is not the full report",
     };
   }
   if (!k.quiet) {

@@ -52,9 +52,17 @@ export function loadLine(m: Machine): string {
   const other = l.otherCores === undefined || l.otherCores === null
     ? ""
     : `; other work beside the runs ${l.otherCores} cores (limit ${l.otherLimit})`;
+  const p = l.placement;
+  const placement = p
+    ? `; the two CPUs' fastest round trip ${p.fastestNs} ns, runs repeated ` +
+      `because the host had placed them apart (a probe around the run over ` +
+      `${p.farFactor}× that): ${p.repeatedRuns}`
+    : "";
   const text = `load average (1 min) before ${
     l.before[0]
-  }, during ${during}, after ${l.after[0]} on ${m.cores} cores${other}`;
+  }, during ${during}, after ${
+    l.after[0]
+  } on ${m.cores} cores${other}${placement}`;
   if (loadWasLow(l)) return text;
   return l.otherCores === undefined || l.otherCores === null
     ? `${text} — WARNING: above ${l.limit} (half the cores, peak ${

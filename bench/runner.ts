@@ -156,8 +156,10 @@ export async function measureWorkloads(
     warmup,
     load,
     async (w, alloc, measured) => {
-      const m = await runMeasured(alloc, programPath(w), w.args);
-      if (measured) load?.ran(m.userS + m.sysS);
+      const run = () => runMeasured(alloc, programPath(w), w.args);
+      const m = measured && load
+        ? await load.measure(w.threads, run)
+        : await run();
       const value = m.ok ? parseOpsPerSec(m.stdout) : null;
       if (value === null) {
         const why = m.ok

@@ -28,6 +28,12 @@ export interface Workload {
   args: string[];
   /** What the program's `ops/s=` figure counts; higher is better. */
   unit: "ops/s";
+  /**
+   * Threads the program runs at once: a workload of two or more passes
+   * memory between CPUs, so the runner checks where the CPUs were placed
+   * around each of its runs (`LoadMonitor.measure`).
+   */
+  threads: number;
   description: string;
   /**
    * Typical seconds of one run, averaged over the five allocators on an idle
@@ -39,7 +45,7 @@ export interface Workload {
 /** `quick` divides every iteration count by 4 (QUICK=1, `deno bench`). */
 export type Scale = "full" | "quick";
 
-const THREADS = "2";
+const THREADS = 2;
 
 /**
  * The mixed-workload lanes (random_mixed_mt_remote): size range, and
@@ -108,6 +114,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       "65536",
     ],
     unit: "ops/s",
+    threads,
     description: `random_mixed_mt_remote, ${threads} thread${
       threads > 1 ? "s" : ""
     }, ${min}-${max} B, ${r}% of frees remote`,
@@ -130,8 +137,9 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "dist-app",
       program: "size_dist",
-      args: ["app", THREADS, n(4_000_000), "2000"],
+      args: ["app", String(THREADS), n(4_000_000), "2000"],
       unit: "ops/s",
+      threads: THREADS,
       description:
         "application-like size distribution (mostly small, thin tail to 256 KiB)",
       typicalS: 0.35 * t,
@@ -139,24 +147,27 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "dist-uniform",
       program: "size_dist",
-      args: ["uniform", THREADS, n(2_000_000), "2000"],
+      args: ["uniform", String(THREADS), n(2_000_000), "2000"],
       unit: "ops/s",
+      threads: THREADS,
       description: "uniform sizes 16-8192 B",
       typicalS: 0.35 * t,
     },
     {
       name: "cache-thrash",
       program: "cache_thrash",
-      args: [THREADS, n(1_000_000), "50", "8"],
+      args: [String(THREADS), n(1_000_000), "50", "8"],
       unit: "ops/s",
+      threads: THREADS,
       description: "Hoard cache-thrash: active false sharing of 8-byte blocks",
       typicalS: 0.3 * t,
     },
     {
       name: "cache-scratch",
       program: "cache_scratch",
-      args: [THREADS, n(1_000_000), "50", "8"],
+      args: [String(THREADS), n(1_000_000), "50", "8"],
       unit: "ops/s",
+      threads: THREADS,
       description:
         "Hoard cache-scratch: passive false sharing after a remote free",
       typicalS: 0.3 * t,
@@ -164,8 +175,9 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "larson",
       program: "larson",
-      args: [THREADS, "40", n(160_000), "1000", "16", "1024"],
+      args: [String(THREADS), "40", n(160_000), "1000", "16", "1024"],
       unit: "ops/s",
+      threads: THREADS,
       description:
         "larson server: random replacement, worker threads replaced 40 times",
       typicalS: 0.4 * t,
@@ -175,6 +187,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       program: "xmalloc",
       args: ["1", n(3_000_000), "16", "1024", "100"],
       unit: "ops/s",
+      threads: 2,
       description:
         "xmalloc producer/consumer: every block freed by another thread",
       typicalS: 0.6 * t,
@@ -182,8 +195,9 @@ export function workloads(scale: Scale = "full"): Workload[] {
     {
       name: "realloc",
       program: "realloc_grow",
-      args: [THREADS, n(300_000), "64", "4096", "262144"],
+      args: [String(THREADS), n(300_000), "64", "4096", "262144"],
       unit: "ops/s",
+      threads: THREADS,
       description:
         "realloc growth: strings by 1-32 B to 4 KiB, buffers doubling to 256 KiB",
       typicalS: 0.4 * t,
@@ -193,6 +207,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       program: "malloc_pair",
       args: [n(30_000_000), "64"],
       unit: "ops/s",
+      threads: 1,
       description:
         "hot path: malloc(64), one byte written, free, on one thread (ops = pairs)",
       typicalS: 0.3 * t,
@@ -202,6 +217,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       program: "large_churn",
       args: [n(1_000), "16", "262144", "4194304"],
       unit: "ops/s",
+      threads: 1,
       description:
         "large blocks of random size 256 KiB-4 MiB, 16 live, replaced at random (also prints faults/op)",
       typicalS: 0.3 * t,
@@ -211,6 +227,7 @@ export function workloads(scale: Scale = "full"): Workload[] {
       program: "large_churn",
       args: [n(1_000), "16", "262144", "4194304", "50"],
       unit: "ops/s",
+      threads: 1,
       description:
         "as large-churn, half of the replacements a realloc of the block to its new size",
       typicalS: 0.3 * t,
