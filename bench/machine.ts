@@ -72,11 +72,13 @@ export class LoadMonitor {
   }
   /**
    * Runs one measured run, `run`, and accounts for it (`sample`, `ran`). A
-   * run of `threads` > 1 is bracketed by the two-CPU probe and run again,
-   * up to `PLACEMENT_ATTEMPTS` times in all, while a probe around it reads
-   * far (`isFar`): the host had placed the two CPUs apart, which slows any
-   * workload that passes memory between threads 2–2.5 times whatever the
-   * allocator (bench/LEDGER.md, "where the host places the two CPUs").
+   * run of `threads` > 1 is bracketed by the two-CPU probe: while the probe
+   * reads far (`isFar`) the run waits for it to read near (at most
+   * `PLACEMENT_WAIT_MS`), and a run after which it reads far is run again,
+   * up to `PLACEMENT_ATTEMPTS` times in all. Far means the host had placed
+   * the two CPUs apart, which slows any workload that passes memory between
+   * threads 2–2.5 times whatever the allocator (bench/LEDGER.md, "where the
+   * host places the two CPUs").
    */
   async measure(
     threads: number,
@@ -84,7 +86,16 @@ export class LoadMonitor {
   ): Promise<Measured> {
     const probe = () => threads > 1 ? this.#placement.probe() : null;
     for (let attempt = 1;; attempt++) {
-      const before = await probe();
+      let before = await probe();
+      // A far placement lasts seconds: wait it out, probing, before running.
+      for (
+        const start = performance.now();
+        this.#placement.isFar(before) &&
+        performance.now() - start < PLACEMENT_WAIT_MS;
+      ) {
+        await new Promise((done) => setTimeout(done, 50));
+        before = await probe();
+      }
       this.sample();
       const m = await run();
       this.ran(m.userS + m.sysS);
@@ -141,6 +152,8 @@ export class LoadMonitor {
 
 /** A run is repeated at most this many times in all (`LoadMonitor.measure`). */
 export const PLACEMENT_ATTEMPTS = 3;
+/** How long a run waits for the CPUs to come back together before it starts anyway. */
+const PLACEMENT_WAIT_MS = 10_000;
 /** A probe this many times the fastest round trip seen reads far. */
 export const FAR_FACTOR = 2.5;
 

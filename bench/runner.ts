@@ -132,8 +132,12 @@ export function expectedSeconds(
   rounds: number,
   warmup: number,
 ): number {
-  // Process start, the helper and Deno's bookkeeping: about 30 ms a run.
-  const perRound = list.reduce((s, w) => s + w.typicalS + 0.03, 0);
+  // Process start, the helper and Deno's bookkeeping: about 30 ms a run;
+  // the two-CPU probes around a multi-threaded run 40 ms more.
+  const perRound = list.reduce(
+    (s, w) => s + w.typicalS + 0.03 + (w.threads > 1 ? 0.04 : 0),
+    0,
+  );
   return perRound * allocators * (rounds + warmup);
 }
 
