@@ -242,5 +242,5 @@ Deno.test("a run is repeated while a probe around it reads the CPUs placed apart
   eq(record.placement, { fastestNs: 60, farFactor: 2.5, repeatedRuns: 1 });
   const line = loadLine({ ...fixture().machine, load: record });
   ok(line.includes("fastest round trip 60 ns, runs repeated"), line);
-  ok(line.endsWith("over 2.5× that): 1"), line);
+  ok(line.includes("over 2.5× that): 1"), line);
 });
