@@ -71,7 +71,7 @@ export class LoadMonitor {
     this.#placement = new PlacementProbe(readProbe);
   }
   /**
-   * Runs one measured run, `run`, and accounts for it (`sample`, `ran`). A
+   * Runs one measured run, `run`, and accounts for it (`#sample`, `#ran`). A
    * run of `threads` > 1 is bracketed by the two-CPU probe: while the probe
    * reads far (`isFar`) the run waits for it to read near (at most
    * `PLACEMENT_WAIT_MS`), and a run after which it reads far is run again,
@@ -96,9 +96,9 @@ export class LoadMonitor {
         await new Promise((done) => setTimeout(done, 50));
         before = await probe();
       }
-      this.sample();
+      this.#sample();
       const m = await run();
-      this.ran(m.userS + m.sysS);
+      this.#ran(m.userS + m.sysS);
       const after = await probe();
       const far = this.#placement.isFar(before) ||
         this.#placement.isFar(after);
@@ -107,15 +107,15 @@ export class LoadMonitor {
     }
   }
   /** Records the 1-minute load, at most every 5 seconds; call before a measured run. */
-  sample(): void {
+  #sample(): void {
     const now = performance.now();
     this.#runStart = { at: now, busy: busySeconds(), own: ownSeconds() };
     if (now - this.#last < 5000) return;
     this.#last = now;
     this.during.push(loadavg()[0]);
   }
-  /** Call after the measured run that `sample` preceded, with the CPU seconds it used. */
-  ran(cpuS: number): void {
+  /** Call after the measured run that `#sample` preceded, with the CPU seconds it used. */
+  #ran(cpuS: number): void {
     const start = this.#runStart;
     this.#runStart = null;
     const busy = busySeconds();

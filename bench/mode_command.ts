@@ -86,19 +86,20 @@ export async function commandMode(o: Options): Promise<number> {
     () => cmd,
     rounds,
     o.warmup,
-    load,
     async (_, alloc, measured) => {
       if (measured) await checkProbe(alloc);
-      const m = await runMeasured(
-        measured ? alloc : withProbe(alloc, probeFile(alloc)),
-        cmd,
-        args,
-      );
+      const run = () =>
+        runMeasured(
+          measured ? alloc : withProbe(alloc, probeFile(alloc)),
+          cmd,
+          args,
+        );
+      // One thread as far as the runner knows: no placement probe.
+      const m = measured ? await load.measure(1, run) : await run();
       if (m.status === "exit:127" && /rusage_exec: cannot run/.test(m.stderr)) {
         throw new Error(m.stderr.trim());
       }
       if (measured) {
-        load.ran(m.userS + m.sysS);
         const list = runs.get(alloc.name) ?? [];
         list.push({ m, hash: sha256(m.stdout) });
         runs.set(alloc.name, list);

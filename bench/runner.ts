@@ -2,8 +2,9 @@
  * The interleaved runner every mode shares: warm-up rounds, then measured
  * rounds in which every allocator runs each item once, in an order rotated
  * every round and item, so drift in the machine's load spreads over all
- * allocators instead of hitting one; progress on stderr; the load average
- * sampled as it goes.
+ * allocators instead of hitting one; progress on stderr. Each measured run
+ * goes through `LoadMonitor.measure` (machine.ts), which samples the load
+ * around it.
  */
 import { type Allocator, pinLibraries, type Pinned } from "./allocators.ts";
 import {
@@ -81,7 +82,6 @@ export async function interleave<T>(
   label: (item: T) => string,
   rounds: number,
   warmup: number,
-  load: LoadMonitor | null,
   run: (item: T, alloc: Allocator, measured: boolean) => Promise<boolean>,
 ): Promise<void> {
   const dropped = new Set<string>();
@@ -97,7 +97,6 @@ export async function interleave<T>(
       for (const alloc of [...allocs.slice(shift), ...allocs.slice(0, shift)]) {
         const key = `${ii}\0${alloc.name}`;
         progress.show(done, `${roundName} · ${label(item)} · ${alloc.name}`);
-        if (round >= warmup) load?.sample();
         if (!dropped.has(key) && !(await run(item, alloc, round >= warmup))) {
           dropped.add(key);
         }
@@ -158,7 +157,6 @@ export async function measureWorkloads(
     (w) => w.name,
     rounds,
     warmup,
-    load,
     async (w, alloc, measured) => {
       const run = () => runMeasured(alloc, programPath(w), w.args);
       const m = measured && load
