@@ -193,11 +193,12 @@ static void overflow_before_free(void) {
   hold(malloc(opaque(100)));
 }
 
-/* One byte written before a block whose lower neighbour is another of 64
- * blocks of one size (the closest pair: adjacent blocks of one span),
- * that neighbour freed first or still live: its tail changes either way,
- * and the block's free must say so. */
-static void underflow(int keep_neighbour, int distance) {
+/* Two adjacent blocks of one span: the closest pair among 64 blocks of
+ * 100 bytes (a 112-byte class), every requested byte written. */
+struct pair {
+  unsigned char *lo, *hi;
+};
+static struct pair adjacent_blocks(void) {
   enum { N = 64 };
   unsigned char *b[N];
   for (int i = 0; i < N; i++) {
@@ -209,31 +210,31 @@ static void underflow(int keep_neighbour, int distance) {
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
       if (b[i] > b[j] && (uintptr_t)(b[i] - b[j]) < gap) gap = (uintptr_t)(b[i] - b[j]), hi = i, lo = j;
-  if (!keep_neighbour) free(b[lo]);
-  b[hi][-distance] ^= 0x41;
-  free(b[hi]);
+  return (struct pair){b[lo], b[hi]};
+}
+
+/* One byte written `distance` bytes before a block whose lower neighbour
+ * is freed first or still live: its tail changes either way, and the
+ * block's free must say so. */
+static void underflow(int keep_neighbour, int distance) {
+  struct pair p = adjacent_blocks();
+  if (!keep_neighbour) free(p.lo);
+  p.hi[-distance] ^= 0x41;
+  free(p.hi);
 }
 
 static void underflow_into_free(void) { underflow(0, 1); }
 static void underflow_into_live(void) { underflow(1, 1); }
 static void underflow_32(void) { underflow(0, 32); }
 
-/* One byte written into the free block right above a 100-byte block (a
- * 112-byte class), 20 bytes into it: past the lower block's canaries and
- * tail, which stay intact. Its free must look at the neighbour. */
+/* One byte written into the free block right above a block, 20 bytes into
+ * it: past the lower block's canaries and tail, which stay intact. Its
+ * free must look at the neighbour. */
 static void overflow_into_free(void) {
-  enum { N = 64 };
-  unsigned char *b[N];
-  for (int i = 0; i < N; i++) b[i] = malloc(opaque(100));
-  for (int i = 0; i < N; i++)
-    for (int j = 0; j < N; j++)
-      if (b[j] == b[i] + 112) {
-        free(b[j]);
-        b[i][112 + 20] ^= 0x41;
-        free(b[i]);
-        return;
-      }
-  fail("no two adjacent 100-byte blocks among %d", N);
+  struct pair p = adjacent_blocks();
+  free(p.hi);
+  p.lo[(p.hi - p.lo) + 20] ^= 0x41;
+  free(p.lo);
 }
 
 /* A 4096-byte request leaves room in its block past the canaries; one
