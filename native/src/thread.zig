@@ -5,7 +5,7 @@
 //!             policy snapshot, the free-block cookie key and the pthread
 //!             key whose destructor runs at thread exit;
 //!   acquire — a thread's first allocation adopts the most recently
-//!             orphaned heap, or makes a new one;
+//!             orphaned heap (a warm one first), or makes a new one;
 //!   exit    — the thread ends: its heap hands back what it can and becomes
 //!             an orphan, adopted whole by the next new thread;
 //!   fork    — the registry lock is held across fork().
@@ -198,14 +198,32 @@ const Orphans = list.List(Heap, "orphan_link");
 
 var registry_lock: os.Lock = .{};
 var registry: ?*Heap = null;
-/// Heaps whose thread exited: new ones at the head, where adoption takes
-/// them (warm memory); reclaim takes the oldest from the tail.
-var orphans: Orphans = .{};
+/// Heaps whose thread exited, new ones at the head, where adoption takes
+/// them; reclaim takes the oldest from the tail. A warm orphan kept each
+/// class's current span, resident and carved, for the thread that adopts
+/// it; a cold one gave back everything it could.
+var warm_orphans: Orphans = .{};
+var cold_orphans: Orphans = .{};
+/// Warm orphans waiting, and places reserved by exiting threads. Without a
+/// bound, a burst of threads exiting together on a many-core machine leaves
+/// one heap's pages per thread behind (about 0.5 MiB each in
+/// tests/c/manythreads); churn needs only a few warm heaps to adopt.
+var warm_count: u32 = 0;
+const warm_orphans_max = 2;
+
+/// Takes the newest orphan, a warm one first. Under the registry lock.
+fn adoptOrphan() ?*Heap {
+    if (warm_orphans.popFront()) |heap| {
+        warm_count -= 1;
+        return heap;
+    }
+    return cold_orphans.popFront();
+}
 
 noinline fn acquire() ?*Heap {
     start();
     registry_lock.lock();
-    const heap = orphans.popFront() orelse fresh: {
+    const heap = adoptOrphan() orelse fresh: {
         const bytes = std.mem.alignForward(usize, @sizeOf(Heap), layout.page_size_bytes);
         const memory = os.map(bytes) orelse {
             registry_lock.unlock();
@@ -234,30 +252,38 @@ noinline fn acquire() ?*Heap {
 fn threadExit(value: *anyopaque) callconv(.c) void {
     const heap: *Heap = @ptrCast(@alignCast(value));
     std.debug.assert(heap.state == .active);
-    // Not forced: each class's current span stays, resident and carved,
-    // for the next thread, which adopts the most recently orphaned heap, so
+    registry_lock.lock();
+    const warm = warm_count < warm_orphans_max;
+    if (warm) warm_count += 1;
+    registry_lock.unlock();
+    // Warm, not forced: each class's current span stays, resident and
+    // carved, for the next thread, which adopts a warm orphan first, so
     // thread churn costs no purge-and-fault cycle per thread.
-    _ = heap.drain(false);
+    _ = heap.drain(!warm);
     laneSlot().* = null;
     exitedSlot().* = true;
     registry_lock.lock();
     heap.state = .orphan;
-    orphans.pushFront(heap);
+    if (warm) warm_orphans.pushFront(heap) else cold_orphans.pushFront(heap);
     registry_lock.unlock();
 }
 
 /// Lets a live thread give back what the oldest orphan heap holds (frees
 /// that arrived after its thread exited, resident free slices, empty
-/// segments) before it maps a fresh segment; the orphan then goes back as
-/// the newest, so calls go round robin.
+/// segments) before it maps a fresh segment, the oldest warm one first;
+/// the orphan then goes back as the newest cold one, so calls go round
+/// robin.
 fn reclaimOneOrphan() void {
     registry_lock.lock();
-    const orphan = orphans.popBack();
+    const orphan = if (warm_orphans.popBack()) |heap| warm: {
+        warm_count -= 1;
+        break :warm heap;
+    } else cold_orphans.popBack();
     registry_lock.unlock();
     const heap = orphan orelse return;
     _ = heap.drain(true);
     registry_lock.lock();
-    orphans.pushFront(heap);
+    cold_orphans.pushFront(heap);
     registry_lock.unlock();
 }
 
@@ -267,14 +293,25 @@ pub fn collectEverything() usize {
     var bytes: usize = 0;
     if (currentAnyLane()) |heap| bytes += heap.drain(true);
     registry_lock.lock();
-    var detached = orphans;
-    orphans = .{};
+    var detached = [_]Orphans{ warm_orphans, cold_orphans };
+    warm_orphans = .{};
+    cold_orphans = .{};
+    var warm_detached: u32 = 0;
+    var counted = detached[0].head;
+    while (counted) |heap| : (counted = Orphans.next(heap)) warm_detached += 1;
+    // Places reserved by threads still exiting stay counted.
+    warm_count -= warm_detached;
     registry_lock.unlock();
-    // Detached from the registry, the list is ours; its order is kept.
-    var cursor = detached.head;
-    while (cursor) |heap| : (cursor = Orphans.next(heap)) bytes += heap.drain(true);
+    // Detached from the registry, the lists are ours; their order is kept,
+    // the once warm heaps (the newer ones) in front.
+    for (&detached) |*orphans| {
+        var cursor = orphans.head;
+        while (cursor) |heap| : (cursor = Orphans.next(heap)) bytes += heap.drain(true);
+    }
     registry_lock.lock();
-    while (detached.popBack()) |heap| orphans.pushFront(heap);
+    for ([_]*Orphans{ &detached[1], &detached[0] }) |orphans| {
+        while (orphans.popBack()) |heap| cold_orphans.pushFront(heap);
+    }
     registry_lock.unlock();
     return bytes + segment_box.trimCache();
 }
@@ -340,4 +377,34 @@ test "a thread's heap is made once and adopted after the thread exits" {
     again.join();
     try std.testing.expectEqual(first, second);
     try std.testing.expect(snapshot().heap_count >= 1);
+}
+
+test "threads that exit together leave at most warm_orphans_max heaps warm" {
+    start();
+    const threads = warm_orphans_max + 4;
+    const Worker = struct {
+        fn run(out: *?*Heap, ready: *std.atomic.Value(u32)) void {
+            const heap = currentOrCreate() orelse return;
+            out.* = heap;
+            const block: *span_box.Block = @ptrCast(@alignCast(heap.alloc(sizeclass.classOf(64)) orelse return));
+            const addr = @intFromPtr(block);
+            heap.freeLocal(segment_box.Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
+            // Each holds its heap until all have one, so none adopts another's.
+            _ = ready.fetchAdd(1, .monotonic);
+            while (ready.load(.monotonic) < threads) std.Thread.yield() catch {};
+        }
+    };
+    var heaps: [threads]?*Heap = @splat(null);
+    var ready: std.atomic.Value(u32) = .init(0);
+    var handles: [threads]std.Thread = undefined;
+    for (&handles, &heaps) |*handle, *heap| handle.* = try std.Thread.spawn(.{}, Worker.run, .{ heap, &ready });
+    for (handles) |handle| handle.join();
+    // A cold orphan gave back its only span, and with it its segment.
+    var bare: usize = 0;
+    for (heaps) |heap| {
+        try std.testing.expect(heap.?.state == .orphan);
+        if (heap.?.isBare()) bare += 1;
+    }
+    try std.testing.expect(bare >= threads - warm_orphans_max);
+    try std.testing.expect(warm_count <= warm_orphans_max);
 }
