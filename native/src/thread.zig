@@ -211,6 +211,13 @@ var cold_orphans: Orphans = .{};
 var warm_count: u32 = 0;
 const warm_orphans_max = 2;
 
+fn countOrphans(orphans: *const Orphans) u32 {
+    var count: u32 = 0;
+    var cursor = orphans.head;
+    while (cursor) |heap| : (cursor = Orphans.next(heap)) count += 1;
+    return count;
+}
+
 /// Takes the newest orphan, a warm one first. Under the registry lock.
 fn adoptOrphan() ?*Heap {
     if (warm_orphans.popFront()) |heap| {
@@ -296,11 +303,8 @@ pub fn collectEverything() usize {
     var detached = [_]Orphans{ warm_orphans, cold_orphans };
     warm_orphans = .{};
     cold_orphans = .{};
-    var warm_detached: u32 = 0;
-    var counted = detached[0].head;
-    while (counted) |heap| : (counted = Orphans.next(heap)) warm_detached += 1;
     // Places reserved by threads still exiting stay counted.
-    warm_count -= warm_detached;
+    warm_count -= countOrphans(&detached[0]);
     registry_lock.unlock();
     // Detached from the registry, the lists are ours; their order is kept,
     // the once warm heaps (the newer ones) in front.
@@ -352,6 +356,8 @@ pub fn unlockAfterFork() void {
 
 pub fn resetAfterFork() void {
     registry_lock.resetAfterFork();
+    // A thread that was exiting reserved a warm place it never takes here.
+    warm_count = countOrphans(&warm_orphans);
     // Other threads' heaps may be mid-update; the child never touches them.
     const mine = currentAnyLane();
     var cursor = registry;
