@@ -55,9 +55,9 @@ const checked_bytes: usize = 256;
 /// own operator new built on it) takes any release.
 pub const Origin = enum(u2) { malloc, new, new_array, _ };
 
-/// What a release asks for: `free` (the default), or a C++ delete, its
-/// form and, for the sized forms, the size the program passes (what it
-/// asked `new` for; `unsized` for the other forms). One word, so that
+/// What a release asks for: `free` (the default), `free_sized`, or a C++
+/// delete and its form; for the sized forms, the size the program passes
+/// (what it asked malloc or `new` for; `unsized` for the others). One word, so that
 /// passing it down to the out-of-line free costs one register.
 pub const Release = packed struct(u64) {
     size: u62 = unsized,
@@ -305,9 +305,15 @@ pub fn checkedTail(span: *const Span, block: *const Block, comptime operation: [
 
 /// Aborts naming the block when a C++ delete does not match the new that
 /// made it: the other form (delete of a new[] block, delete[] of a new
-/// one), or a size other than the one asked for (`new(0)` asked for 1).
+/// one), or a size other than the one asked for (`new(0)` asked for 1);
+/// or when free_sized names another size than malloc's block was asked
+/// for (a block of new takes it, as it takes free).
 noinline fn checkRelease(addr: usize, tail: Tail, release: Release) void {
-    if (tail.origin == .malloc or release.origin == .malloc) return;
+    if (release.origin == .malloc) {
+        if (tail.origin == .malloc and release.size != tail.size) os.fatalPointer("free_sized(): size mismatch", addr);
+        return;
+    }
+    if (tail.origin == .malloc) return;
     if (tail.origin != release.origin) switch (release.origin) {
         .new => os.fatalPointer("operator delete: block of new[]", addr),
         .new_array => os.fatalPointer("operator delete[]: block of new", addr),

@@ -45,6 +45,18 @@ const Exports = struct {
     fn free(ptr: ?*anyopaque) callconv(.c) void {
         alloc.free(ptr);
     }
+    /// C23's sized free: `free`, telling the hardened lane the size asked
+    /// for, which must match (glibc defines it from 2.43: without ours, a
+    /// program built against it would hand our blocks to glibc's free).
+    fn freeSized(ptr: ?*anyopaque, size: usize) callconv(.c) void {
+        alloc.freeAs(ptr, .sized(.malloc, size));
+    }
+    /// C23's free of an aligned_alloc block: `freeSized`; the alignment
+    /// tells a block apart no better than its address does.
+    fn freeAlignedSized(ptr: ?*anyopaque, alignment: usize, size: usize) callconv(.c) void {
+        _ = alignment;
+        freeSized(ptr, size);
+    }
     fn calloc(count: usize, size: usize) callconv(.c) ?*anyopaque {
         return alloc.calloc(count, size);
     }
@@ -127,6 +139,8 @@ const Exports = struct {
     comptime {
         exportAs(&malloc, &.{ "malloc", "__libc_malloc", "hz_malloc" });
         exportAs(&free, &.{ "free", "__libc_free", "hz_free" });
+        exportAs(&freeSized, &.{"free_sized"});
+        exportAs(&freeAlignedSized, &.{"free_aligned_sized"});
         exportAs(&calloc, &.{ "calloc", "__libc_calloc", "hz_calloc" });
         exportAs(&realloc, &.{ "realloc", "__libc_realloc", "hz_realloc" });
         exportAs(&reallocarray, &.{"reallocarray"});

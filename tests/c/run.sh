@@ -103,6 +103,12 @@ for lane in balanced hardened; do
   check "cxxnew-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/cxxnew"
 done
 
+# C23's free_sized and free_aligned_sized are hakozuna's and free as free
+# does; in the hardened lane a size other than the one asked for aborts.
+for lane in balanced hardened; do
+  check "freesized-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/freesized"
+done
+
 # Heap misuse (use after free, junk, small overflows) never makes malloc
 # hand out a chosen, misaligned or foreign pointer, in every lane; in the
 # hardened lane (HZ_TEST_HARDENED=1) every misuse aborts, a double free

@@ -12,6 +12,8 @@ import { expectExit, ROOT, run } from "./helpers.ts";
 const MALLOC_FAMILY = [
   "malloc",
   "free",
+  "free_sized",
+  "free_aligned_sized",
   "calloc",
   "realloc",
   "reallocarray",
