@@ -57,8 +57,9 @@ pub const Origin = enum(u2) { malloc, new, new_array, _ };
 
 /// What a release asks for: `free` (the default), `free_sized`, or a C++
 /// delete and its form; for the sized forms, the size the program passes
-/// (what it asked malloc or `new` for; `unsized` for the others). One word, so that
-/// passing it down to the out-of-line free costs one register.
+/// (what it asked malloc or `new` for; `unsized` for the others). One
+/// word, so that passing it down to the out-of-line free costs one
+/// register.
 pub const Release = packed struct(u64) {
     size: u62 = unsized,
     origin: Origin = .malloc,

@@ -51,8 +51,8 @@ const Exports = struct {
     fn freeSized(ptr: ?*anyopaque, size: usize) callconv(.c) void {
         alloc.freeAs(ptr, .sized(.malloc, size));
     }
-    /// C23's free of an aligned_alloc block: `freeSized`; the alignment
-    /// tells a block apart no better than its address does.
+    /// C23's free of an aligned_alloc block: `freeSized`; the address
+    /// alone finds the block, so the alignment is not needed.
     fn freeAlignedSized(ptr: ?*anyopaque, alignment: usize, size: usize) callconv(.c) void {
         _ = alignment;
         freeSized(ptr, size);
