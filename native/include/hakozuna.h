@@ -4,10 +4,10 @@
  * Two ways to use it:
  *   - LD_PRELOAD=libhakozuna.so ./prog   replaces malloc, free and the whole
  *     malloc family (malloc free calloc realloc reallocarray posix_memalign
- *     aligned_alloc memalign valloc pvalloc malloc_usable_size, and C23's
- *     free_sized free_aligned_sized) with glibc's contract, and answers
- *     glibc's malloc_trim, mallinfo2, mallinfo and malloc_stats with its own
- *     memory.
+ *     aligned_alloc memalign valloc pvalloc malloc_usable_size, glibc's old
+ *     cfree, and C23's free_sized free_aligned_sized) with glibc's contract,
+ *     and answers glibc's malloc_trim, mallinfo2, mallinfo and malloc_stats
+ *     with its own memory.
  *   - link with -lhakozuna (pkg-config hakozuna) and call the hz_* API below,
  *     which never goes through the PLT-bound `malloc` symbol, so it also works
  *     from a library opened with dlopen.

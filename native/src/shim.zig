@@ -138,7 +138,9 @@ const Exports = struct {
 
     comptime {
         exportAs(&malloc, &.{ "malloc", "__libc_malloc", "hz_malloc" });
-        exportAs(&free, &.{ "free", "__libc_free", "hz_free" });
+        // cfree: glibc keeps it for programs linked before 2.26 (as
+        // cfree@GLIBC_2.2.5, which an unversioned definition satisfies).
+        exportAs(&free, &.{ "free", "__libc_free", "hz_free", "cfree" });
         exportAs(&freeSized, &.{"free_sized"});
         exportAs(&freeAlignedSized, &.{"free_aligned_sized"});
         exportAs(&calloc, &.{ "calloc", "__libc_calloc", "hz_calloc" });

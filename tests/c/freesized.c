@@ -1,8 +1,10 @@
 /*
- * C23's free_sized and free_aligned_sized under preload: the library exports
- * both (glibc defines them from 2.43; a program that calls them must not
- * hand hakozuna's blocks to glibc's), and each frees the block as free does,
- * small, medium, large and aligned blocks alike, and does nothing for NULL.
+ * The other names of free under preload: C23's free_sized and
+ * free_aligned_sized (glibc defines them from 2.43) and cfree (glibc keeps it
+ * as cfree@GLIBC_2.2.5 for programs linked before 2.26). A program that calls
+ * them must not hand hakozuna's blocks to glibc's: the library exports each,
+ * and each frees the block as free does, small, medium, large and aligned
+ * blocks alike, and does nothing for NULL.
  * In the hardened lane a size other than the one malloc, calloc, realloc or
  * aligned_alloc was asked for aborts with a message naming the block; in the
  * others the block is freed as free would. Called through dlsym: glibc 2.36's
@@ -19,6 +21,15 @@
 
 static void (*free_sized_fn)(void *, size_t);
 static void (*free_aligned_sized_fn)(void *, size_t, size_t);
+/* A reference to glibc's cfree as a program linked before glibc 2.26 makes
+ * it: to the versioned symbol, which hakozuna's unversioned one satisfies. */
+#if defined(__x86_64__)
+void cfree_as_linked_before_2_26(void *);
+__asm__(".symver cfree_as_linked_before_2_26, cfree@GLIBC_2.2.5");
+#elif defined(__aarch64__)
+void cfree_as_linked_before_2_26(void *);
+__asm__(".symver cfree_as_linked_before_2_26, cfree@GLIBC_2.17");
+#endif
 static int (*free_checked)(void *);
 
 /* Keeps the compiler from seeing through a malloc/free pair. */
@@ -31,10 +42,15 @@ static const char *library_of(void *fn) {
   return info.dli_fname;
 }
 
-static void *lookup(const char *name) {
-  void *fn = dlsym(RTLD_DEFAULT, name);
+/* `fn`, the definition `name` resolved to, must be hakozuna's. */
+static void check_ours(const char *name, void *fn) {
   if (!fn) fail("%s is not exported (is libhakozuna preloaded?)", name);
   if (!strstr(library_of(fn), "hakozuna")) fail("%s resolves to %s, not to hakozuna", name, library_of(fn));
+}
+
+static void *lookup(const char *name) {
+  void *fn = dlsym(RTLD_DEFAULT, name);
+  check_ours(name, fn);
   return fn;
 }
 
@@ -98,6 +114,11 @@ int main(void) {
   if ((uintptr_t)p % 4096 != 0) fail("aligned_alloc(4096, 8192) returned %p", p);
   free_aligned_sized_fn(p, 4096, 8192);
   check_freed("free_aligned_sized", p);
+  check_ours("cfree@GLIBC (a program linked before glibc 2.26)", (void *)cfree_as_linked_before_2_26);
+  p = malloc(opaque(64));
+  cfree_as_linked_before_2_26(p);
+  check_freed("cfree", p);
+  cfree_as_linked_before_2_26(NULL);
   free_sized_fn(NULL, 0);
   free_aligned_sized_fn(NULL, 64, 0);
 

@@ -14,6 +14,7 @@ const MALLOC_FAMILY = [
   "free",
   "free_sized",
   "free_aligned_sized",
+  "cfree",
   "calloc",
   "realloc",
   "reallocarray",
