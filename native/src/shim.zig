@@ -162,7 +162,7 @@ const Exports = struct {
         exportAs(&collect, &.{"hz_collect"});
         exportAs(&mallocTrim, &.{"malloc_trim"});
         exportAs(&mallinfo2, &.{"mallinfo2"});
-        exportAs(&mallinfo, &.{"mallinfo"});
+        exportAs(&mallinfo, &.{ "mallinfo", "__libc_mallinfo" });
         exportAs(&mallocStats, &.{"malloc_stats"});
         exportAs(&policyName, &.{"hz_policy_name"});
         exportAs(&versionString, &.{"hz_version"});

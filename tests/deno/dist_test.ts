@@ -27,6 +27,7 @@ const MALLOC_FAMILY = [
   "malloc_trim",
   "mallinfo2",
   "mallinfo",
+  "__libc_mallinfo",
   "malloc_stats",
 ];
 
