@@ -7,8 +7,9 @@
  * blocks alike, and does nothing for NULL.
  * In the hardened lane a size other than the one malloc, calloc, realloc or
  * aligned_alloc was asked for aborts with a message naming the block; in the
- * others the block is freed as free would. Called through dlsym: glibc 2.36's
- * <stdlib.h> does not declare them.
+ * others the block is freed as free would. free_sized and free_aligned_sized
+ * are called through dlsym (glibc 2.36's <stdlib.h> does not declare them),
+ * cfree through a versioned reference.
  *   freesized     (run under LD_PRELOAD=libhakozuna.so)
  */
 #define _GNU_SOURCE
@@ -24,12 +25,12 @@ static void (*free_aligned_sized_fn)(void *, size_t, size_t);
 /* A reference to glibc's cfree as a program linked before glibc 2.26 makes
  * it: to the versioned symbol, which hakozuna's unversioned one satisfies. */
 #if defined(__x86_64__)
-void cfree_as_linked_before_2_26(void *);
-__asm__(".symver cfree_as_linked_before_2_26, cfree@GLIBC_2.2.5");
+#define GLIBC_FIRST_VERSION "GLIBC_2.2.5"
 #elif defined(__aarch64__)
-void cfree_as_linked_before_2_26(void *);
-__asm__(".symver cfree_as_linked_before_2_26, cfree@GLIBC_2.17");
+#define GLIBC_FIRST_VERSION "GLIBC_2.17"
 #endif
+void cfree_as_linked_before_2_26(void *);
+__asm__(".symver cfree_as_linked_before_2_26, cfree@" GLIBC_FIRST_VERSION);
 static int (*free_checked)(void *);
 
 /* Keeps the compiler from seeing through a malloc/free pair. */
@@ -58,7 +59,7 @@ static void *lookup(const char *name) {
  * reads as freed, a large block as unknown once unmapped or cached). */
 static void check_freed(const char *what, void *p) {
   int status = free_checked(p);
-  if (status == HZ_OK) fail("%s: the block was still live after the sized free", what);
+  if (status == HZ_OK) fail("%s: the block was still live after it was freed", what);
 }
 
 /* Sized frees whose size is wrong, each run in a child (hardened: must
@@ -114,7 +115,7 @@ int main(void) {
   if ((uintptr_t)p % 4096 != 0) fail("aligned_alloc(4096, 8192) returned %p", p);
   free_aligned_sized_fn(p, 4096, 8192);
   check_freed("free_aligned_sized", p);
-  check_ours("cfree@GLIBC (a program linked before glibc 2.26)", (void *)cfree_as_linked_before_2_26);
+  check_ours("cfree@" GLIBC_FIRST_VERSION " (a program linked before glibc 2.26)", (void *)cfree_as_linked_before_2_26);
   p = malloc(opaque(64));
   cfree_as_linked_before_2_26(p);
   check_freed("cfree", p);
