@@ -210,6 +210,7 @@ static struct pair adjacent_blocks(void) {
   for (int i = 0; i < N; i++)
     for (int j = 0; j < N; j++)
       if (b[i] > b[j] && (uintptr_t)(b[i] - b[j]) < gap) gap = (uintptr_t)(b[i] - b[j]), hi = i, lo = j;
+  if (gap != 112) fail("no two adjacent 100-byte blocks (112 bytes apart) among %d: closest %zu apart", N, (size_t)gap);
   return (struct pair){b[lo], b[hi]};
 }
 
