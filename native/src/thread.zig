@@ -218,13 +218,17 @@ fn countOrphans(orphans: *const Orphans) u32 {
     return count;
 }
 
+/// Takes the newest or the oldest warm orphan, keeping `warm_count`.
+/// Under the registry lock.
+fn takeWarm(comptime end: enum { newest, oldest }) ?*Heap {
+    const heap = (if (end == .newest) warm_orphans.popFront() else warm_orphans.popBack()) orelse return null;
+    warm_count -= 1;
+    return heap;
+}
+
 /// Takes the newest orphan, a warm one first. Under the registry lock.
 fn adoptOrphan() ?*Heap {
-    if (warm_orphans.popFront()) |heap| {
-        warm_count -= 1;
-        return heap;
-    }
-    return cold_orphans.popFront();
+    return takeWarm(.newest) orelse cold_orphans.popFront();
 }
 
 noinline fn acquire() ?*Heap {
@@ -282,10 +286,7 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
 /// robin.
 fn reclaimOneOrphan() void {
     registry_lock.lock();
-    const orphan = if (warm_orphans.popBack()) |heap| warm: {
-        warm_count -= 1;
-        break :warm heap;
-    } else cold_orphans.popBack();
+    const orphan = takeWarm(.oldest) orelse cold_orphans.popBack();
     registry_lock.unlock();
     const heap = orphan orelse return;
     _ = heap.drain(true);
