@@ -67,7 +67,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   long serve = 1;
-  double start = hz_now(), elapsed = 0;
+  double start = hz_now();
   uint64_t done = 0;
   while (done < round_trips) {
     atomic_store_explicit(&ball, serve, memory_order_release);
@@ -75,9 +75,9 @@ int main(int argc, char **argv) {
     }
     serve += 2;
     done++;
-    if (done % 16 == 0 && (elapsed = hz_now() - start) > 0.02) break;
+    if (done % 16 == 0 && hz_now() - start > 0.02) break;
   }
-  elapsed = hz_now() - start;
+  double elapsed = hz_now() - start;
   atomic_store_explicit(&ball, -1, memory_order_release);
   pthread_join(thread, NULL);
   printf("round_trip_ns=%.0f\n", elapsed / (double)done * 1e9);

@@ -3,7 +3,8 @@
  * each allocating and freeing a little (64 blocks of 16 B .. 4 KiB, half of
  * them freed in reverse order), then exiting. The 4 of a wave all hold
  * their blocks at once (a barrier) and exit together, as they would on a
- * machine with a core each, whatever this machine's core count. Prints the RSS at the end:
+ * machine with a core each, whatever this machine's core count. Prints the
+ * RSS at the end:
  *   manythreads            prints "rss_kib N" once all threads are joined
  *   manythreads LIMIT_KIB  the same, but first polls RSS for up to 1 s and
  *                          fails unless it is at most LIMIT_KIB
