@@ -531,13 +531,25 @@ pub const Heap = struct {
         return segment_box.release(segment);
     }
 
-    /// Returns every free slice's memory to the OS. Returns the bytes.
-    fn purge(heap: *Heap) usize {
-        var slices: usize = 0;
+    /// Returns free slices' memory to the OS until at most `keep_slices`
+    /// stay resident, whole segments at a time, from the one that got
+    /// slices back least recently (the segment list's tail). Returns the
+    /// bytes.
+    fn purge(heap: *Heap, keep_slices: usize) usize {
+        // Counted afresh: `dirty_slices` is a trigger, which may run low.
+        var resident_slices: usize = 0;
         var cursor = heap.segments.head;
-        while (cursor) |segment| : (cursor = Segments.next(segment)) slices += segment.purgeFree(0, 0);
-        heap.dirty_slices = 0;
-        return slices * layout.slice_size_bytes;
+        while (cursor) |segment| : (cursor = Segments.next(segment)) resident_slices += segment.dirtySlices();
+        var purged_slices: usize = 0;
+        cursor = heap.segments.tail;
+        while (cursor) |segment| : (cursor = Segments.previous(segment)) {
+            if (resident_slices <= keep_slices) break;
+            const purged = segment.purgeFree(0, 0);
+            resident_slices -= purged;
+            purged_slices += purged;
+        }
+        heap.dirty_slices = resident_slices;
+        return purged_slices * layout.slice_size_bytes;
     }
 
     pub fn collectAll(heap: *Heap) void {
@@ -549,20 +561,22 @@ pub const Heap = struct {
     /// Hands back what it holds for others: pending remote frees and frees
     /// waiting in the inbox. At thread exit (`force` false) the heap then
     /// keeps each class's current span and gives back the rest: its kept
-    /// empty spans retire and every free slice is purged. The thread that
-    /// adopts it finds each class where the last one left it, carved, so
-    /// thread churn neither faults nor spreads a class over pages that other
+    /// empty spans retire, and free slices are purged down to the
+    /// `purge_slices` a live heap keeps whatever their age. The thread that
+    /// adopts it finds each class where the last one left it, carved, and
+    /// the slices its predecessor freed last still resident, so thread
+    /// churn neither faults nor spreads a class over pages that other
     /// classes wrote before, and an orphan that waits long holds only those
-    /// spans (`compact` keeps none). `force` gives up every span that can
-    /// go, purges every free slice and releases every empty segment.
-    /// Returns the bytes given back to the OS.
+    /// spans and slices (`compact` keeps none). `force` gives up every span
+    /// that can go, purges every free slice and releases every empty
+    /// segment. Returns the bytes given back to the OS.
     pub fn drain(heap: *Heap, force: bool) usize {
         heap.releaseQuarantine();
         heap.returnBorrowed();
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
         if (force or policy.snapshot.purge_slices == 0) heap.giveUpSpans() else _ = heap.retireKeptEmpty();
-        var bytes = heap.purge();
+        var bytes = heap.purge(if (force) 0 else policy.snapshot.purge_slices);
         if (!force) return bytes;
         var cursor = heap.segments.head;
         while (cursor) |segment| {
@@ -664,28 +678,49 @@ test "alloc and free through a heap, spans retire and segments return" {
     try std.testing.expect(heap.isBare());
 }
 
-test "at thread exit a heap keeps each class's current span and purges its free slices" {
-    span_box.initKeys(.{ 0x1234, 0x5678 });
-    var heap: Heap = .{};
-    var blocks: [5000]*anyopaque = undefined;
-    const class = sizeclass.classOf(100);
-    try allocAll(&heap, class, &blocks);
-    for (blocks) |p| freeOwn(&heap, p);
-    const current = heap.current[class];
-    try std.testing.expect(current != &empty_span);
-    try std.testing.expect(heap.dirty_slices > 0);
+/// Free slices resident in `heap`'s segments, counted from their masks.
+fn residentFreeSlices(heap: *const Heap) usize {
+    var slices: usize = 0;
+    var cursor = heap.segments.head;
+    while (cursor) |segment| : (cursor = Segments.next(segment)) slices += segment.dirtySlices();
+    return slices;
+}
 
-    _ = heap.drain(false);
-    try std.testing.expect(heap.current[class] == current);
-    try std.testing.expect(heap.empty[class] == null);
-    try std.testing.expectEqual(@as(usize, 0), heap.dirty_slices);
-    heap.check();
-    // The next thread's first malloc of the class comes from that span.
-    const again = heap.alloc(class) orelse return error.OutOfMemory;
-    try std.testing.expect(Segment.of(@intFromPtr(again)).spanOf(@intFromPtr(again)) == current);
-    freeOwn(&heap, again);
-    _ = heap.drain(true);
-    try std.testing.expect(heap.isBare());
+test "at thread exit a heap keeps each class's current span and purges free slices down to the policy's" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    const saved = policy.snapshot;
+    defer policy.snapshot = saved;
+    for ([_]u32{ 1024, 2 }) |keep_slices| {
+        policy.snapshot.purge_slices = keep_slices;
+        var heap: Heap = .{};
+        var blocks: [20000]*anyopaque = undefined;
+        const class = sizeclass.classOf(100);
+        try allocAll(&heap, class, &blocks);
+        for (blocks) |p| freeOwn(&heap, p);
+        const current = heap.current[class];
+        try std.testing.expect(current != &empty_span);
+        const freed_slices = residentFreeSlices(&heap);
+        try std.testing.expect(freed_slices > 2);
+
+        _ = heap.drain(false);
+        try std.testing.expect(heap.current[class] == current);
+        try std.testing.expect(heap.empty[class] == null);
+        // What the heap freed stays resident for the next thread, up to
+        // what a live heap keeps whatever its age (the drain retires the
+        // kept empty span too).
+        if (freed_slices <= keep_slices) {
+            try std.testing.expect(residentFreeSlices(&heap) >= freed_slices);
+        }
+        try std.testing.expect(residentFreeSlices(&heap) <= keep_slices);
+        try std.testing.expectEqual(residentFreeSlices(&heap), heap.dirty_slices);
+        heap.check();
+        // The next thread's first malloc of the class comes from that span.
+        const again = heap.alloc(class) orelse return error.OutOfMemory;
+        try std.testing.expect(Segment.of(@intFromPtr(again)).spanOf(@intFromPtr(again)) == current);
+        freeOwn(&heap, again);
+        _ = heap.drain(true);
+        try std.testing.expect(heap.isBare());
+    }
 }
 
 /// Frees another heap's `blocks` through `freer` (remote frees), flushed to

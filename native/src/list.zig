@@ -34,6 +34,10 @@ pub fn List(comptime T: type, comptime field: []const u8) type {
             return link(node).next;
         }
 
+        pub inline fn previous(node: *T) ?*T {
+            return link(node).prev;
+        }
+
         pub fn pushFront(list: *Self, node: *T) void {
             std.debug.assert(link(node).next == null);
             std.debug.assert(link(node).prev == null);

@@ -129,7 +129,8 @@ check giveback env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback"
 
 # 20000 short-lived threads: RSS at the end at most glibc's (the same
 # program without preload) + 2 MiB. An exited thread's heap keeps each
-# class's current span for the thread that adopts it and purges the rest.
+# class's current span for the thread that adopts it, and the free slices
+# a live heap keeps; it purges the rest.
 glibc_kib=$($limit "$bin/manythreads" 2>"$logs/manythreads.glibc.log" | sed -n 's/^rss_kib //p')
 check manythreads env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/manythreads" $((${glibc_kib:-0} + 2048))
 
