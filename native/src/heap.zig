@@ -537,11 +537,9 @@ pub const Heap = struct {
     /// bytes.
     fn purge(heap: *Heap, keep_slices: usize) usize {
         // Counted afresh: `dirty_slices` is a trigger, which may run low.
-        var resident_slices: usize = 0;
-        var cursor = heap.segments.head;
-        while (cursor) |segment| : (cursor = Segments.next(segment)) resident_slices += segment.dirtySlices();
+        var resident_slices = heap.residentFreeSlices();
         var purged_slices: usize = 0;
-        cursor = heap.segments.tail;
+        var cursor = heap.segments.tail;
         while (cursor) |segment| : (cursor = Segments.previous(segment)) {
             if (resident_slices <= keep_slices) break;
             const purged = segment.purgeFree(0, 0);
@@ -550,6 +548,15 @@ pub const Heap = struct {
         }
         heap.dirty_slices = resident_slices;
         return purged_slices * layout.slice_size_bytes;
+    }
+
+    /// Free slices resident in the heap's segments, counted from their
+    /// masks.
+    fn residentFreeSlices(heap: *const Heap) usize {
+        var slices: usize = 0;
+        var cursor = heap.segments.head;
+        while (cursor) |segment| : (cursor = Segments.next(segment)) slices += segment.dirtySlices();
+        return slices;
     }
 
     pub fn collectAll(heap: *Heap) void {
@@ -678,14 +685,6 @@ test "alloc and free through a heap, spans retire and segments return" {
     try std.testing.expect(heap.isBare());
 }
 
-/// Free slices resident in `heap`'s segments, counted from their masks.
-fn residentFreeSlices(heap: *const Heap) usize {
-    var slices: usize = 0;
-    var cursor = heap.segments.head;
-    while (cursor) |segment| : (cursor = Segments.next(segment)) slices += segment.dirtySlices();
-    return slices;
-}
-
 test "at thread exit a heap keeps each class's current span and purges free slices down to the policy's" {
     span_box.initKeys(.{ 0x1234, 0x5678 });
     const saved = policy.snapshot;
@@ -699,7 +698,7 @@ test "at thread exit a heap keeps each class's current span and purges free slic
         for (blocks) |p| freeOwn(&heap, p);
         const current = heap.current[class];
         try std.testing.expect(current != &empty_span);
-        const freed_slices = residentFreeSlices(&heap);
+        const freed_slices = heap.residentFreeSlices();
         try std.testing.expect(freed_slices > 2);
 
         _ = heap.drain(false);
@@ -709,10 +708,10 @@ test "at thread exit a heap keeps each class's current span and purges free slic
         // what a live heap keeps whatever its age (the drain retires the
         // kept empty span too).
         if (freed_slices <= keep_slices) {
-            try std.testing.expect(residentFreeSlices(&heap) >= freed_slices);
+            try std.testing.expect(heap.residentFreeSlices() >= freed_slices);
         }
-        try std.testing.expect(residentFreeSlices(&heap) <= keep_slices);
-        try std.testing.expectEqual(residentFreeSlices(&heap), heap.dirty_slices);
+        try std.testing.expect(heap.residentFreeSlices() <= keep_slices);
+        try std.testing.expectEqual(heap.residentFreeSlices(), heap.dirty_slices);
         heap.check();
         // The next thread's first malloc of the class comes from that span.
         const again = heap.alloc(class) orelse return error.OutOfMemory;
