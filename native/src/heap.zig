@@ -46,11 +46,20 @@ pub const recent_slots = 8;
 var unwritten: Block = .{ .link = 0, .cookie = 0 };
 const Segments = list.List(Segment, "link");
 
+/// Where a heap is; written by thread.zig under its registry lock, read
+/// without it by a flush that asks whether the owner's thread exited.
 pub const State = enum(u8) {
     /// Owned by a live thread.
     active,
-    /// Its thread exited; waiting to be adopted by a new thread.
-    orphan,
+    /// Its thread exited and it kept each class's current span; on
+    /// thread.zig's warm orphan list, waiting to be adopted.
+    warm_orphan,
+    /// Its thread exited and it gave back all it could; on the cold orphan
+    /// list.
+    cold_orphan,
+    /// Its thread exited; off both lists while one thread drains it or
+    /// collects for it, so no other adopts or drains it meanwhile.
+    claimed,
     /// Owned by a thread that a fork left behind in the parent; never
     /// touched again in this process.
     dead,
@@ -131,6 +140,10 @@ pub const Heap = struct {
     /// Every heap ever made (stats, fork).
     registry_next: ?*Heap = null,
     orphan_link: list.Link(Heap) = .{},
+    /// Flushes that reached this heap while its thread had exited
+    /// (thread.zig's `collectForExited`, from any thread; reset when the
+    /// heap becomes an orphan).
+    orphan_flushes: std.atomic.Value(u32) = .init(0),
     /// Written by other threads: its own cache lines.
     inbox: remote.Inbox align(std.atomic.cache_line) = .{},
 
@@ -591,6 +604,18 @@ pub const Heap = struct {
             if (segment.isEmpty()) bytes += heap.releaseSegment(segment);
         }
         return bytes;
+    }
+
+    /// For a heap whose thread exited (its drain ran): takes back what
+    /// flushes queued since, which no thread of its own would collect,
+    /// and purges free slices down to the `purge_slices` a live heap
+    /// keeps. Blocks freed after their owner's thread exited then leave no
+    /// more memory behind than a live heap holds; what stays is resident
+    /// for the thread that adopts the heap. Returns the bytes given back.
+    pub fn collectExited(heap: *Heap) usize {
+        heap.collectAll();
+        if (heap.dirty_slices <= policy.snapshot.purge_slices) return 0;
+        return heap.purge(policy.snapshot.purge_slices);
     }
 
     /// Current spans become partial (or full), empty ones retire, and so do

@@ -10,7 +10,9 @@
 //!             its span, or (small classes, heap.zig's stash) hands the
 //!             blocks out again as they are; a heap about to take a fresh
 //!             span may collect, instead, the queue it last flushed the
-//!             class to (heap.zig's `borrow`).
+//!             class to (heap.zig's `borrow`); for a heap whose thread
+//!             exited, a thread whose flush reached it collects
+//!             (`after_flush`).
 //! Until a flush, a freeing thread keeps its remote frees in its outbox: one
 //! batch per size class, for one owner at a time (a free for another owner
 //! flushes the batch first). A hashed table of (owner, class) batches
@@ -21,6 +23,13 @@ const span_box = @import("span.zig");
 const stats = @import("stats.zig");
 const Block = span_box.Block;
 const Class = sizeclass.Class;
+
+/// Called after each flush with the inbox it went to. Set once at process
+/// start by thread.zig, which knows whether the inbox's owner still has a
+/// thread to collect it.
+pub var after_flush: *const fn (*Inbox) void = ignoreFlush;
+
+fn ignoreFlush(_: *Inbox) void {}
 
 /// Per-class queues of blocks other threads handed back; one per heap.
 pub const Inbox = struct {
@@ -123,11 +132,13 @@ pub const Outbox = struct {
     noinline fn flushSlot(outbox: *Outbox, class: Class, counters: *stats.Counters) void {
         const slot = &outbox.slots[class];
         std.debug.assert(slot.count > 0 and outbox.occupied.isSet(class));
-        publish(slot.inbox.?, class, slot.head.?, slot.tail.?);
-        outbox.recipient[class] = slot.inbox;
+        const inbox = slot.inbox.?;
+        publish(inbox, class, slot.head.?, slot.tail.?);
+        outbox.recipient[class] = inbox;
         counters.flush_count.add(1);
         slot.* = .{};
         outbox.occupied.unset(class);
+        after_flush(inbox);
     }
 };
 

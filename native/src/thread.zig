@@ -16,11 +16,13 @@ const layout = @import("layout.zig");
 const list = @import("list.zig");
 const os = @import("os.zig");
 const policy = @import("policy.zig");
+const remote = @import("remote.zig");
 const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
 const span_box = @import("span.zig");
 const stats = @import("stats.zig");
 const Heap = heap_box.Heap;
+const State = heap_box.State;
 
 // ---------------------------------------------------------------------------
 // The heap pointers are the only thread-locals: they are reached with an
@@ -183,6 +185,7 @@ noinline fn startOnce() void {
     policy.load();
     span_box.initKeys(os.processRandom());
     heap_box.before_fresh_segment = reclaimOneOrphan;
+    remote.after_flush = collectForExited;
     // Never allocates; the key's destructor returns a thread's heap.
     exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
     if (!exit_key_valid) {
@@ -252,7 +255,7 @@ noinline fn acquire() ?*Heap {
         registry = heap;
         break :fresh heap;
     };
-    heap.state = .active;
+    setState(heap, .active);
     registry_lock.unlock();
     // Set the slot first: pthread_setspecific may itself allocate.
     laneSlot().* = heap;
@@ -274,8 +277,55 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     laneSlot().* = null;
     exitedSlot().* = true;
     registry_lock.lock();
-    heap.state = .orphan;
+    heap.orphan_flushes.store(0, .monotonic);
+    setState(heap, if (warm) .warm_orphan else .cold_orphan);
     if (warm) warm_orphans.pushFront(heap) else cold_orphans.pushFront(heap);
+    registry_lock.unlock();
+}
+
+/// Under the registry lock; atomic because a flush reads it without
+/// (`collectForExited`).
+fn setState(heap: *Heap, state: State) void {
+    @atomicStore(State, &heap.state, state, .monotonic);
+}
+
+/// Flushes an orphan takes before a flushing thread collects for it. Its
+/// adopter would reuse what waits there, so a heap that thread churn
+/// adopts soon is left alone; one that keeps receiving frees after its
+/// thread exited (a pool whose threads ended, their blocks freed by
+/// others) has at most this many batches waiting at any time.
+const orphan_flushes_per_collect = 64;
+
+/// Called after every flush (remote.zig). When the owner's thread has
+/// exited, nobody would take the batches back, and the spans they free
+/// would stay resident for good: every `orphan_flushes_per_collect`th
+/// flush, the flushing thread collects for the orphan, which it claims
+/// for that time. A warm orphan keeps its reserved place.
+fn collectForExited(inbox: *remote.Inbox) void {
+    const heap: *Heap = @alignCast(@fieldParentPtr("inbox", inbox));
+    switch (@atomicLoad(State, &heap.state, .monotonic)) {
+        .warm_orphan, .cold_orphan => {},
+        .active, .claimed, .dead => return,
+    }
+    if (heap.orphan_flushes.fetchAdd(1, .monotonic) % orphan_flushes_per_collect != orphan_flushes_per_collect - 1) return;
+    collectForOrphan(heap);
+}
+
+noinline fn collectForOrphan(heap: *Heap) void {
+    registry_lock.lock();
+    const state = heap.state;
+    switch (state) {
+        .warm_orphan => warm_orphans.remove(heap),
+        .cold_orphan => cold_orphans.remove(heap),
+        // Adopted or claimed since the flush looked.
+        .active, .claimed, .dead => return registry_lock.unlock(),
+    }
+    setState(heap, .claimed);
+    registry_lock.unlock();
+    _ = heap.collectExited();
+    registry_lock.lock();
+    setState(heap, state);
+    if (state == .warm_orphan) warm_orphans.pushFront(heap) else cold_orphans.pushFront(heap);
     registry_lock.unlock();
 }
 
@@ -286,11 +336,12 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
 /// robin.
 fn reclaimOneOrphan() void {
     registry_lock.lock();
-    const orphan = takeWarm(.oldest) orelse cold_orphans.popBack();
+    const heap = takeWarm(.oldest) orelse cold_orphans.popBack() orelse return registry_lock.unlock();
+    setState(heap, .claimed);
     registry_lock.unlock();
-    const heap = orphan orelse return;
     _ = heap.drain(true);
     registry_lock.lock();
+    setState(heap, .cold_orphan);
     cold_orphans.pushFront(heap);
     registry_lock.unlock();
 }
@@ -306,6 +357,10 @@ pub fn collectEverything() usize {
     cold_orphans = .{};
     // Places reserved by threads still exiting stay counted.
     warm_count -= countOrphans(&detached[0]);
+    for (&detached) |*orphans| {
+        var cursor = orphans.head;
+        while (cursor) |heap| : (cursor = Orphans.next(heap)) setState(heap, .claimed);
+    }
     registry_lock.unlock();
     // Detached from the registry, the lists are ours; their order is kept,
     // the once warm heaps (the newer ones) in front.
@@ -315,7 +370,10 @@ pub fn collectEverything() usize {
     }
     registry_lock.lock();
     for ([_]*Orphans{ &detached[1], &detached[0] }) |orphans| {
-        while (orphans.popBack()) |heap| cold_orphans.pushFront(heap);
+        while (orphans.popBack()) |heap| {
+            setState(heap, .cold_orphan);
+            cold_orphans.pushFront(heap);
+        }
     }
     registry_lock.unlock();
     return bytes + segment_box.trimCache();
@@ -378,7 +436,7 @@ test "a thread's heap is made once and adopted after the thread exits" {
     const thread = try std.Thread.spawn(.{}, Worker.run, .{&first});
     thread.join();
     try std.testing.expect(first != null);
-    try std.testing.expect(first.?.state == .orphan);
+    try std.testing.expect(first.?.state == .warm_orphan or first.?.state == .cold_orphan);
     var second: ?*Heap = null;
     const again = try std.Thread.spawn(.{}, Worker.run, .{&second});
     again.join();
@@ -409,9 +467,43 @@ test "threads that exit together leave at most warm_orphans_max heaps warm" {
     // A cold orphan gave back its only span, and with it its segment.
     var bare: usize = 0;
     for (heaps) |heap| {
-        try std.testing.expect(heap.?.state == .orphan);
+        try std.testing.expect(heap.?.state == .warm_orphan or heap.?.state == .cold_orphan);
         if (heap.?.isBare()) bare += 1;
     }
     try std.testing.expect(bare >= threads - warm_orphans_max);
     try std.testing.expect(warm_count <= warm_orphans_max);
+}
+
+test "blocks freed after their owner's thread exited are collected for it" {
+    start();
+    const class = sizeclass.classOf(64);
+    // More than a live heap keeps resident, so the collect must purge; in
+    // whole collects' worth of full batches, so none is left waiting.
+    const per_collect = policy.remote_batch_blocks[class] * orphan_flushes_per_collect;
+    const count = std.mem.alignForward(usize, (policy.snapshot.purge_slices + 8) * layout.slice_size_bytes / 64, per_collect);
+    const blocks = try std.testing.allocator.alloc(*span_box.Block, count);
+    defer std.testing.allocator.free(blocks);
+    // This thread's heap first, so it does not adopt the worker's below.
+    const own = currentOrCreate().?;
+    const Worker = struct {
+        fn run(out: *?*Heap, memory: []*span_box.Block) void {
+            const heap = currentOrCreate() orelse return;
+            for (memory) |*block| block.* = @ptrCast(@alignCast(heap.alloc(class) orelse return));
+            out.* = heap;
+        }
+    };
+    var orphan: ?*Heap = null;
+    const thread = try std.Thread.spawn(.{}, Worker.run, .{ &orphan, blocks });
+    thread.join();
+    const heap = orphan orelse return error.OutOfMemory;
+    try std.testing.expect(heap.state != .active);
+    for (blocks) |block| {
+        const addr = @intFromPtr(block);
+        own.freeRemote(segment_box.Segment.of(addr).spanOf(addr), block);
+    }
+    own.outbox.flushAll(&own.counters);
+    // Nothing waits for a thread that will never come, and what the frees
+    // emptied is purged down to what a live heap keeps.
+    try std.testing.expect(!heap.inbox.hasPending(class));
+    try std.testing.expect(heap.dirty_slices <= policy.snapshot.purge_slices);
 }

@@ -8,6 +8,9 @@
  * the RSS before the threads started.
  *   giveback          threads exit after their frees (run by tests/c/run.sh)
  *   giveback idle     threads stay alive, blocked, while main polls
+ *   giveback orphaned threads exit right after allocating; main frees every
+ *                     block (their owners' threads are gone) and polls
+ *                     (run by tests/c/run.sh)
  * Pointer arrays are mmap'ed, so only the blocks themselves are the
  * allocator's. Prints the RSS at start, at its peak and at the end of the
  * poll, and how long the fall took.
@@ -32,7 +35,15 @@ static struct worker {
   size_t count;
 } workers[THREADS];
 static pthread_barrier_t allocated, freed, polled;
-static int idle;
+static enum { EXITED, IDLE, ORPHANED } mode;
+static const char *const mode_names[] = {"threads exited", "threads idle", "threads exited before the frees"};
+
+static void check_and_free(struct worker *w) {
+  for (size_t i = 0; i < w->count; i++) {
+    if (w->blocks[i][0] != (unsigned char)(w->index + 1)) fail("block %zu of thread %d was overwritten", i, w->index);
+    free(w->blocks[i]);
+  }
+}
 
 static void *worker_main(void *arg) {
   struct worker *w = arg;
@@ -48,13 +59,10 @@ static void *worker_main(void *arg) {
     total += n;
   }
   pthread_barrier_wait(&allocated);
-  struct worker *other = &workers[(w->index + 1) % THREADS];
-  for (size_t i = 0; i < other->count; i++) {
-    if (other->blocks[i][0] != (unsigned char)(other->index + 1)) fail("block %zu of thread %d was overwritten", i, other->index);
-    free(other->blocks[i]);
-  }
+  if (mode == ORPHANED) return NULL;
+  check_and_free(&workers[(w->index + 1) % THREADS]);
   pthread_barrier_wait(&freed);
-  if (idle) pthread_barrier_wait(&polled);
+  if (mode == IDLE) pthread_barrier_wait(&polled);
   return NULL;
 }
 
@@ -65,7 +73,7 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-  idle = argc > 1 && strcmp(argv[1], "idle") == 0;
+  if (argc > 1) mode = strcmp(argv[1], "idle") == 0 ? IDLE : strcmp(argv[1], "orphaned") == 0 ? ORPHANED : EXITED;
   size_t array_bytes = MAX_BLOCKS * sizeof(unsigned char *);
   for (int t = 0; t < THREADS; t++) {
     workers[t].index = t;
@@ -78,10 +86,17 @@ int main(int argc, char **argv) {
   size_t start = rss_bytes();
   for (int t = 0; t < THREADS; t++)
     if (pthread_create(&workers[t].th, NULL, worker_main, &workers[t])) fail("pthread_create failed");
-  pthread_barrier_wait(&freed);
-  size_t peak = rss_bytes();
-  if (!idle)
+  size_t peak;
+  if (mode == ORPHANED) {
     for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
+    peak = rss_bytes();
+    for (int t = 0; t < THREADS; t++) check_and_free(&workers[t]);
+  } else {
+    pthread_barrier_wait(&freed);
+    peak = rss_bytes();
+    if (mode == EXITED)
+      for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
+  }
   for (int t = 0; t < THREADS; t++) munmap(workers[t].blocks, array_bytes);
   double t0 = now();
   size_t rss = rss_bytes();
@@ -90,10 +105,10 @@ int main(int argc, char **argv) {
     rss = rss_bytes();
   }
   double waited = now() - t0;
-  printf("giveback (%s): RSS at start %zu KiB, after the frees %zu KiB, after %.3f s %zu KiB (limit %zu KiB)\n",
-         idle ? "threads idle" : "threads exited", start / KiB, peak / KiB, waited, rss / KiB,
+  printf("giveback (%s): RSS at start %zu KiB, at the peak %zu KiB, after %.3f s %zu KiB (limit %zu KiB)\n",
+         mode_names[mode], start / KiB, peak / KiB, waited, rss / KiB,
          (start + SLACK) / KiB);
-  if (idle) {
+  if (mode == IDLE) {
     pthread_barrier_wait(&polled);
     for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
   }
