@@ -193,6 +193,16 @@ fn cacheLimitBytes() usize {
     return @max(lane_bytes, std.mem.alignBackward(usize, live_bytes / 2, page_size_bytes));
 }
 
+/// What the cache may hold while no large block is live (under the lock):
+/// half the lane's bytes. A program that freed all its big buffers and
+/// went idle reaches no boundary where the purge delay could expire them,
+/// so this much stays resident for good (the lane's whole 64 MiB was the
+/// give-back bound of bench/LEDGER.md); one buffer used over and over, or
+/// a batch of up to this many bytes, still finds its mappings.
+fn idleCacheBytes() usize {
+    return std.mem.alignBackward(usize, policy.snapshot.largeCacheBytes() / 2, page_size_bytes);
+}
+
 const Cached = struct {
     block: Block = .{ .addr = 0, .len_bytes = 0, .guarded = false },
     freed_ms: u32 = 0,
@@ -356,8 +366,11 @@ const min_block_bytes = sizeclass.medium_max_bytes + 1;
 /// cached past the purge delay.
 fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicted) void {
     std.debug.assert(!freed.guarded);
-    const limit = cacheLimitBytes();
-    if (freed.len_bytes > limit) return evicted.add(freed);
+    const limit = if (live == 0) idleCacheBytes() else cacheLimitBytes();
+    if (freed.len_bytes > limit) {
+        makeRoomLocked(0, false, limit, evicted);
+        return evicted.add(freed);
+    }
     var block = freed;
     var oldest_ms = freed_ms;
     var joined = freed_joined;
@@ -370,24 +383,7 @@ fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicte
         _ = dropLocked(slot);
         block = .{ .addr = @min(block.addr, other.addr), .len_bytes = block.len_bytes + other.len_bytes, .guarded = false };
     };
-    while (cache_bytes + block.len_bytes > limit or cache_count == cache_slots) {
-        var oldest: ?*Cached = null;
-        for (&cache) |*slot| {
-            if (slot.block.addr == 0) continue;
-            if (oldest == null or slot.sequence < oldest.?.sequence) oldest = slot;
-        }
-        const slot = oldest.?;
-        const excess = cache_bytes + block.len_bytes -| limit;
-        if (cache_count < cache_slots and slot.block.len_bytes >= excess + min_block_bytes) {
-            // Only what does not fit goes: the oldest may be a long joined
-            // run, and unmapping all of it would empty the cache.
-            slot.block.len_bytes -= excess;
-            cache_bytes -= excess;
-            evicted.add(.{ .addr = slot.block.addr + slot.block.len_bytes, .len_bytes = excess, .guarded = false });
-            break;
-        }
-        evicted.add(dropLocked(slot).block);
-    }
+    makeRoomLocked(block.len_bytes, true, limit, evicted);
     for (&cache) |*slot| {
         if (slot.block.addr != 0) continue;
         frees_cached += 1;
@@ -397,6 +393,29 @@ fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicte
         return;
     }
     unreachable;
+}
+
+/// Evicts the oldest entries into `evicted` until `bytes` more fit within
+/// `limit` (and, when `slot_needed`, a slot is free).
+fn makeRoomLocked(bytes: usize, slot_needed: bool, limit: usize, evicted: *Evicted) void {
+    while (cache_bytes + bytes > limit or (slot_needed and cache_count == cache_slots)) {
+        var oldest: ?*Cached = null;
+        for (&cache) |*slot| {
+            if (slot.block.addr == 0) continue;
+            if (oldest == null or slot.sequence < oldest.?.sequence) oldest = slot;
+        }
+        const slot = oldest.?;
+        const excess = cache_bytes + bytes -| limit;
+        if (cache_count < cache_slots and slot.block.len_bytes >= excess + min_block_bytes) {
+            // Only what does not fit goes: the oldest may be a long joined
+            // run, and unmapping all of it would empty the cache.
+            slot.block.len_bytes -= excess;
+            cache_bytes -= excess;
+            evicted.add(.{ .addr = slot.block.addr + slot.block.len_bytes, .len_bytes = excess, .guarded = false });
+            return;
+        }
+        evicted.add(dropLocked(slot).block);
+    }
 }
 
 /// Unmaps every cached mapping. Returns the bytes.
@@ -848,6 +867,9 @@ test "a freed mapping is reused by its class and by smaller requests with bounde
 test "the cache keeps the most recent mappings within its bytes and slots" {
     const test_policy = TestPolicy.begin(.balanced, 4);
     defer test_policy.end();
+    // Live throughout: with none live, the cache holds half as much.
+    const keeper = try allocOrFail(1 << 20);
+    defer _ = free(@intFromPtr(keeper.ptr));
     var blocks: [6]usize = undefined;
     for (&blocks) |*addr| addr.* = @intFromPtr((try allocOrFail(1 << 20)).ptr);
     for (blocks) |addr| {
@@ -882,7 +904,7 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
     }
 }
 
-test "the cache holds up to half the live large bytes when that is more than the lane's" {
+test "the cache holds up to half the live large bytes when that is more than the lane's, half the lane's when none is live" {
     const test_policy = TestPolicy.begin(.balanced, 1);
     defer test_policy.end();
     // No other test leaves a large block live.
@@ -893,12 +915,13 @@ test "the cache holds up to half the live large bytes when that is more than the
     // MiB live allow 4, 3.5 and 3 MiB.
     for (blocks[0..3]) |addr| try std.testing.expect(free(addr));
     try std.testing.expectEqual(@as(usize, 3 << 20), cache_bytes);
-    // As the live blocks go, so does the cache, down to the lane's 1 MiB.
+    // As the live blocks go, so does the cache, down to the lane's 1 MiB,
+    // and to half that once none is live.
     for (blocks[3..], 0..) |addr, freed| {
         try std.testing.expect(free(addr));
         try std.testing.expect(cache_bytes <= @max(1 << 20, (5 - freed) << 19));
     }
-    try std.testing.expectEqual(@as(usize, 1 << 20), cache_bytes);
+    try std.testing.expectEqual(@as(usize, 1 << 19), cache_bytes);
 
     // Live blocks of an odd number of pages in all: the bound stays page
     // aligned (an unaligned one would unmap unaligned tails, which munmap

@@ -11,6 +11,8 @@
  *   giveback orphaned threads exit right after allocating; main frees every
  *                     block (their owners' threads are gone) and polls
  *                     (run by tests/c/run.sh)
+ *   giveback large    as the default, with blocks of 256 KiB to 4 MiB
+ *                     (run by tests/c/run.sh)
  * Pointer arrays are mmap'ed, so only the blocks themselves are the
  * allocator's. Prints the RSS at start, at its peak and at the end of the
  * poll, and how long the fall took.
@@ -19,6 +21,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "util.h"
@@ -35,8 +38,10 @@ static struct worker {
   size_t count;
 } workers[THREADS];
 static pthread_barrier_t allocated, freed, polled;
-static enum { EXITED, IDLE, ORPHANED } mode;
-static const char *const mode_names[] = {"threads exited", "threads idle", "threads exited before the frees"};
+static enum { EXITED, IDLE, ORPHANED, LARGE, MODES } mode;
+static const char *const mode_args[MODES] = {"", "idle", "orphaned", "large"};
+static const char *const mode_names[MODES] = {"threads exited", "threads idle", "threads exited before the frees",
+                                              "large blocks, threads exited"};
 
 static void check_and_free(struct worker *w) {
   for (size_t i = 0; i < w->count; i++) {
@@ -51,7 +56,7 @@ static void *worker_main(void *arg) {
   size_t total = 0;
   while (total < PER_THREAD) {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    size_t n = 16 + (size_t)(s % 1009);
+    size_t n = mode == LARGE ? 256 * KiB + (size_t)(s % (4 * MiB - 256 * KiB)) : 16 + (size_t)(s % 1009);
     unsigned char *p = malloc(n);
     if (!p) fail("malloc(%zu) returned NULL after %zu bytes", n, total);
     memset(p, w->index + 1, n);
@@ -73,7 +78,9 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) mode = strcmp(argv[1], "idle") == 0 ? IDLE : strcmp(argv[1], "orphaned") == 0 ? ORPHANED : EXITED;
+  for (int m = 1; argc > 1 && m < MODES; m++)
+    if (strcmp(argv[1], mode_args[m]) == 0) mode = m;
+  if (argc > 1 && mode == EXITED) fail("unknown mode %s (idle, orphaned, large)", argv[1]);
   size_t array_bytes = MAX_BLOCKS * sizeof(unsigned char *);
   for (int t = 0; t < THREADS; t++) {
     workers[t].index = t;
@@ -86,17 +93,17 @@ int main(int argc, char **argv) {
   size_t start = rss_bytes();
   for (int t = 0; t < THREADS; t++)
     if (pthread_create(&workers[t].th, NULL, worker_main, &workers[t])) fail("pthread_create failed");
-  size_t peak;
   if (mode == ORPHANED) {
     for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
-    peak = rss_bytes();
     for (int t = 0; t < THREADS; t++) check_and_free(&workers[t]);
   } else {
     pthread_barrier_wait(&freed);
-    peak = rss_bytes();
-    if (mode == EXITED)
+    if (mode != IDLE)
       for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
   }
+  struct rusage usage;
+  getrusage(RUSAGE_SELF, &usage);
+  size_t peak = (size_t)usage.ru_maxrss * KiB;
   for (int t = 0; t < THREADS; t++) munmap(workers[t].blocks, array_bytes);
   double t0 = now();
   size_t rss = rss_bytes();
@@ -113,7 +120,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
   }
   if (rss >= start + SLACK)
-    fail("RSS is %zu KiB 1 s after %zu MiB of small blocks were freed by other threads, %zu KiB above the start (limit %zu KiB)",
+    fail("RSS is %zu KiB 1 s after %zu MiB of blocks were freed by other threads, %zu KiB above the start (limit %zu KiB)",
          rss / KiB, (size_t)(THREADS * PER_THREAD / MiB), (rss - start) / KiB, SLACK / KiB);
   return 0;
 }

@@ -127,6 +127,9 @@ check giveback env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback"
 # back to heaps whose threads are gone (glibc 2.36, mimalloc 2.0.9 and
 # tcmalloc 2.10 keep all 600 MiB there).
 check giveback-orphaned env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" orphaned
+# The same with large blocks (256 KiB to 4 MiB): freed mappings are cached
+# for reuse, at most half the lane's cache once no large block is live.
+check giveback-large env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" large
 # The same with the threads still alive (idle) while RSS is polled. Measured
 # 2026-11-24: 631620 KiB after 1 s (limit 67120): not run until it passes.
 # check giveback-idle env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" idle
