@@ -117,7 +117,7 @@ pub const knobs = [_]Knob{
         .min = 0,
         .max = 1 << 20,
         .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 0 }),
-        .meaning = "MiB of freed large blocks (> 256 KiB) kept mapped for reuse, or half the bytes of the live large blocks when that is more, each at most for the purge delay (`hardened` quarantines them instead)",
+        .meaning = "MiB of freed large blocks (> 256 KiB) kept mapped for reuse, or half the bytes of the live large blocks when that is more (half the MiB while none is live), each at most for the purge delay (`hardened` quarantines them instead)",
     },
     .{
         .env = "HZ_EMPTY_FAULTS",
