@@ -7,9 +7,10 @@
 //! allocations cost a syscall anyway, so the lock is not the bottleneck.
 //!
 //! Freed mappings are kept in a cache of up to `cache_slots` mappings and
-//! `cacheLimitBytes()` bytes, each for at most the purge delay (the oldest
-//! go first when it is full), so a program that allocates and frees big
-//! buffers of varying size pays no map, unmap and refault each time.
+//! `cacheLimitBytes()` bytes (`idleCacheBytes()` while no large block is
+//! live), each for at most the purge delay (the oldest go first when it is
+//! full), so a program that allocates and frees big buffers of varying
+//! size pays no map, unmap and refault each time.
 //! Lengths are rounded up to `classes_per_doubling` classes per doubling
 //! (when such a mapping could be cached at all), so a freed mapping
 //! fits every later request of its class, and a request may take a cached
