@@ -214,6 +214,22 @@ var cold_orphans: Orphans = .{};
 var warm_count: u32 = 0;
 const warm_orphans_max = 2;
 
+/// The list an orphan of `state` waits on.
+fn orphanList(state: State) *Orphans {
+    return switch (state) {
+        .warm_orphan => &warm_orphans,
+        .cold_orphan => &cold_orphans,
+        .active, .claimed, .dead => unreachable,
+    };
+}
+
+/// Under the registry lock: `heap` becomes an orphan of `state`, the
+/// newest on its list, so its state always names the list it is on.
+fn listOrphan(heap: *Heap, state: State) void {
+    setState(heap, state);
+    orphanList(state).pushFront(heap);
+}
+
 fn countOrphans(orphans: *const Orphans) u32 {
     var count: u32 = 0;
     var cursor = orphans.head;
@@ -278,8 +294,7 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     exitedSlot().* = true;
     registry_lock.lock();
     heap.orphan_flushes.store(0, .monotonic);
-    setState(heap, if (warm) .warm_orphan else .cold_orphan);
-    if (warm) warm_orphans.pushFront(heap) else cold_orphans.pushFront(heap);
+    listOrphan(heap, if (warm) .warm_orphan else .cold_orphan);
     registry_lock.unlock();
 }
 
@@ -315,8 +330,7 @@ noinline fn collectForOrphan(heap: *Heap) void {
     registry_lock.lock();
     const state = heap.state;
     switch (state) {
-        .warm_orphan => warm_orphans.remove(heap),
-        .cold_orphan => cold_orphans.remove(heap),
+        .warm_orphan, .cold_orphan => orphanList(state).remove(heap),
         // Adopted or claimed since the flush looked.
         .active, .claimed, .dead => return registry_lock.unlock(),
     }
@@ -324,8 +338,7 @@ noinline fn collectForOrphan(heap: *Heap) void {
     registry_lock.unlock();
     _ = heap.collectExited();
     registry_lock.lock();
-    setState(heap, state);
-    if (state == .warm_orphan) warm_orphans.pushFront(heap) else cold_orphans.pushFront(heap);
+    listOrphan(heap, state);
     registry_lock.unlock();
 }
 
@@ -341,8 +354,7 @@ fn reclaimOneOrphan() void {
     registry_lock.unlock();
     _ = heap.drain(true);
     registry_lock.lock();
-    setState(heap, .cold_orphan);
-    cold_orphans.pushFront(heap);
+    listOrphan(heap, .cold_orphan);
     registry_lock.unlock();
 }
 
@@ -370,10 +382,7 @@ pub fn collectEverything() usize {
     }
     registry_lock.lock();
     for ([_]*Orphans{ &detached[1], &detached[0] }) |orphans| {
-        while (orphans.popBack()) |heap| {
-            setState(heap, .cold_orphan);
-            cold_orphans.pushFront(heap);
-        }
+        while (orphans.popBack()) |heap| listOrphan(heap, .cold_orphan);
     }
     registry_lock.unlock();
     return bytes + segment_box.trimCache();
