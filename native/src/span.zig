@@ -139,13 +139,16 @@ pub noinline fn corruptedFreeList(block_addr: usize) noreturn {
     os.fatalPointer("malloc(): corrupted free list", block_addr);
 }
 
-/// Bytes carved at a time when a span's free list runs dry: as many as
-/// were carved before (a page at first), up to `carve_bytes`. A class used
-/// for a few blocks touches one page of its span instead of four, which is
-/// most of what a short-lived thread leaves resident; a busy class reaches
-/// the full carve after three refills.
-const carve_bytes: usize = 16 * 1024;
-const max_carve_blocks = carve_bytes / layout.min_alignment_bytes;
+/// When a span's free list runs dry, a carve links the never-used blocks
+/// that end in the OS page where the next one starts (at least that one):
+/// a class's span is resident up to the page its blocks reached, not a
+/// carve ahead of it. Each class holds a partly used page or more, so what
+/// a carve adds beyond the blocks in use is most of the small-block lanes'
+/// margin over glibc's peak (bench/LEDGER.md). The hardened lane's carves
+/// are bigger, for a random order over more blocks: as many bytes as were
+/// carved before (a page at first), up to `shuffled_carve_bytes`.
+const shuffled_carve_bytes: usize = 16 * 1024;
+const max_shuffled_blocks = shuffled_carve_bytes / layout.min_alignment_bytes;
 
 /// xorshift64*: the hardened lane's cheap randomness (carve order,
 /// quarantine eviction). `state` must not be 0.
@@ -272,7 +275,7 @@ pub const Span = extern struct {
         return span.capacity.load(.monotonic) < span.reserved;
     }
 
-    /// Links up to `carve_bytes` of never-used blocks onto the free list.
+    /// Links never-used blocks onto the free list (see `shuffled_carve_bytes`).
     /// Returns false when the span is fully carved. `shuffle` (the hardened
     /// lane's random state, else null) zeroes the new blocks (the memory
     /// may be a reused span's) and links them in a random order.
@@ -280,12 +283,15 @@ pub const Span = extern struct {
         std.debug.assert(span.free == null);
         if (!span.canCarve()) return false;
         const capacity = span.capacity.load(.monotonic);
-        const bytes = std.math.clamp(@as(usize, capacity) * span.block_size, layout.page_size_bytes, carve_bytes);
-        const count = @min(span.reserved - capacity, @max(1, bytes / span.block_size));
         const first = span.start + @as(usize, capacity) * span.block_size;
+        const end = if (shuffle != null)
+            first + std.math.clamp(@as(usize, capacity) * span.block_size, layout.page_size_bytes, shuffled_carve_bytes)
+        else
+            std.mem.alignForward(usize, first + 1, layout.page_size_bytes);
+        const count = @min(span.reserved - capacity, @max(1, (end - first) / span.block_size));
         // Block `index` of the list is block `order[index]` of the carve when
         // shuffled, block `index` otherwise (no order to build).
-        var order: [max_carve_blocks]u16 = undefined;
+        var order: [max_shuffled_blocks]u16 = undefined;
         if (shuffle) |state| {
             @memset(@as([*]u8, @ptrFromInt(first))[0 .. count * span.block_size], 0);
             for (order[0..count], 0..) |*slot, index| slot.* = @intCast(index);
@@ -439,14 +445,31 @@ test "a shuffled carve zeroes and links every block once, in another order" {
     span.check();
 }
 
-test "each carve links as many bytes as are carved, from a page up to 16 KiB" {
+test "each carve links the blocks that end in the page where it starts, or one" {
+    const span_bytes = layout.slice_size_bytes;
+    const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
+    defer std.testing.allocator.free(memory);
+    var span = testSpan(memory, sizeclass.classOf(48));
+    var carved: [5]u32 = undefined;
+    for (&carved) |*capacity| {
+        try std.testing.expect(span.carve(null));
+        span.free = null; // as if every block went out
+        capacity.* = span.capacity.load(.monotonic);
+    }
+    // Blocks of 48 bytes: 85 end in the first page (at 4080); the 86th
+    // straddles into the second, whose blocks then end at 8160; and so on.
+    try std.testing.expectEqualSlices(u32, &.{ 85, 86, 170, 171, 256 }, &carved);
+}
+
+test "a shuffled carve links as many bytes as were carved before, from a page up to 16 KiB" {
     const span_bytes = layout.slice_size_bytes;
     const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
     defer std.testing.allocator.free(memory);
     var span = testSpan(memory, sizeclass.classOf(64));
+    var state: u64 = 7;
     var carved: [6]u32 = undefined;
     for (&carved) |*capacity| {
-        try std.testing.expect(span.carve(null));
+        try std.testing.expect(span.carve(&state));
         span.free = null; // as if every block went out
         capacity.* = span.capacity.load(.monotonic);
     }
