@@ -769,8 +769,8 @@ test "at thread exit a heap keeps each class's current span and purges free slic
 }
 
 /// Frees another heap's `blocks` through `freer` (remote frees), flushed to
-/// their owner before it returns.
-fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
+/// their owner before it returns. For tests (thread.zig's too).
+pub fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
     for (blocks) |p| {
         const addr = @intFromPtr(p);
         const span = Segment.of(addr).spanOf(addr);

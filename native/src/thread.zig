@@ -538,12 +538,7 @@ test "a heap about to take a fresh span borrows from a heap it never handed bloc
     const lender = owner orelse return error.OutOfMemory;
     // Another heap (not in the registry) frees them to their owner.
     var freer: Heap = .{};
-    for (blocks) |p| {
-        const addr = @intFromPtr(p);
-        const span = segment_box.Segment.of(addr).spanOf(addr);
-        freer.freeRemote(span, span.blockAt(addr).?);
-    }
-    freer.outbox.flushAll(&freer.counters);
+    heap_box.freeRemotely(&freer, &blocks);
     try std.testing.expect(lender.inbox.hasPending(class));
     try std.testing.expect(own.outbox.recipient[class] == null);
     // This heap never flushed the class anywhere, yet takes them.
@@ -553,12 +548,7 @@ test "a heap about to take a fresh span borrows from a heap it never handed bloc
     try std.testing.expect(!lender.inbox.hasPending(class));
     try std.testing.expectEqual(lender, own.lender[class]);
     // They go back to their owner as remote frees.
-    for (again) |p| {
-        const addr = @intFromPtr(p);
-        const span = segment_box.Segment.of(addr).spanOf(addr);
-        own.freeRemote(span, span.blockAt(addr).?);
-    }
-    own.outbox.flushAll(&own.counters);
+    heap_box.freeRemotely(own, &again);
     try std.testing.expect(lender.inbox.hasPending(class));
 }
 
