@@ -350,8 +350,8 @@ noinline fn collectForOrphan(heap: *Heap) void {
 const lender_scan_heaps = 16;
 
 /// For heap.zig's `borrow`: another heap whose inbox holds blocks of
-/// `class` (one whose thread is off the CPU while others free its blocks),
-/// among the `lender_scan_heaps` that follow `heap` in the registry,
+/// `class` (where blocks wait, most often, is a heap whose thread is off
+/// the CPU while others free its blocks), among the `lender_scan_heaps` that follow `heap` in the registry,
 /// wrapping to its head, so that heaps do not all look at the same ones.
 /// Without the lock: heaps are never unmapped, and join at the head.
 fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
