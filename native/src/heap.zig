@@ -72,16 +72,6 @@ pub var before_fresh_segment: *const fn () void = noop;
 
 fn noop() void {}
 
-/// Another heap whose inbox holds blocks of the class, for `borrow` when
-/// the inbox the asking heap last flushed the class to holds none; null
-/// when none is found. Set by thread.zig at process start, like
-/// `before_fresh_segment`.
-pub var find_lender: *const fn (*Heap, Class) ?*Heap = noLender;
-
-fn noLender(_: *Heap, _: Class) ?*Heap {
-    return null;
-}
-
 /// Hardened lane: the block a heap's malloc handed out last, and what it
 /// wrote past the request, so that the next malloc can compare them
 /// without looking the block up (hardened.zig). `block` is null when none,
@@ -308,31 +298,20 @@ pub const Heap = struct {
     }
 
     /// A block of `class` from another heap's inbox, instead of a fresh
-    /// span: the heap this thread last handed `class`'s frees to, or
-    /// another one (`find_lender`), may be asleep (more threads than
-    /// cores), its inbox holding blocks nobody can use until it wakes. The
-    /// chain is taken whole (the swap its owner's collect makes) and its
-    /// blocks handed out as they are, still counted in their spans' `used`;
-    /// when freed they go back to their owner as any remote free. Each
-    /// address is checked when it is popped.
+    /// span: the heap this thread last handed `class`'s frees to may be
+    /// asleep (more threads than cores), its inbox holding blocks nobody
+    /// can use until it wakes. The chain is taken whole (the swap its owner's
+    /// collect makes) and its blocks handed out as they are, still counted
+    /// in their spans' `used`; when freed they go back to their owner as
+    /// any remote free. Each address is checked when it is popped.
     fn borrow(heap: *Heap, class: Class) ?*anyopaque {
-        const chain = heap.borrowed[class] orelse heap.takeToBorrow(class) orelse return null;
+        const chain = heap.borrowed[class] orelse taken: {
+            const inbox = heap.outbox.recipient[class] orelse return null;
+            const taken = inbox.take(class) orelse return null;
+            heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
+            break :taken taken;
+        };
         return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
-    }
-
-    /// The chain of `class` queued in the inbox this heap last flushed the
-    /// class to, else in another heap's; sets `lender[class]` to its owner.
-    fn takeToBorrow(heap: *Heap, class: Class) ?*Block {
-        if (heap.outbox.recipient[class]) |inbox| {
-            if (inbox.take(class)) |chain| {
-                heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
-                return chain;
-            }
-        }
-        const lender = find_lender(heap, class) orelse return null;
-        const chain = lender.inbox.take(class) orelse return null;
-        heap.lender[class] = lender;
-        return chain;
     }
 
     /// Hands every borrowed block back to its owner as a remote free (drain).
@@ -769,8 +748,8 @@ test "at thread exit a heap keeps each class's current span and purges free slic
 }
 
 /// Frees another heap's `blocks` through `freer` (remote frees), flushed to
-/// their owner before it returns. For tests (thread.zig's too).
-pub fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
+/// their owner before it returns.
+fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
     for (blocks) |p| {
         const addr = @intFromPtr(p);
         const span = Segment.of(addr).spanOf(addr);

@@ -185,7 +185,6 @@ noinline fn startOnce() void {
     policy.load();
     span_box.initKeys(os.processRandom());
     heap_box.before_fresh_segment = reclaimOneOrphan;
-    heap_box.find_lender = findLender;
     remote.after_flush = collectForExited;
     // Never allocates; the key's destructor returns a thread's heap.
     exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
@@ -269,8 +268,7 @@ noinline fn acquire() ?*Heap {
             .random = if (hardened) os.processRandom()[0] | 1 else 1,
         };
         heap.registry_next = registry;
-        // Release: `findLender` walks the registry without the lock.
-        @atomicStore(?*Heap, &registry, heap, .release);
+        registry = heap;
         break :fresh heap;
     };
     setState(heap, .active);
@@ -342,33 +340,6 @@ noinline fn collectForOrphan(heap: *Heap) void {
     registry_lock.lock();
     listOrphan(heap, state);
     registry_lock.unlock();
-}
-
-/// Heaps `findLender` looks at, at most, per call: it runs only when a
-/// heap is about to take a fresh span, and every look is one load of
-/// another heap's inbox.
-const lender_scan_heaps = 16;
-
-/// For heap.zig's `borrow`: another heap whose inbox holds blocks of
-/// `class` (where blocks wait, most often, is a heap whose thread is off
-/// the CPU while others free its blocks), among the `lender_scan_heaps` that follow `heap` in the registry,
-/// wrapping to its head, so that heaps do not all look at the same ones.
-/// Without the lock: heaps are never unmapped, and join at the head.
-fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
-    var cursor = heap.registry_next;
-    for (0..lender_scan_heaps) |_| {
-        // `heap` itself is in the registry: the head is never null here.
-        const other = cursor orelse @atomicLoad(?*Heap, &registry, .acquire).?;
-        if (other == heap) return null;
-        cursor = other.registry_next;
-        switch (@atomicLoad(State, &other.state, .monotonic)) {
-            .active, .warm_orphan, .cold_orphan => {},
-            // Drained or collected by another thread now, or left by fork.
-            .claimed, .dead => continue,
-        }
-        if (other.inbox.hasPending(class)) return other;
-    }
-    return null;
 }
 
 /// Lets a live thread give back what the oldest orphan heap holds (frees
@@ -510,46 +481,6 @@ test "threads that exit together leave at most warm_orphans_max heaps warm" {
     }
     try std.testing.expect(bare >= threads - warm_orphans_max);
     try std.testing.expect(warm_count <= warm_orphans_max);
-}
-
-test "a heap about to take a fresh span borrows from a heap it never handed blocks to" {
-    start();
-    // A class no other test here uses: this thread's heap holds no span of it.
-    const class = sizeclass.classOf(20 * 1024);
-    const own = currentOrCreate().?;
-    const Owner = struct {
-        fn run(out: *?*Heap, blocks: []*anyopaque, ready: *std.Thread.ResetEvent, done: *std.Thread.ResetEvent) void {
-            const heap = currentOrCreate() orelse return ready.set();
-            for (blocks) |*slot| slot.* = heap.alloc(class) orelse return ready.set();
-            out.* = heap;
-            ready.set();
-            // Alive (an active heap) while the main thread borrows.
-            done.wait();
-        }
-    };
-    var blocks: [8]*anyopaque = undefined;
-    var owner: ?*Heap = null;
-    var ready: std.Thread.ResetEvent = .{};
-    var done: std.Thread.ResetEvent = .{};
-    const thread = try std.Thread.spawn(.{}, Owner.run, .{ &owner, &blocks, &ready, &done });
-    defer thread.join();
-    defer done.set();
-    ready.wait();
-    const lender = owner orelse return error.OutOfMemory;
-    // Another heap (not in the registry) frees them to their owner.
-    var freer: Heap = .{};
-    heap_box.freeRemotely(&freer, &blocks);
-    try std.testing.expect(lender.inbox.hasPending(class));
-    try std.testing.expect(own.outbox.recipient[class] == null);
-    // This heap never flushed the class anywhere, yet takes them.
-    var again: [8]*anyopaque = undefined;
-    for (&again) |*slot| slot.* = own.alloc(class) orelse return error.OutOfMemory;
-    for (again) |p| try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, p) != null);
-    try std.testing.expect(!lender.inbox.hasPending(class));
-    try std.testing.expectEqual(lender, own.lender[class]);
-    // They go back to their owner as remote frees.
-    heap_box.freeRemotely(own, &again);
-    try std.testing.expect(lender.inbox.hasPending(class));
 }
 
 test "blocks freed after their owner's thread exited are collected for it" {
