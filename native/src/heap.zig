@@ -72,6 +72,19 @@ pub var before_fresh_segment: *const fn () void = noop;
 
 fn noop() void {}
 
+/// Refills between two readings of the clock into `Heap.refill_ms`.
+const stamp_refills = 32;
+
+/// Another heap whose inbox holds blocks of the class, for `borrow` when
+/// the inbox the asking heap last flushed the class to holds none; null
+/// when none is found. Set by thread.zig at process start, like
+/// `before_fresh_segment`.
+pub var find_lender: *const fn (*Heap, Class) ?*Heap = noLender;
+
+fn noLender(_: *Heap, _: Class) ?*Heap {
+    return null;
+}
+
 /// Hardened lane: the block a heap's malloc handed out last, and what it
 /// wrote past the request, so that the next malloc can compare them
 /// without looking the block up (hardened.zig). `block` is null when none,
@@ -144,6 +157,12 @@ pub const Heap = struct {
     /// (thread.zig's `collectForExited`, from any thread; reset when the
     /// heap becomes an orphan).
     orphan_flushes: std.atomic.Value(u32) = .init(0),
+    /// When this heap's thread last refilled (os.nowMs, at most once per
+    /// `stamp_refills` refills), for thread.zig's lender search, which
+    /// counts the heaps whose thread ran lately.
+    refill_ms: u32 = 0,
+    /// `refill_count` at which a slow refill stamps `refill_ms` again.
+    next_stamp_refill: u64 = 0,
     /// Written by other threads: its own cache lines.
     inbox: remote.Inbox align(std.atomic.cache_line) = .{},
 
@@ -238,6 +257,7 @@ pub const Heap = struct {
     /// `refill` when the class's current span can still carve, remote frees
     /// wait for the class, or no partial span is left.
     noinline fn refillSlow(heap: *Heap, class: Class) ?*anyopaque {
+        heap.stampRunning();
         // Not in the hardened lane, whose shuffled, delayed reuse stays the
         // only order in which freed blocks come back.
         if (!heap.hardened and class < sizeclass.small_class_count) {
@@ -272,6 +292,15 @@ pub const Heap = struct {
         return heap.alloc(class);
     }
 
+    /// Stamps `refill_ms`, once per `stamp_refills` refills: a clock read
+    /// costs about 35 instructions, as much as a refill's fast path.
+    inline fn stampRunning(heap: *Heap) void {
+        const refills = heap.counters.refill_count.read();
+        if (refills < heap.next_stamp_refill) return;
+        heap.next_stamp_refill = refills + stamp_refills;
+        @atomicStore(u32, &heap.refill_ms, os.nowMs(), .monotonic);
+    }
+
     /// Makes `span`, the head of `class`'s partial list, the class's
     /// current span and pops from it.
     inline fn allocFromPartial(heap: *Heap, class: Class, span: *Span) ?*anyopaque {
@@ -298,20 +327,35 @@ pub const Heap = struct {
     }
 
     /// A block of `class` from another heap's inbox, instead of a fresh
-    /// span: the heap this thread last handed `class`'s frees to may be
-    /// asleep (more threads than cores), its inbox holding blocks nobody
-    /// can use until it wakes. The chain is taken whole (the swap its owner's
-    /// collect makes) and its blocks handed out as they are, still counted
-    /// in their spans' `used`; when freed they go back to their owner as
-    /// any remote free. Each address is checked when it is popped.
+    /// span: the heap this thread last handed `class`'s frees to, or
+    /// another one (`find_lender`), may be asleep (more threads than
+    /// cores), its inbox holding blocks nobody can use until it wakes. The
+    /// chain is taken whole (the swap its owner's collect makes) and its
+    /// blocks handed out as they are, still counted in their spans' `used`;
+    /// when freed they go back to their owner as any remote free. Each
+    /// address is checked when it is popped.
     fn borrow(heap: *Heap, class: Class) ?*anyopaque {
-        const chain = heap.borrowed[class] orelse taken: {
-            const inbox = heap.outbox.recipient[class] orelse return null;
-            const taken = inbox.take(class) orelse return null;
-            heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
-            break :taken taken;
-        };
+        const chain = heap.borrowed[class] orelse heap.takeToBorrow(class) orelse return null;
         return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
+    }
+
+    /// The chain of `class` queued in the inbox this heap last flushed the
+    /// class to, else in another heap's; sets `lender[class]` to its owner.
+    /// Only a heap that hands blocks of the class to other owners borrows:
+    /// one that only allocates them (a producer whose consumers free them)
+    /// would take what another producer's own refill is about to collect,
+    /// and that one would take a fresh span instead (xmalloc-test:
+    /// bench/LEDGER.md).
+    fn takeToBorrow(heap: *Heap, class: Class) ?*Block {
+        const inbox = heap.outbox.recipient[class] orelse return null;
+        if (inbox.take(class)) |chain| {
+            heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
+            return chain;
+        }
+        const lender = find_lender(heap, class) orelse return null;
+        const chain = lender.inbox.take(class) orelse return null;
+        heap.lender[class] = lender;
+        return chain;
     }
 
     /// Hands every borrowed block back to its owner as a remote free (drain).
@@ -748,8 +792,8 @@ test "at thread exit a heap keeps each class's current span and purges free slic
 }
 
 /// Frees another heap's `blocks` through `freer` (remote frees), flushed to
-/// their owner before it returns.
-fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
+/// their owner before it returns. For tests (thread.zig's too).
+pub fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
     for (blocks) |p| {
         const addr = @intFromPtr(p);
         const span = Segment.of(addr).spanOf(addr);
@@ -838,4 +882,45 @@ test "a heap out of spans borrows the blocks it handed to another heap" {
     owner.check();
     _ = owner.drain(true);
     try std.testing.expect(owner.isBare());
+}
+
+test "only a heap that hands blocks of a class to other heaps borrows that class from a lender" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var owner: Heap = .{};
+    var freer: Heap = .{};
+    var borrower: Heap = .{};
+    var third: Heap = .{};
+    const class = sizeclass.classOf(8192);
+    var blocks: [16]*anyopaque = undefined;
+    try allocAll(&owner, class, &blocks);
+    freeRemotely(&freer, &blocks);
+    const Lender = struct {
+        var heap: *Heap = undefined;
+        fn find(_: *Heap, _: Class) ?*Heap {
+            return heap;
+        }
+    };
+    Lender.heap = &owner;
+    const saved = find_lender;
+    defer find_lender = saved;
+    find_lender = Lender.find;
+    // It never handed a block of the class to anyone: a producer.
+    try std.testing.expect(borrower.takeToBorrow(class) == null);
+    try std.testing.expect(owner.inbox.hasPending(class));
+    // Once it hands one to a third heap (which collected it), the lender's
+    // blocks are its to borrow.
+    var handed: [1]*anyopaque = undefined;
+    try allocAll(&third, class, &handed);
+    freeRemotely(&borrower, &handed);
+    third.collectAll();
+    borrower.borrowed[class] = borrower.takeToBorrow(class) orelse return error.TestUnexpectedResult;
+    try std.testing.expectEqual(&owner, borrower.lender[class]);
+    try std.testing.expect(!owner.inbox.hasPending(class));
+    // Drain hands them back; every heap gives back all it mapped.
+    _ = borrower.drain(true);
+    for ([_]*Heap{ &owner, &third }) |heap| {
+        heap.collectAll();
+        _ = heap.drain(true);
+        try std.testing.expect(heap.isBare());
+    }
 }

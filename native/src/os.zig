@@ -127,6 +127,14 @@ pub fn nowMs() u32 {
     return @truncate(ms);
 }
 
+/// CPUs this process may run on (its affinity mask); 1 when the system
+/// will not say, so that nothing assumes spare CPUs.
+pub fn cpuCount() u32 {
+    var set: linux.cpu_set_t = undefined;
+    if (failed(linux.sched_getaffinity(0, @sizeOf(linux.cpu_set_t), &set))) return 1;
+    return @max(1, linux.CPU_COUNT(set));
+}
+
 /// Writes all of `bytes` to stderr, retrying short writes; never allocates.
 pub fn writeStderr(bytes: []const u8) void {
     writeAll(2, bytes);

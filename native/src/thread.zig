@@ -185,6 +185,8 @@ noinline fn startOnce() void {
     policy.load();
     span_box.initKeys(os.processRandom());
     heap_box.before_fresh_segment = reclaimOneOrphan;
+    heap_box.find_lender = findLender;
+    cpu_count = os.cpuCount();
     remote.after_flush = collectForExited;
     // Never allocates; the key's destructor returns a thread's heap.
     exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
@@ -213,6 +215,8 @@ var cold_orphans: Orphans = .{};
 /// tests/c/manythreads); churn needs only a few warm heaps to adopt.
 var warm_count: u32 = 0;
 const warm_orphans_max = 2;
+/// CPUs the process may use, read once at start (`findLender`).
+var cpu_count: u32 = 1;
 
 /// The list an orphan of `state` waits on.
 fn orphanList(state: State) *Orphans {
@@ -268,9 +272,12 @@ noinline fn acquire() ?*Heap {
             .random = if (hardened) os.processRandom()[0] | 1 else 1,
         };
         heap.registry_next = registry;
-        registry = heap;
+        // Release: `findLender` walks the registry without the lock.
+        @atomicStore(?*Heap, &registry, heap, .release);
         break :fresh heap;
     };
+    // Not running yet, whatever its last thread did.
+    countNotRunning(heap);
     setState(heap, .active);
     registry_lock.unlock();
     // Set the slot first: pthread_setspecific may itself allocate.
@@ -286,6 +293,9 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     const warm = warm_count < warm_orphans_max;
     if (warm) warm_count += 1;
     registry_lock.unlock();
+    // Its drain runs while the heap is still active, and the thread that
+    // replaces this one may be running already.
+    countNotRunning(heap);
     // Warm, not forced: each class's current span stays, resident and
     // carved, for the next thread, which adopts a warm orphan first, so
     // thread churn costs no purge-and-fault cycle per thread.
@@ -340,6 +350,60 @@ noinline fn collectForOrphan(heap: *Heap) void {
     registry_lock.lock();
     listOrphan(heap, state);
     registry_lock.unlock();
+}
+
+/// Heaps `findLender` looks at, at most, per call: it runs only when a
+/// heap is about to take a fresh span, and every look is one load of
+/// another heap's inbox.
+const lender_scan_heaps = 16;
+
+/// A heap whose thread refilled (heap.zig's `refill_ms`) less than this
+/// long ago counts as running in `findLender`: a few scheduler time
+/// slices, and 8 ticks of the coarse clock (4 ms here).
+const running_window_ms = 32;
+
+/// `findLender` counts `heap` as running only once its thread has
+/// refilled again.
+fn countNotRunning(heap: *Heap) void {
+    @atomicStore(u32, &heap.refill_ms, os.nowMs() -% running_window_ms, .monotonic);
+}
+
+/// For heap.zig's `borrow`: another heap whose inbox holds blocks of
+/// `class`, among the `lender_scan_heaps` that follow `heap` in the
+/// registry, wrapping to its head, so that heaps do not all look at the
+/// same ones. Only while more heaps ran in the last `running_window_ms`
+/// than the process has CPUs: then owners take turns on the CPUs, and
+/// blocks freed for one off the CPU wait while the threads that freed them
+/// fault fresh spans. With a CPU per thread, borrowing costs more than it
+/// saves: borrowed blocks stay their owner's, so every later free of them
+/// is a remote one. Only a heap whose thread ran in that window lends: one
+/// blocked for long would lend blocks that go round as remote frees for
+/// good (larson's main thread, waiting for its workers, lent its warm-up
+/// blocks and larson lost 13%: bench/LEDGER.md). A warm orphan, kept for
+/// the next thread, never lends.
+/// Without the lock: heaps are never unmapped, and join at the head.
+fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
+    const now_ms = os.nowMs();
+    var running: u32 = 1; // `heap`'s thread
+    var lender: ?*Heap = null;
+    var cursor = heap.registry_next;
+    for (0..lender_scan_heaps) |_| {
+        // `heap` itself is in the registry: the head is never null here.
+        const other = cursor orelse @atomicLoad(?*Heap, &registry, .acquire).?;
+        if (other == heap) break;
+        cursor = other.registry_next;
+        switch (@atomicLoad(State, &other.state, .monotonic)) {
+            .active => {},
+            // Kept for an adopter, drained or collected by another thread
+            // now, or left by fork.
+            .warm_orphan, .cold_orphan, .claimed, .dead => continue,
+        }
+        const idle_ms = now_ms -% @atomicLoad(u32, &other.refill_ms, .monotonic);
+        if (idle_ms >= running_window_ms) continue;
+        running += 1;
+        if (lender == null and other.inbox.hasPending(class)) lender = other;
+    }
+    return if (running > cpu_count) lender else null;
 }
 
 /// Lets a live thread give back what the oldest orphan heap holds (frees
@@ -481,6 +545,67 @@ test "threads that exit together leave at most warm_orphans_max heaps warm" {
     }
     try std.testing.expect(bare >= threads - warm_orphans_max);
     try std.testing.expect(warm_count <= warm_orphans_max);
+}
+
+test "a heap about to take a fresh span borrows from a heap it never handed blocks to" {
+    start();
+    // A class no other test here uses: this thread's heap holds no span of it.
+    const class = sizeclass.classOf(20 * 1024);
+    const own = currentOrCreate().?;
+    const Owner = struct {
+        fn run(out: *?*Heap, blocks: []*anyopaque, ready: *std.Thread.ResetEvent, done: *std.Thread.ResetEvent) void {
+            const heap = currentOrCreate() orelse return ready.set();
+            for (blocks) |*slot| slot.* = heap.alloc(class) orelse return ready.set();
+            out.* = heap;
+            ready.set();
+            // Alive (an active heap) while the main thread borrows.
+            done.wait();
+        }
+    };
+    var blocks: [8]*anyopaque = undefined;
+    var owner: ?*Heap = null;
+    var ready: std.Thread.ResetEvent = .{};
+    var done: std.Thread.ResetEvent = .{};
+    const thread = try std.Thread.spawn(.{}, Owner.run, .{ &owner, &blocks, &ready, &done });
+    defer thread.join();
+    defer done.set();
+    ready.wait();
+    const lender = owner orelse return error.OutOfMemory;
+    // Another heap (not in the registry) frees them to their owner.
+    var freer: Heap = .{};
+    heap_box.freeRemotely(&freer, &blocks);
+    try std.testing.expect(lender.inbox.hasPending(class));
+    // This heap hands a block of the class to a third one (not in the
+    // registry either), which collects it: the inbox this heap last
+    // flushed the class to is empty.
+    var third: Heap = .{};
+    const handed = [1]*anyopaque{third.alloc(class) orelse return error.OutOfMemory};
+    heap_box.freeRemotely(own, &handed);
+    third.collectAll();
+    try std.testing.expect(own.outbox.recipient[class] == &third.inbox);
+    // Lending is for more threads running than CPUs: with a CPU each, none
+    // lends; with none to spare, the owner does.
+    const cpus = cpu_count;
+    defer cpu_count = cpus;
+    cpu_count = std.math.maxInt(u32);
+    try std.testing.expect(findLender(own, class) == null);
+    // Two threads on one CPU: the owner counts as running while it
+    // refilled within the window, and this thread always does.
+    cpu_count = 1;
+    @atomicStore(u32, &lender.refill_ms, os.nowMs() -% 2 * running_window_ms, .monotonic);
+    try std.testing.expect(findLender(own, class) == null);
+    @atomicStore(u32, &lender.refill_ms, os.nowMs(), .monotonic);
+    try std.testing.expectEqual(lender, findLender(own, class).?);
+    cpu_count = 0;
+    // This heap never handed blocks to the lender, yet takes them.
+    var again: [8]*anyopaque = undefined;
+    for (&again) |*slot| slot.* = own.alloc(class) orelse return error.OutOfMemory;
+    for (again) |p| try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, p) != null);
+    try std.testing.expect(!lender.inbox.hasPending(class));
+    try std.testing.expectEqual(lender, own.lender[class]);
+    // They go back to their owner as remote frees.
+    heap_box.freeRemotely(own, &again);
+    try std.testing.expect(lender.inbox.hasPending(class));
 }
 
 test "blocks freed after their owner's thread exited are collected for it" {

@@ -136,6 +136,10 @@ Deno.test("workers allocating at once are all counted", async () => {
   const workers = Array.from({ length: 4 }, () => new AllocWorker());
   try {
     const own = hz.malloc(8); // main holds a heap too
+    // Blocks earlier tests freed to a heap not their thread's may still wait
+    // in its inbox, and a worker about to take a fresh span borrows them:
+    // its frees of those would be remote. Collected first, none waits.
+    hz.collect();
     const start = hz.stats();
     const replies = await Promise.all(
       workers.map((w, i) =>
