@@ -292,8 +292,9 @@ pub const Heap = struct {
         return heap.alloc(class);
     }
 
-    /// Stamps `refill_ms`, once per `stamp_refills` refills: a clock read
-    /// costs about 35 instructions, as much as a refill's fast path.
+    /// Stamps `refill_ms`, at most once per `stamp_refills` refills: a
+    /// clock read costs about 30 instructions, as much as a refill's fast
+    /// path (callgrind: bench/LEDGER.md).
     inline fn stampRunning(heap: *Heap) void {
         const refills = heap.counters.refill_count.read();
         if (refills < heap.next_stamp_refill) return;
