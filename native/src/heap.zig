@@ -6,7 +6,8 @@
 //! atomics, no environment. Everything else happens at event boundaries:
 //!   refill  — the current span ran dry: carve, collect remote frees, take a
 //!             partial span, borrow another heap's queued frees, or a fresh
-//!             span;
+//!             span (backing off first when the heap's segments are full and
+//!             more threads run than CPUs);
 //!   retire  — a span's last block came back: it returns to its segment
 //!             (the current span is kept, so a hot class does not thrash);
 //!   purge   — too many free slices stay resident: madvise them away;
@@ -83,6 +84,17 @@ pub var find_lender: *const fn (*Heap, Class) ?*Heap = noLender;
 
 fn noLender(_: *Heap, _: Class) ?*Heap {
     return null;
+}
+
+/// Called when a heap needs a span and its segments have no room for one
+/// (it is about to take memory back from elsewhere or map a fresh
+/// segment): yields the CPU when more threads run than the process has
+/// CPUs, and says whether it did. Set by thread.zig at process start, like
+/// `find_lender`.
+pub var back_off: *const fn (*Heap) bool = noBackOff;
+
+fn noBackOff(_: *Heap) bool {
+    return false;
 }
 
 /// Hardened lane: the block a heap's malloc handed out last, and what it
@@ -282,7 +294,17 @@ pub const Heap = struct {
         if (!heap.hardened) {
             if (heap.borrow(class)) |block| return block;
         }
-        const span = heap.freshSpan(class) orelse {
+        const span = heap.spanFromSegments(class, sizeclass.span_slices[class]) orelse span: {
+            // The heap's segments are full. With more threads running than
+            // CPUs, the threads holding this heap's blocks may be off the
+            // CPU: let them run before taking more memory (docs/DESIGN.md,
+            // "Remote frees", back-off). A heap without a segment has no
+            // block out.
+            if (heap.segments.head != null and back_off(heap)) {
+                if (heap.afterBackOff(class)) |block| return block;
+            }
+            break :span heap.spanFromFullSegments(class);
+        } orelse {
             os.setErrno(.NOMEM);
             return null;
         };
@@ -335,7 +357,7 @@ pub const Heap = struct {
     /// blocks handed out as they are, still counted in their spans' `used`;
     /// when freed they go back to their owner as any remote free. Each
     /// address is checked when it is popped.
-    fn borrow(heap: *Heap, class: Class) ?*anyopaque {
+    inline fn borrow(heap: *Heap, class: Class) ?*anyopaque {
         const chain = heap.borrowed[class] orelse heap.takeToBorrow(class) orelse return null;
         return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
     }
@@ -517,10 +539,12 @@ pub const Heap = struct {
     // -----------------------------------------------------------------
     // Spans and segments.
 
-    fn freshSpan(heap: *Heap, class: Class) ?*Span {
+    /// A span for `class` when the heap's segments have no room for one:
+    /// from slices that blocks other threads handed back free, or the kept
+    /// empty spans, else from a fresh segment (null when the system refuses
+    /// memory).
+    fn spanFromFullSegments(heap: *Heap, class: Class) ?*Span {
         const slices = sizeclass.span_slices[class];
-        if (heap.spanFromSegments(class, slices)) |span| return span;
-        // Blocks other threads handed back may free whole spans.
         heap.collectAll();
         if (heap.spanFromSegments(class, slices)) |span| return span;
         if (heap.retireKeptEmpty() > 0) {
@@ -530,6 +554,15 @@ pub const Heap = struct {
         const segment = segment_box.acquire(heap) orelse return null;
         heap.segments.pushFront(segment);
         return segment.takeSpan(slices, heap, class).?;
+    }
+
+    /// After `back_off` yielded: a block of `class` that the threads which
+    /// ran meanwhile handed back, collected or borrowed; null when none.
+    fn afterBackOff(heap: *Heap, class: Class) ?*anyopaque {
+        if (heap.inbox.hasPending(class)) heap.collect(class);
+        if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
+        if (heap.hardened) return null;
+        return heap.borrow(class);
     }
 
     /// First fit over the heap's segments; those that got slices back are
@@ -924,4 +957,48 @@ test "only a heap that hands blocks of a class to other heaps borrows that class
         _ = heap.drain(true);
         try std.testing.expect(heap.isBare());
     }
+}
+
+test "a heap whose segments have no room backs off, then takes the blocks handed back meanwhile" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    const class = sizeclass.classOf(8192);
+    const per_segment = (layout.slices_per_segment - 1) / sizeclass.span_slices[class] * (sizeclass.span_slices[class] * layout.slice_size_bytes / sizeclass.block_size_bytes[class]);
+    const BackOff = struct {
+        var freer: Heap = .{};
+        var handed_back: []const *anyopaque = &.{};
+        var calls: u32 = 0;
+        // Another thread ran meanwhile and freed some of the heap's blocks.
+        fn run(_: *Heap) bool {
+            calls += 1;
+            freeRemotely(&freer, handed_back);
+            handed_back = &.{};
+            return true;
+        }
+    };
+    const saved = back_off;
+    defer back_off = saved;
+    back_off = BackOff.run;
+    var heap: Heap = .{};
+    const blocks = try std.testing.allocator.alloc(*anyopaque, per_segment);
+    defer std.testing.allocator.free(blocks);
+    try allocAll(&heap, class, blocks);
+    try std.testing.expectEqual(@as(u32, 0), BackOff.calls);
+    try std.testing.expect(heap.segments.head != null and Segments.next(heap.segments.head.?) == null);
+    // The one segment is full: the next malloc backs off and takes a block
+    // handed back instead of mapping a second segment.
+    BackOff.handed_back = blocks[0..4];
+    var taken: [4]*anyopaque = undefined;
+    try allocAll(&heap, class, &taken);
+    try std.testing.expectEqual(@as(u32, 1), BackOff.calls);
+    for (taken) |p| try std.testing.expect(std.mem.indexOfScalar(*anyopaque, blocks[0..4], p) != null);
+    try std.testing.expect(Segments.next(heap.segments.head.?) == null);
+    // Once nothing comes back, the heap grows.
+    const grown = heap.alloc(class) orelse return error.OutOfMemory;
+    try std.testing.expectEqual(@as(u32, 2), BackOff.calls);
+    try std.testing.expect(Segments.next(heap.segments.head.?) != null);
+    freeOwn(&heap, grown);
+    for (taken) |p| freeOwn(&heap, p);
+    for (blocks[4..]) |p| freeOwn(&heap, p);
+    _ = heap.drain(true);
+    try std.testing.expect(heap.isBare());
 }

@@ -127,6 +127,11 @@ pub fn nowMs() u32 {
     return @truncate(ms);
 }
 
+/// Gives the CPU to another runnable thread, if any.
+pub fn yield() void {
+    _ = linux.sched_yield();
+}
+
 /// CPUs this process may run on (its affinity mask); 1 when the system
 /// will not say, so that nothing assumes spare CPUs.
 pub fn cpuCount() u32 {

@@ -186,6 +186,7 @@ noinline fn startOnce() void {
     span_box.initKeys(os.processRandom());
     heap_box.before_fresh_segment = reclaimOneOrphan;
     heap_box.find_lender = findLender;
+    heap_box.back_off = backOff;
     cpu_count = os.cpuCount();
     remote.after_flush = collectForExited;
     // Never allocates; the key's destructor returns a thread's heap.
@@ -352,9 +353,9 @@ noinline fn collectForOrphan(heap: *Heap) void {
     registry_lock.unlock();
 }
 
-/// Heaps `findLender` looks at, at most, per call: it runs only when a
-/// heap is about to take a fresh span, and every look is one load of
-/// another heap's inbox.
+/// Heaps `scanRunning` looks at, at most, per call: it runs only when a
+/// heap is about to take a fresh span (to borrow, or to back off), and
+/// every look is a few loads of another heap's header.
 const lender_scan_heaps = 16;
 
 /// A heap whose thread refilled (heap.zig's `refill_ms`) less than this
@@ -368,24 +369,22 @@ fn countNotRunning(heap: *Heap) void {
     @atomicStore(u32, &heap.refill_ms, os.nowMs() -% running_window_ms, .monotonic);
 }
 
-/// For heap.zig's `borrow`: another heap whose inbox holds blocks of
-/// `class`, among the `lender_scan_heaps` that follow `heap` in the
-/// registry, wrapping to its head, so that heaps do not all look at the
-/// same ones. Only while more heaps ran in the last `running_window_ms`
-/// than the process has CPUs: then owners take turns on the CPUs, and
-/// blocks freed for one off the CPU wait while the threads that freed them
-/// fault fresh spans. With a CPU per thread, borrowing costs more than it
-/// saves: borrowed blocks stay their owner's, so every later free of them
-/// is a remote one. Only a heap whose thread ran in that window lends: one
-/// blocked for long would lend blocks that go round as remote frees for
-/// good (larson's main thread, waiting for its workers, lent its warm-up
-/// blocks and larson lost 13%: bench/LEDGER.md). A warm orphan, kept for
-/// the next thread, never lends.
+/// What `scanRunning` finds among the `lender_scan_heaps` heaps that
+/// follow a heap in the registry, wrapping to its head (so that heaps do
+/// not all look at the same ones): how many ran in the last
+/// `running_window_ms`, the scanning heap's own thread included, and the
+/// first of those whose inbox holds blocks of the class asked for.
+const Running = struct { heaps: u32, lender: ?*Heap };
+
+/// Only an `.active` heap whose thread refilled within the window counts
+/// (and lends): one blocked for long would lend blocks that go round as
+/// remote frees for good (larson's main thread, waiting for its workers,
+/// lent its warm-up blocks and larson lost 13%: bench/LEDGER.md); a warm
+/// orphan, kept for the next thread, never lends.
 /// Without the lock: heaps are never unmapped, and join at the head.
-fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
+fn scanRunning(heap: *Heap, class: ?sizeclass.Class) Running {
     const now_ms = os.nowMs();
-    var running: u32 = 1; // `heap`'s thread
-    var lender: ?*Heap = null;
+    var found: Running = .{ .heaps = 1, .lender = null };
     var cursor = heap.registry_next;
     for (0..lender_scan_heaps) |_| {
         // `heap` itself is in the registry: the head is never null here.
@@ -400,10 +399,34 @@ fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
         }
         const idle_ms = now_ms -% @atomicLoad(u32, &other.refill_ms, .monotonic);
         if (idle_ms >= running_window_ms) continue;
-        running += 1;
-        if (lender == null and other.inbox.hasPending(class)) lender = other;
+        found.heaps += 1;
+        if (found.lender == null and class != null and other.inbox.hasPending(class.?)) found.lender = other;
     }
-    return if (running > cpu_count) lender else null;
+    return found;
+}
+
+/// For heap.zig's `borrow`: another heap whose inbox holds blocks of
+/// `class` (`scanRunning`), only while more heaps ran lately than the
+/// process has CPUs: then owners take turns on the CPUs, and blocks freed
+/// for one off the CPU wait while the threads that freed them fault fresh
+/// spans. With a CPU per thread, borrowing costs more than it saves:
+/// borrowed blocks stay their owner's, so every later free of them is a
+/// remote one.
+fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
+    const running = scanRunning(heap, class);
+    return if (running.heaps > cpu_count) running.lender else null;
+}
+
+/// For heap.zig's `back_off`, when a heap's segments have no room for a
+/// span it needs: while
+/// more heaps ran lately than the process has CPUs, yields the CPU once, so
+/// that the threads holding this heap's blocks (in flight to them, or
+/// freed and not yet handed over) may run and hand them back, instead of
+/// this heap faulting in fresh memory while its own blocks wait.
+fn backOff(heap: *Heap) bool {
+    if (scanRunning(heap, null).heaps <= cpu_count) return false;
+    os.yield();
+    return true;
 }
 
 /// Lets a live thread give back what the oldest orphan heap holds (frees
@@ -606,6 +629,18 @@ test "a heap about to take a fresh span borrows from a heap it never handed bloc
     // They go back to their owner as remote frees.
     heap_box.freeRemotely(own, &again);
     try std.testing.expect(lender.inbox.hasPending(class));
+}
+
+test "a heap backs off only while more heaps ran lately than the process has CPUs" {
+    start();
+    const own = currentOrCreate().?;
+    const cpus = cpu_count;
+    defer cpu_count = cpus;
+    cpu_count = std.math.maxInt(u32);
+    try std.testing.expect(!backOff(own));
+    // The asking heap's own thread always counts as running.
+    cpu_count = 0;
+    try std.testing.expect(backOff(own));
 }
 
 test "blocks freed after their owner's thread exited are collected for it" {
