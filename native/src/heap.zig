@@ -88,12 +88,13 @@ fn noLender(_: *Heap, _: Class) ?*Heap {
 
 /// Called when a heap needs a span and its segments have no room for one
 /// (it is about to take memory back from elsewhere or map a fresh
-/// segment): yields the CPU when more threads run than the process has
-/// CPUs, and says whether it did. Set by thread.zig at process start, like
-/// `find_lender`.
-pub var back_off: *const fn (*Heap) bool = noBackOff;
+/// segment), again after each of its `yields` that gave nothing back:
+/// yields the CPU while more threads run than the process has CPUs, and
+/// says whether it did; false after a bounded number of calls. Set by
+/// thread.zig at process start, like `find_lender`.
+pub var back_off: *const fn (*Heap, u32) bool = noBackOff;
 
-fn noBackOff(_: *Heap) bool {
+fn noBackOff(_: *Heap, _: u32) bool {
     return false;
 }
 
@@ -300,8 +301,8 @@ pub const Heap = struct {
             // CPU: let them run before taking more memory (docs/DESIGN.md,
             // "Remote frees", back-off). A heap without a segment has no
             // block out.
-            if (heap.segments.head != null and back_off(heap)) {
-                if (heap.afterBackOff(class)) |block| return block;
+            if (heap.segments.head != null) {
+                if (heap.backOff(class)) |block| return block;
             }
             break :span heap.spanFromFullSegments(class);
         } orelse {
@@ -556,13 +557,19 @@ pub const Heap = struct {
         return segment.takeSpan(slices, heap, class).?;
     }
 
-    /// After `back_off` yielded: a block of `class` that the threads which
-    /// ran meanwhile handed back, collected or borrowed; null when none.
-    fn afterBackOff(heap: *Heap, class: Class) ?*anyopaque {
-        if (heap.inbox.hasPending(class)) heap.collect(class);
-        if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
-        if (heap.hardened) return null;
-        return heap.borrow(class);
+    /// Yields (`back_off`) while more threads run than CPUs, each time
+    /// taking a block of `class` that the threads which ran meanwhile
+    /// handed back, collected or borrowed; null when none came back. Out
+    /// of line: refill's other paths should not pay for its loop.
+    noinline fn backOff(heap: *Heap, class: Class) ?*anyopaque {
+        var yields: u32 = 0;
+        while (back_off(heap, yields)) : (yields += 1) {
+            if (heap.inbox.hasPending(class)) heap.collect(class);
+            if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
+            if (heap.hardened) continue;
+            if (heap.borrow(class)) |block| return block;
+        }
+        return null;
     }
 
     /// First fit over the heap's segments; those that got slices back are
@@ -967,8 +974,10 @@ test "a heap whose segments have no room backs off, then takes the blocks handed
         var freer: Heap = .{};
         var handed_back: []const *anyopaque = &.{};
         var calls: u32 = 0;
-        // Another thread ran meanwhile and freed some of the heap's blocks.
-        fn run(_: *Heap) bool {
+        // Another thread ran meanwhile and freed some of the heap's blocks;
+        // two yields at most.
+        fn run(_: *Heap, yields: u32) bool {
+            if (yields == 2) return false;
             calls += 1;
             freeRemotely(&freer, handed_back);
             handed_back = &.{};
@@ -994,7 +1003,7 @@ test "a heap whose segments have no room backs off, then takes the blocks handed
     try std.testing.expect(Segments.next(heap.segments.head.?) == null);
     // Once nothing comes back, the heap grows.
     const grown = heap.alloc(class) orelse return error.OutOfMemory;
-    try std.testing.expectEqual(@as(u32, 2), BackOff.calls);
+    try std.testing.expectEqual(@as(u32, 3), BackOff.calls);
     try std.testing.expect(Segments.next(heap.segments.head.?) != null);
     freeOwn(&heap, grown);
     for (taken) |p| freeOwn(&heap, p);

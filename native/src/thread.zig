@@ -418,13 +418,17 @@ fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
 }
 
 /// For heap.zig's `back_off`, when a heap's segments have no room for a
-/// span it needs: while
-/// more heaps ran lately than the process has CPUs, yields the CPU once, so
-/// that the threads holding this heap's blocks (in flight to them, or
-/// freed and not yet handed over) may run and hand them back, instead of
-/// this heap faulting in fresh memory while its own blocks wait.
-fn backOff(heap: *Heap) bool {
-    if (scanRunning(heap, null).heaps <= cpu_count) return false;
+/// span it needs: yields the CPU, so that the threads holding this heap's
+/// blocks (in flight to them, or freed and not yet handed over) may run
+/// and hand them back, instead of this heap faulting in fresh memory while
+/// its own blocks wait. Again while the heaps that ran lately number more
+/// than `yields` + 1 times the CPUs: each yield lets about one more turn of
+/// the other threads run, so a heap waits about as long as it takes each
+/// of them to run once (3 yields for 8 threads on 2 CPUs, none where
+/// threads fit the CPUs). Yielding once gained the 8-thread lanes less
+/// (bench/LEDGER.md).
+fn backOff(heap: *Heap, yields: u32) bool {
+    if (scanRunning(heap, null).heaps <= cpu_count *| (yields + 1)) return false;
     os.yield();
     return true;
 }
@@ -637,10 +641,17 @@ test "a heap backs off only while more heaps ran lately than the process has CPU
     const cpus = cpu_count;
     defer cpu_count = cpus;
     cpu_count = std.math.maxInt(u32);
-    try std.testing.expect(!backOff(own));
+    try std.testing.expect(!backOff(own, 0));
     // The asking heap's own thread always counts as running.
     cpu_count = 0;
-    try std.testing.expect(backOff(own));
+    try std.testing.expect(backOff(own, 0));
+    try std.testing.expect(backOff(own, 5));
+    // Again only while the running heaps outnumber the CPUs `yields` + 1
+    // times over: a bounded wait.
+    cpu_count = 1;
+    var yields: u32 = 0;
+    while (backOff(own, yields)) yields += 1;
+    try std.testing.expect(yields <= lender_scan_heaps);
 }
 
 test "blocks freed after their owner's thread exited are collected for it" {
