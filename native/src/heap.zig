@@ -357,7 +357,9 @@ pub const Heap = struct {
     /// chain is taken whole (the swap its owner's collect makes) and its
     /// blocks handed out as they are, still counted in their spans' `used`;
     /// when freed they go back to their owner as any remote free. Each
-    /// address is checked when it is popped.
+    /// address is checked when it is popped. Inline in both its callers: a
+    /// call cost the 2-thread R=90 main lane about 1% more instructions
+    /// (bench/LEDGER.md, back-off).
     inline fn borrow(heap: *Heap, class: Class) ?*anyopaque {
         const chain = heap.borrowed[class] orelse heap.takeToBorrow(class) orelse return null;
         return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
