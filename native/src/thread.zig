@@ -216,7 +216,7 @@ var cold_orphans: Orphans = .{};
 /// tests/c/manythreads); churn needs only a few warm heaps to adopt.
 var warm_count: u32 = 0;
 const warm_orphans_max = 2;
-/// CPUs the process may use, read once at start (`findLender`).
+/// CPUs the process may use, read once at start (`findLender`, `backOff`).
 var cpu_count: u32 = 1;
 
 /// The list an orphan of `state` waits on.
@@ -273,7 +273,7 @@ noinline fn acquire() ?*Heap {
             .random = if (hardened) os.processRandom()[0] | 1 else 1,
         };
         heap.registry_next = registry;
-        // Release: `findLender` walks the registry without the lock.
+        // Release: `scanRunning` walks the registry without the lock.
         @atomicStore(?*Heap, &registry, heap, .release);
         break :fresh heap;
     };
@@ -356,20 +356,20 @@ noinline fn collectForOrphan(heap: *Heap) void {
 /// Heaps `scanRunning` looks at, at most, per call: it runs only when a
 /// heap is about to take a fresh span (to borrow, or to back off), and
 /// every look is a few loads of another heap's header.
-const lender_scan_heaps = 16;
+const running_scan_heaps = 16;
 
 /// A heap whose thread refilled (heap.zig's `refill_ms`) less than this
-/// long ago counts as running in `findLender`: a few scheduler time
+/// long ago counts as running in `scanRunning`: a few scheduler time
 /// slices, and 8 ticks of the coarse clock (4 ms here).
 const running_window_ms = 32;
 
-/// `findLender` counts `heap` as running only once its thread has
+/// `scanRunning` counts `heap` as running only once its thread has
 /// refilled again.
 fn countNotRunning(heap: *Heap) void {
     @atomicStore(u32, &heap.refill_ms, os.nowMs() -% running_window_ms, .monotonic);
 }
 
-/// What `scanRunning` finds among the `lender_scan_heaps` heaps that
+/// What `scanRunning` finds among the `running_scan_heaps` heaps that
 /// follow a heap in the registry, wrapping to its head (so that heaps do
 /// not all look at the same ones): how many ran in the last
 /// `running_window_ms`, the scanning heap's own thread included, and the
@@ -386,7 +386,7 @@ fn scanRunning(heap: *Heap, class: ?sizeclass.Class) Running {
     const now_ms = os.nowMs();
     var found: Running = .{ .heaps = 1, .lender = null };
     var cursor = heap.registry_next;
-    for (0..lender_scan_heaps) |_| {
+    for (0..running_scan_heaps) |_| {
         // `heap` itself is in the registry: the head is never null here.
         const other = cursor orelse @atomicLoad(?*Heap, &registry, .acquire).?;
         if (other == heap) break;
@@ -651,7 +651,7 @@ test "a heap backs off only while more heaps ran lately than the process has CPU
     cpu_count = 1;
     var yields: u32 = 0;
     while (backOff(own, yields)) yields += 1;
-    try std.testing.expect(yields <= lender_scan_heaps);
+    try std.testing.expect(yields <= running_scan_heaps);
 }
 
 test "blocks freed after their owner's thread exited are collected for it" {
