@@ -58,6 +58,11 @@ pub const State = enum(u8) {
     /// Its thread exited and it gave back all it could; on the cold orphan
     /// list.
     cold_orphan,
+    /// A cold orphan past the newest few, which a new thread may adopt
+    /// soon: drained again as it aged, and from then on collected for at
+    /// the first flush that reaches it (thread.zig). On the cold orphan
+    /// list.
+    aged_orphan,
     /// Its thread exited; off both lists while one thread drains it or
     /// collects for it, so no other adopts or drains it meanwhile.
     claimed,
