@@ -117,6 +117,36 @@ pub const LastAllocated = struct {
     canary: u8 = 0,
 };
 
+/// Fields a heap drained whole holds at their zero value once its counters
+/// moved to the registry (`Heap.purgeIdlePages`): null, empty, 0 (`lender`
+/// is read only beside a `borrowed` chain). The pages they alone fill
+/// (`idle_pages`) can go back to the kernel; adding another field there
+/// fails the check below.
+const idle_fields = [_][]const u8{ "empty", "stash", "borrowed", "lender", "counters", "outbox" };
+
+/// The whole pages of a Heap (each starts a page: thread.zig maps it) that
+/// hold `idle_fields` only, as byte offsets.
+const idle_pages: struct { start: usize, end: usize } = blk: {
+    const page = layout.page_size_bytes;
+    var low: usize = @sizeOf(Heap);
+    var high: usize = 0;
+    for (idle_fields) |name| {
+        low = @min(low, @offsetOf(Heap, name));
+        high = @max(high, @offsetOf(Heap, name) + @sizeOf(@FieldType(Heap, name)));
+    }
+    const start = std.mem.alignForward(usize, low, page);
+    const end = std.mem.alignBackward(usize, high, page);
+    if (end <= start) @compileError("the idle fields of Heap fill no whole page");
+    for (std.meta.fields(Heap)) |field| {
+        const idle = for (idle_fields) |name| {
+            if (std.mem.eql(u8, name, field.name)) break true;
+        } else false;
+        const offset = @offsetOf(Heap, field.name);
+        if (!idle and offset < end and offset + @sizeOf(field.type) > start) @compileError("Heap." ++ field.name ++ " lies in the idle pages");
+    }
+    break :blk .{ .start = start, .end = end };
+};
+
 pub const Heap = struct {
     /// Per class, the span malloc pops from (`&empty_span` when none).
     current: [sizeclass.class_count]*Span = @splat(&empty_span),
@@ -708,6 +738,30 @@ pub const Heap = struct {
         heap.collectAll();
         if (heap.dirty_slices <= policy.snapshot.purge_slices) return 0;
         return heap.purge(policy.snapshot.purge_slices);
+    }
+
+    /// Gives back the pages of the heap that hold only `idle_fields`, of a
+    /// heap drained whole (`drain(true)`) whose counters the caller moved
+    /// elsewhere, while no thread uses it: 8 of a heap's 16 KiB, which the
+    /// registry keeps for good (thread.zig). They read as zero next, which
+    /// is each of those fields' value in a fresh heap.
+    pub fn purgeIdlePages(heap: *Heap) void {
+        std.debug.assert(heap.isIdle());
+        const base: [*]u8 = @ptrCast(heap);
+        os.purge(@alignCast(base + idle_pages.start), idle_pages.end - idle_pages.start);
+        // Its refill count starts again from 0.
+        heap.next_stamp_refill = 0;
+    }
+
+    /// Whether every field of `idle_fields` holds its zero value (no kept
+    /// empty span, stash, borrowed chain or batch, all counters 0).
+    fn isIdle(heap: *const Heap) bool {
+        for (heap.empty, heap.stash, heap.borrowed) |kept, stashed, borrowed| {
+            if (kept != null or stashed != null or borrowed != null) return false;
+        }
+        if (heap.outbox.occupied.count() != 0) return false;
+        const zero: stats.Counters = .{};
+        return std.mem.eql(u8, std.mem.asBytes(&heap.counters), std.mem.asBytes(&zero));
     }
 
     /// Current spans become partial (or full), empty ones retire, and so do

@@ -63,6 +63,18 @@ pub const Counters = struct {
     collect_count: Counter = .{},
     refill_count: Counter = .{},
 
+    /// Adds `other`'s counts into these (the registry keeps a heap's counts
+    /// so when it gives back the page that held them: thread.zig).
+    pub fn absorb(counters: *Counters, other: *const Counters) void {
+        for (&counters.class_allocs, &counters.class_frees, other.class_allocs, other.class_frees) |*allocs, *frees, more_allocs, more_frees| {
+            allocs.add(more_allocs.read());
+            frees.add(more_frees.read());
+        }
+        inline for (@typeInfo(Counters).@"struct".fields) |field| {
+            if (comptime field.type == Counter) @field(counters, field.name).add(@field(other, field.name).read());
+        }
+    }
+
     pub fn addTo(counters: *const Counters, sums: *Sums) void {
         for (counters.class_allocs, counters.class_frees, sizeclass.block_size_bytes) |allocs, frees, size| {
             sums.snapshot.alloc_count += allocs.read();
