@@ -18,7 +18,6 @@
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <stdint.h>
-#include <time.h>
 
 #include "util.h"
 
@@ -74,12 +73,7 @@ int main(int argc, char **argv) {
   for (long t = 0; t < threads; t++)
     if (pthread_create(&th[t], &attr, thread_main, (void *)(intptr_t)t)) fail("pthread_create failed after %ld threads", t);
   for (long t = 0; t < threads; t++) pthread_join(th[t], NULL);
-  size_t rss = rss_bytes();
-  /* Anything the allocator does late gets its chance: poll for up to 1 s. */
-  for (int i = 0; limit_kib >= 0 && rss / KiB > (size_t)limit_kib && i < 100; i++) {
-    nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-    rss = rss_bytes();
-  }
+  size_t rss = rss_settled(limit_kib);
   printf("%ld threads alive at once: RSS at start %zu KiB, at end %zu KiB\n", threads, rss_start / KiB, rss / KiB);
   printf("rss_kib %zu\n", rss / KiB);
   if (limit_kib >= 0 && rss / KiB > (size_t)limit_kib)

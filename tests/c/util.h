@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define KiB ((size_t)1 << 10)
@@ -94,6 +95,19 @@ static inline size_t rss_bytes(void) {
   if (!f || fscanf(f, "%lu %lu", &size, &resident) != 2) fail("cannot read /proc/self/statm");
   fclose(f);
   return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* RSS in bytes once it is at most limit_kib, or after 1 s of polling
+ * (anything the allocator does late gets its chance); at once when
+ * limit_kib is negative (no limit). */
+static inline size_t rss_settled(long limit_kib) {
+  const struct timespec pause = {0, 10 * 1000 * 1000};
+  size_t rss = rss_bytes();
+  for (int i = 0; limit_kib >= 0 && rss / KiB > (size_t)limit_kib && i < 100; i++) {
+    nanosleep(&pause, NULL);
+    rss = rss_bytes();
+  }
+  return rss;
 }
 
 
