@@ -323,13 +323,8 @@ pub const Heap = struct {
             }
             current_span.setFull(true);
             heap.current[class] = &empty_span;
-        } else if (heap.inbox.hasPending(class)) {
-            heap.collect(class);
         }
-        if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
-        if (!heap.hardened) {
-            if (heap.borrow(class)) |block| return block;
-        }
+        if (heap.takeHandedBack(class)) |block| return block;
         const span = heap.spanFromSegments(class, sizeclass.span_slices[class]) orelse span: {
             // The heap's segments are full. With more threads running than
             // CPUs, the threads holding this heap's blocks may be off the
@@ -392,9 +387,10 @@ pub const Heap = struct {
     /// chain is taken whole (the swap its owner's collect makes) and its
     /// blocks handed out as they are, still counted in their spans' `used`;
     /// when freed they go back to their owner as any remote free. Each
-    /// address is checked when it is popped. Inline in both its callers: a
-    /// call cost the 2-thread R=90 main lane about 1% more instructions
-    /// (bench/LEDGER.md, back-off).
+    /// address is checked when it is popped. Inline (through
+    /// `takeHandedBack`, in refill and back-off): a call cost the 2-thread
+    /// R=90 main lane about 1% more instructions (bench/LEDGER.md,
+    /// back-off).
     inline fn borrow(heap: *Heap, class: Class) ?*anyopaque {
         const chain = heap.borrowed[class] orelse heap.takeToBorrow(class) orelse return null;
         return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
@@ -601,12 +597,20 @@ pub const Heap = struct {
     noinline fn backOff(heap: *Heap, class: Class) ?*anyopaque {
         var yields: u32 = 0;
         while (back_off(heap, yields)) : (yields += 1) {
-            if (heap.inbox.hasPending(class)) heap.collect(class);
-            if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
-            if (heap.hardened) continue;
-            if (heap.borrow(class)) |block| return block;
+            if (heap.takeHandedBack(class)) |block| return block;
         }
         return null;
+    }
+
+    /// A block of `class` from what came back while the class had none:
+    /// the inbox's remote frees, collected onto their spans, then a
+    /// partial span, else (not in the hardened lane) a chain borrowed from
+    /// another heap. Null when nothing came back.
+    inline fn takeHandedBack(heap: *Heap, class: Class) ?*anyopaque {
+        if (heap.inbox.hasPending(class)) heap.collect(class);
+        if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
+        if (heap.hardened) return null;
+        return heap.borrow(class);
     }
 
     /// First fit over the heap's segments; those that got slices back are
