@@ -360,8 +360,10 @@ fn claimAgedOrphan() ?*Heap {
 /// threads ended together keeps no segment per thread: 3,000 threads
 /// alive at once, each freeing its neighbour's block as it ends, kept
 /// 1,464 segments mapped (bench/LEDGER.md). It waits as the oldest
-/// orphan, so that the one behind it is the next to age.
+/// orphan, so that the one behind it is the next to age. Its flush count
+/// starts again, so that the next flush is its first as an aged orphan.
 fn releaseAged(heap: *Heap) void {
+    heap.orphan_flushes.store(0, .monotonic);
     drainClaimed(heap, .aged_orphan, .oldest);
 }
 
@@ -806,6 +808,46 @@ test "an orphan that aged past the newest cold ones gives its segment back at th
     }
     // At least this many of them were pushed past the newest cold ones.
     try std.testing.expect(aged >= threads - warm_orphans_max - spared_cold_orphans);
+}
+
+test "an orphan that took flushes while young collects at its first flush once aged" {
+    start();
+    const class = sizeclass.classOf(64);
+    const Worker = struct {
+        fn run(out: *?*Heap, blocks: *[2]*span_box.Block) void {
+            const heap = currentOrCreate() orelse return;
+            for (blocks) |*block| block.* = @ptrCast(@alignCast(heap.alloc(class) orelse return));
+            out.* = heap;
+        }
+    };
+    const own = currentOrCreate().?;
+    var orphan: ?*Heap = null;
+    var blocks: [2]*span_box.Block = undefined;
+    const thread = try std.Thread.spawn(.{}, Worker.run, .{ &orphan, &blocks });
+    thread.join();
+    const heap = orphan orelse return error.OutOfMemory;
+    const freeAndFlush = struct {
+        fn call(by: *Heap, block: *span_box.Block) void {
+            const addr = @intFromPtr(block);
+            by.freeRemote(segment_box.Segment.of(addr).spanOf(addr), block);
+            by.outbox.flushAll(&by.counters);
+        }
+    }.call;
+    // A flush while it is young: it waits (no 64th yet).
+    freeAndFlush(own, blocks[0]);
+    try std.testing.expect(heap.inbox.hasPending(class));
+    // It ages (as another thread's exit would make it), then one flush.
+    registry_lock.lock();
+    const state = heap.state;
+    orphanList(state).remove(heap);
+    if (state == .warm_orphan) warm_count -= 1;
+    setState(heap, .claimed);
+    registry_lock.unlock();
+    releaseAged(heap);
+    try std.testing.expect(!heap.inbox.hasPending(class));
+    freeAndFlush(own, blocks[1]);
+    try std.testing.expect(!heap.inbox.hasPending(class));
+    try std.testing.expect(heap.isBare());
 }
 
 test "blocks freed after their owner's thread exited are collected for it" {
