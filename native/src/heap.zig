@@ -753,7 +753,9 @@ pub const Heap = struct {
         std.debug.assert(heap.isIdle());
         const base: [*]u8 = @ptrCast(heap);
         os.purge(@alignCast(base + idle_pages.start), idle_pages.end - idle_pages.start);
-        // Its refill count starts again from 0.
+        // Its refill count starts again from 0, and so must the count at
+        // which `stampRunning` stamps next, or the heap would look idle to
+        // thread.zig's running-heap scan for as many refills as it had.
         heap.next_stamp_refill = 0;
     }
 

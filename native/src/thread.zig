@@ -620,6 +620,17 @@ test "a thread's heap is made once and adopted after the thread exits" {
     try std.testing.expect(snapshot().heap_count >= 1);
 }
 
+/// Takes an orphan off its list, as reclaim does, for a test to drain.
+fn claimForTest(heap: *Heap) !void {
+    registry_lock.lock();
+    defer registry_lock.unlock();
+    const state = heap.state;
+    try std.testing.expect(state == .warm_orphan or state == .cold_orphan);
+    orphanList(state).remove(heap);
+    if (state == .warm_orphan) warm_count -= 1;
+    setState(heap, .claimed);
+}
+
 test "a heap that gives back its idle pages keeps its counts in the registry and serves again" {
     start();
     const class = sizeclass.classOf(64);
@@ -640,13 +651,7 @@ test "a heap that gives back its idle pages keeps its counts in the registry and
     const heap = orphan orelse return error.OutOfMemory;
     const before = snapshot();
     // Claimed as reclaim does, then drained and its idle pages given back.
-    registry_lock.lock();
-    const state = heap.state;
-    try std.testing.expect(state == .warm_orphan or state == .cold_orphan);
-    orphanList(state).remove(heap);
-    if (state == .warm_orphan) warm_count -= 1;
-    setState(heap, .claimed);
-    registry_lock.unlock();
+    try claimForTest(heap);
     drainClaimed(heap, .cold_orphan, .newest);
     const after = snapshot();
     try std.testing.expectEqual(before.alloc_count, after.alloc_count);
@@ -837,12 +842,7 @@ test "an orphan that took flushes while young collects at its first flush once a
     freeAndFlush(own, blocks[0]);
     try std.testing.expect(heap.inbox.hasPending(class));
     // It ages (as another thread's exit would make it), then one flush.
-    registry_lock.lock();
-    const state = heap.state;
-    orphanList(state).remove(heap);
-    if (state == .warm_orphan) warm_count -= 1;
-    setState(heap, .claimed);
-    registry_lock.unlock();
+    try claimForTest(heap);
     releaseAged(heap);
     try std.testing.expect(!heap.inbox.hasPending(class));
     freeAndFlush(own, blocks[1]);
