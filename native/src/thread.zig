@@ -228,11 +228,14 @@ fn orphanList(state: State) *Orphans {
     };
 }
 
-/// Under the registry lock: `heap` becomes an orphan of `state`, the
-/// newest on its list, so its state always names the list it is on.
-fn listOrphan(heap: *Heap, state: State) void {
+/// Under the registry lock: `heap` becomes an orphan of `state`, at `end`
+/// of its list, so its state always names the list it is on.
+fn listOrphan(heap: *Heap, state: State, end: End) void {
     setState(heap, state);
-    orphanList(state).pushFront(heap);
+    switch (end) {
+        .newest => orphanList(state).pushFront(heap),
+        .oldest => orphanList(state).pushBack(heap),
+    }
 }
 
 fn countOrphans(orphans: *const Orphans) u32 {
@@ -310,7 +313,7 @@ fn threadExit(value: *anyopaque) callconv(.c) void {
     if (!warm) giveBackIdle(heap);
     registry_lock.lock();
     heap.orphan_flushes.store(0, .monotonic);
-    listOrphan(heap, if (warm) .warm_orphan else .cold_orphan);
+    listOrphan(heap, if (warm) .warm_orphan else .cold_orphan, .newest);
     const aged = if (warm) null else claimAgedOrphan();
     registry_lock.unlock();
     if (aged) |orphan| releaseAged(orphan);
@@ -372,11 +375,7 @@ fn drainClaimed(heap: *Heap, state: State, end: End) void {
     _ = heap.drain(true);
     giveBackIdle(heap);
     registry_lock.lock();
-    setState(heap, state);
-    switch (end) {
-        .newest => orphanList(state).pushFront(heap),
-        .oldest => orphanList(state).pushBack(heap),
-    }
+    listOrphan(heap, state, end);
     registry_lock.unlock();
 }
 
@@ -423,7 +422,7 @@ noinline fn collectForOrphan(heap: *Heap) void {
     if (state == .aged_orphan) return drainClaimed(heap, state, .oldest);
     _ = heap.collectExited();
     registry_lock.lock();
-    listOrphan(heap, state);
+    listOrphan(heap, state, .newest);
     registry_lock.unlock();
 }
 
@@ -547,7 +546,7 @@ pub fn collectEverything() usize {
     }
     registry_lock.lock();
     for ([_]*Orphans{ &detached[1], &detached[0] }) |orphans| {
-        while (orphans.popBack()) |heap| listOrphan(heap, .cold_orphan);
+        while (orphans.popBack()) |heap| listOrphan(heap, .cold_orphan, .newest);
     }
     registry_lock.unlock();
     return bytes + segment_box.trimCache();
