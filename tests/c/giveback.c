@@ -106,11 +106,7 @@ int main(int argc, char **argv) {
   size_t peak = (size_t)usage.ru_maxrss * KiB;
   for (int t = 0; t < THREADS; t++) munmap(workers[t].blocks, array_bytes);
   double t0 = now();
-  size_t rss = rss_bytes();
-  while (rss >= start + SLACK && now() - t0 < 1.0) {
-    nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
-    rss = rss_bytes();
-  }
+  size_t rss = rss_settled((long)((start + SLACK) / KiB) - 1);
   double waited = now() - t0;
   printf("giveback (%s): RSS at start %zu KiB, at the peak %zu KiB, after %.3f s %zu KiB (limit %zu KiB)\n",
          mode_names[mode], start / KiB, peak / KiB, waited, rss / KiB,
