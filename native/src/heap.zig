@@ -9,8 +9,7 @@
 //!             span (backing off first when the heap's segments are full and
 //!             more threads run than CPUs);
 //!   retire  — a span's last block came back: it returns to its segment
-//!             (the current span is kept, so a hot class does not thrash,
-//!             unless it holds a single block);
+//!             (the current span is kept, so a hot class does not thrash);
 //!   purge   — too many free slices stay resident: madvise them away;
 //!   drain   — the heap's thread ends, or hz_collect: hand everything back.
 //! Which thread owns which heap is thread.zig's business.
@@ -524,16 +523,10 @@ pub const Heap = struct {
 
     /// `giveBack` of a block to a span that was full or empties with it:
     /// the push, then a full span becomes partial, an empty one retires
-    /// (unless it is its class's current span and holds more than one
-    /// block).
+    /// (unless it is its class's current span).
     noinline fn spanGainedFree(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
         span.pushFree(block, cookie);
         span.used -%= 1;
-        // A span of one block (classes above 128 KiB), kept empty, would
-        // hold a whole block resident for a class with none live; taking a
-        // fresh span costs no more than the block's first touch. The
-        // realloc lane peaked 4.5% lower (bench/LEDGER.md).
-        if (span.used == 0 and span.reserved == 1) return heap.retireSingle(span);
         if (span == heap.current[span.class]) return;
         const was_full = span.isFull();
         span.setFull(false);
@@ -548,15 +541,6 @@ pub const Heap = struct {
             return;
         }
         if (was_full) heap.linkPartial(span);
-    }
-
-    /// Retires `span`, empty and of one block, wherever it was: the class's
-    /// current span, on the partial list or off it.
-    fn retireSingle(heap: *Heap, span: *Span) void {
-        std.debug.assert(span.used == 0 and span.reserved == 1);
-        if (span == heap.current[span.class]) heap.current[span.class] = &empty_span;
-        if (span.in_partial) heap.unlinkPartial(span);
-        heap.retire(span);
     }
 
     /// Retires the empty spans kept per class (drain, or before mapping a
@@ -924,30 +908,6 @@ pub fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
         freer.freeRemote(span, span.blockAt(addr).?);
     }
     freer.outbox.flushAll(&freer.counters);
-}
-
-test "a span of one block retires as soon as its block comes back, even the current one" {
-    span_box.initKeys(.{ 0x1234, 0x5678 });
-    var heap: Heap = .{};
-    const class = sizeclass.classOf(200 * 1024);
-    const span_bytes = @as(usize, sizeclass.span_slices[class]) * layout.slice_size_bytes;
-    try std.testing.expectEqual(@as(usize, 1), span_bytes / sizeclass.block_size_bytes[class]);
-    for (0..3) |_| {
-        const p = heap.alloc(class) orelse return error.OutOfMemory;
-        try std.testing.expect(heap.current[class] == Segment.of(@intFromPtr(p)).spanOf(@intFromPtr(p)));
-        freeOwn(&heap, p);
-        try std.testing.expect(heap.current[class] == &empty_span);
-        try std.testing.expect(heap.empty[class] == null);
-        try std.testing.expect(heap.partial[class].head == null);
-        heap.check();
-    }
-    // A class of several blocks per span keeps its emptied current span.
-    const small = sizeclass.classOf(100);
-    const q = heap.alloc(small) orelse return error.OutOfMemory;
-    freeOwn(&heap, q);
-    try std.testing.expect(heap.current[small] != &empty_span);
-    _ = heap.drain(true);
-    try std.testing.expect(heap.isBare());
 }
 
 /// Frees `blocks` from a thread with a heap of its own (remote frees),
