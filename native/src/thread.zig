@@ -370,10 +370,17 @@ fn releaseAged(heap: *Heap) void {
     drainClaimed(heap, .aged_orphan, .oldest);
 }
 
+/// Drains a heap no thread uses whole and gives back its idle pages.
+/// Returns the bytes the drain gave back.
+fn drainWhole(heap: *Heap) usize {
+    const bytes = heap.drain(true);
+    giveBackIdle(heap);
+    return bytes;
+}
+
 /// Drains a claimed orphan whole and lists it as `state` at `end`.
 fn drainClaimed(heap: *Heap, state: State, end: End) void {
-    _ = heap.drain(true);
-    giveBackIdle(heap);
+    _ = drainWhole(heap);
     registry_lock.lock();
     listOrphan(heap, state, end);
     registry_lock.unlock();
@@ -539,10 +546,7 @@ pub fn collectEverything() usize {
     // the once warm heaps (the newer ones) in front.
     for (&detached) |*orphans| {
         var cursor = orphans.head;
-        while (cursor) |heap| : (cursor = Orphans.next(heap)) {
-            bytes += heap.drain(true);
-            giveBackIdle(heap);
-        }
+        while (cursor) |heap| : (cursor = Orphans.next(heap)) bytes += drainWhole(heap);
     }
     registry_lock.lock();
     for ([_]*Orphans{ &detached[1], &detached[0] }) |orphans| {
