@@ -119,7 +119,7 @@ static inline double hz_run_threads(int n, void *(*fn)(void *), void *args, size
   return t;
 }
 
-/* The cache_thrash/cache_scratch inner loop: writes each byte reps times through a volatile pointer (so the stores are
+/* The false-sharing programs' inner loop: writes each byte reps times through a volatile pointer (so the stores are
  * really issued), then checks the final values. */
 static inline void hz_hammer(unsigned char *p, uint64_t size, uint64_t reps) {
   volatile unsigned char *v = p;
@@ -130,6 +130,49 @@ static inline void hz_hammer(unsigned char *p, uint64_t size, uint64_t reps) {
       fprintf(stderr, "bench: block %p changed under us\n", (void *)p);
       abort();
     }
+}
+
+/* One thread of a false-sharing program: its gift (a block the main thread allocated, or NULL) hammered and freed
+ * first, then iters lifetimes of a size-byte block, each hammered reps times. */
+struct hz_sharing_worker {
+  unsigned char *gift;
+  uint64_t iters, reps, size;
+} HZ_ALIGNED;
+
+static inline void *hz_sharing_worker_main(void *arg) {
+  struct hz_sharing_worker *w = arg;
+  if (w->gift) {
+    hz_hammer(w->gift, w->size, 1);
+    free(w->gift);
+  }
+  for (uint64_t i = 0; i < w->iters; i++) {
+    unsigned char *p = hz_xmalloc(w->size);
+    hz_hammer(p, w->size, w->reps);
+    free(p);
+  }
+  return NULL;
+}
+
+/* main of the false-sharing programs (cache_thrash, cache_scratch), `THREADS ITERS REPS SIZE`: with gifts, the main
+ * thread first allocates one block per thread, back to back, and hands block i to thread i. Prints name's line. */
+static inline int hz_sharing_main(int argc, char **argv, const char *name, int gifts) {
+  static const char *usage = "THREADS ITERS REPS SIZE";
+  hz_usage_if(argc != 5, argv, usage);
+  int threads = (int)hz_arg(argv, 1, 1, 1024, usage);
+  uint64_t iters = hz_arg(argv, 2, 1, UINT64_MAX / 1024, usage);
+  uint64_t reps = hz_arg(argv, 3, 1, 1u << 30, usage);
+  uint64_t size = hz_arg(argv, 4, 1, 1u << 20, usage);
+  struct hz_sharing_worker *w = aligned_alloc(HZ_CACHE_LINE, sizeof *w * (size_t)threads);
+  if (!w) return 1;
+  for (int i = 0; i < threads; i++)
+    w[i] = (struct hz_sharing_worker){
+        .gift = gifts ? hz_xmalloc(size) : NULL, .iters = iters, .reps = reps, .size = size};
+  double t = hz_run_threads(threads, hz_sharing_worker_main, w, sizeof *w);
+  uint64_t ops = (uint64_t)threads * iters;
+  printf("%s: threads=%d ops=%llu time=%.6f ops/s=%.0f\n", name, threads, (unsigned long long)ops, t,
+         (double)ops / t);
+  free(w);
+  return 0;
 }
 
 #endif
