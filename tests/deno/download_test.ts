@@ -63,6 +63,21 @@ const release = (bytes: Uint8Array) => ({
   [`/releases/v${VERSION}/${NAME}`]: bytes,
 });
 
+/** Runs the download fixture in a child Deno with the permissions a user of
+ * `openAsync` grants (the network only to this test's servers). */
+const runDownload = (args: string[]) =>
+  runDeno(
+    [
+      "--allow-ffi",
+      "--allow-env",
+      "--allow-read",
+      "--allow-write",
+      "--allow-net=127.0.0.1",
+    ],
+    fixture("download.ts"),
+    args,
+  );
+
 /** Runs `body` with the cache in a fresh DENO_DIR and no HAKOZUNA_LIB. */
 async function withCache(body: (dir: string, file: string) => Promise<void>) {
   using denoDir = tempDir("deno-dir");
@@ -182,17 +197,8 @@ Deno.test("two concurrent opens in one process fetch once", async () => {
 Deno.test("two processes downloading at once leave one good file", async () => {
   await using server = serve(release(LIBRARY));
   await withCache(async (dir, file) => {
-    const permissions = [
-      "--allow-ffi",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net=127.0.0.1",
-    ];
     const outputs = await Promise.all(
-      [1, 2].map(() =>
-        runDeno(permissions, fixture("download.ts"), [server.base, GOOD])
-      ),
+      [1, 2].map(() => runDownload([server.base, GOOD])),
     );
     for (const output of outputs) {
       const seen = JSON.parse(expectExit(output, 0).stdout);
@@ -391,19 +397,12 @@ Deno.test("a quick download prints nothing; a slow one on stderr", async () => {
   await using quick = serve(release(LIBRARY));
   await using slow = slowServer(LIBRARY, 1300);
   await withCache(async () => {
-    const permissions = [
-      "--allow-ffi",
-      "--allow-env",
-      "--allow-read",
-      "--allow-write",
-      "--allow-net=127.0.0.1",
-    ];
-    const fast = await runDeno(permissions, fixture("download.ts"), [
+    const fast = await runDownload([
       quick.base,
       GOOD,
     ]);
     assert.equal(expectExit(fast, 0).stderr, "");
-    const output = await runDeno(permissions, fixture("download.ts"), [
+    const output = await runDownload([
       slow.base,
       GOOD,
       "reload",
