@@ -171,6 +171,17 @@ Deno.test("a JSR user: openAsync downloads, open uses the cache, a tampered arti
 
     let jsr = serveDirectory(served);
     let releases = serveDirectory(release);
+    // A user's script that opens the package at `from` with openAsync,
+    // which downloads the library from `url` into the cache under `dir`.
+    const download = (dir: string, url: string, name: string, from: string) =>
+      user(home, { DENO_DIR: dir, HAKOZUNA_DOWNLOAD_URL: url }, [
+        "run",
+        ...netPermissions,
+        "--allow-write",
+        `--allow-net=${releases.host}`,
+        `--allow-import=${jsr.host}`,
+        write(name, SCRIPT(from, "openAsync")),
+      ]);
     const pkg = `${jsr.url}pkg/`;
     const denoDir = join(tmp, "deno-dir");
     const cacheDir = join(denoDir, "hakozuna", VERSION);
@@ -181,17 +192,7 @@ Deno.test("a JSR user: openAsync downloads, open uses the cache, a tampered arti
     );
 
     // 1. First use: openAsync downloads into the cache, verified.
-    const first = await user(home, {
-      DENO_DIR: denoDir,
-      HAKOZUNA_DOWNLOAD_URL: releases.url,
-    }, [
-      "run",
-      ...netPermissions,
-      "--allow-write",
-      `--allow-net=${releases.host}`,
-      `--allow-import=${jsr.host}`,
-      write("first.ts", SCRIPT(pkg, "openAsync")),
-    ]);
+    const first = await download(denoDir, releases.url, "first.ts", pkg);
     const opened = JSON.parse(expectExit(first, 0).stdout);
     assert.deepEqual(opened, {
       path: join(cacheDir, ARTIFACT),
@@ -237,17 +238,12 @@ Deno.test("a JSR user: openAsync downloads, open uses the cache, a tampered arti
 
     // 3. The committed checksums: used only when they are this build's.
     const committedDir = join(tmp, "committed-deno-dir");
-    const committed = await user(home, {
-      DENO_DIR: committedDir,
-      HAKOZUNA_DOWNLOAD_URL: releases.url,
-    }, [
-      "run",
-      ...netPermissions,
-      "--allow-write",
-      `--allow-net=${releases.host}`,
-      `--allow-import=${jsr.host}`,
-      write("committed.ts", SCRIPT(`${jsr.url}committed/`, "openAsync")),
-    ]);
+    const committed = await download(
+      committedDir,
+      releases.url,
+      "committed.ts",
+      `${jsr.url}committed/`,
+    );
     const { CHECKSUMS, CHECKSUMS_VERSION } = await import(
       "../../ffi/checksums.ts"
     );
@@ -280,17 +276,12 @@ Deno.test("a JSR user: openAsync downloads, open uses the cache, a tampered arti
     jsr = serveDirectory(served);
     releases = serveDirectory(release);
     const tamperedDir = join(tmp, "tampered-deno-dir");
-    const tampered = await user(home, {
-      DENO_DIR: tamperedDir,
-      HAKOZUNA_DOWNLOAD_URL: `${releases.url}tampered/`,
-    }, [
-      "run",
-      ...netPermissions,
-      "--allow-write",
-      `--allow-net=${releases.host}`,
-      `--allow-import=${jsr.host}`,
-      write("tampered.ts", SCRIPT(`${jsr.url}pkg/`, "openAsync")),
-    ]);
+    const tampered = await download(
+      tamperedDir,
+      `${releases.url}tampered/`,
+      "tampered.ts",
+      `${jsr.url}pkg/`,
+    );
     await jsr.stop();
     await releases.stop();
     assert.equal(tampered.code, 1);
