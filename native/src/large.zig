@@ -24,12 +24,14 @@
 //! block taken from one that realloc must grow is copied when mremap
 //! refuses it.
 //!
-//! In the `hardened` lane each block is a fresh mapping of the pages it
-//! needs followed by a PROT_NONE guard page, so a linear overflow past its
-//! last page faults; the guard stays with it through `resize`. Its freed
-//! mappings are never cached: purged and made inaccessible, they wait out
-//! `quarantine_slots` later frees before they are unmapped, so a use after
-//! free faults and no new block takes a dangling pointer's place.
+//! In the `hardened` lane each block is the pages it needs followed by a
+//! PROT_NONE guard page, so a linear overflow past its last page faults;
+//! the guard stays with it through `resize`. Its freed mappings are never
+//! cached: zeroed and made inaccessible, they wait out `quarantine_slots`
+//! later frees, so a use after free faults and no new block takes a
+//! dangling pointer's place; then they are unmapped, or (zeroed in place,
+//! a length the program frees again and again) wait in a pool for a
+//! request of about their length.
 const std = @import("std");
 const hash = @import("hash.zig");
 const layout = @import("layout.zig");
@@ -221,7 +223,7 @@ var frees_cached: u64 = 0;
 /// Mappings taken out of the cache (and a freed block the cache refused),
 /// to unmap once the lock is released.
 const Evicted = struct {
-    blocks: [cache_slots + 1]Block = undefined,
+    blocks: [cache_slots + pool_slots + 1]Block = undefined,
     count: usize = 0,
 
     fn add(evicted: *Evicted, block: Block) void {
@@ -427,10 +429,10 @@ pub fn trimCache() usize {
 /// Unmaps the cached mappings older than the purge delay. Returns the
 /// bytes. Entries otherwise expire only when a large block is allocated or
 /// freed; a purge boundary of another box can call this so a program that
-/// stops using large blocks does not keep the cache resident. One atomic
-/// load when the cache is empty.
+/// stops using large blocks does not keep the cache resident. Two atomic
+/// loads when the cache and the hardened pool are empty.
 pub fn trimExpired() usize {
-    if (@atomicLoad(usize, &cache_count, .monotonic) == 0) return 0;
+    if (@atomicLoad(usize, &cache_count, .monotonic) == 0 and @atomicLoad(usize, &pool_count, .monotonic) == 0) return 0;
     return trim(false);
 }
 
@@ -439,6 +441,8 @@ fn trim(everything: bool) usize {
     const now_ms = os.nowMs();
     lock.lock();
     expireLocked(now_ms, everything, &evicted);
+    expirePoolLocked(now_ms, everything, &evicted);
+    if (everything) purgeQuarantineLocked();
     lock.unlock();
     evicted.unmapAll();
     var bytes: usize = 0;
@@ -485,8 +489,8 @@ pub const Mapping = struct {
 /// A mapping of at least `size_bytes`, aligned to `alignment_bytes` (a
 /// power of two). Null when the system refuses the memory.
 pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
-    // Hardened: a fresh mapping of the request's pages, never a cached one
-    // (its freed mappings are quarantined), so the guard page follows the
+    // Hardened: the request's pages, never from the cache (its freed
+    // mappings are quarantined, then pooled), so the guard page follows the
     // last page the request needs.
     const guarded = policy.snapshot.hardened();
     const len = lengthFor(size_bytes, if (guarded) 0 else cacheLimitBytes()) orelse return null;
@@ -499,6 +503,8 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         return null;
     }
     expireLocked(now_ms, false, &evicted);
+    expirePoolLocked(now_ms, false, &evicted);
+    const pooled = if (guarded) takePooledLocked(len, alignment_bytes) else null;
     var shorter: ?Cached = null;
     if (!guarded) if (takeCachedLocked(len, alignment_bytes, &evicted)) |taken| switch (taken) {
         .ready => |block| {
@@ -518,7 +524,8 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
         cacheLocked(old.block, old.freed_ms, true, &evicted);
         lock.unlock();
     };
-    const block = grown orelse mapBlock(len, alignment_bytes, guarded) orelse return null;
+    const reused = if (pooled) |retired| takeBackPooled(retired, len) else null;
+    const block = reused orelse grown orelse mapBlock(len, alignment_bytes, guarded) orelse return null;
     lock.lock();
     if (!reserveLocked()) {
         lock.unlock();
@@ -559,7 +566,15 @@ pub fn free(addr: usize) bool {
     const block = entry.*;
     removeLocked(entry);
     if (block.guarded) {
-        quarantineLocked(block, &evicted);
+        const may_keep = retired_resident_bytes + block.len_bytes <= policy.snapshot.largeCacheBytes() and
+            retiredLikeLocked(block.len_bytes);
+        if (may_keep) retired_resident_bytes += block.len_bytes;
+        lock.unlock();
+        const resident = retireGuarded(block, may_keep);
+        lock.lock();
+        if (may_keep and !resident) retired_resident_bytes -= block.len_bytes;
+        expirePoolLocked(now_ms, false, &evicted);
+        quarantineLocked(.{ .block = block, .resident = resident }, now_ms, &evicted);
     } else {
         expireLocked(now_ms, false, &evicted);
         cacheLocked(block, now_ms, false, &evicted);
@@ -572,26 +587,163 @@ pub fn free(addr: usize) bool {
     return true;
 }
 
-/// Hardened lane: the last freed (guarded) mappings, purged and made
-/// inaccessible, so a read or write after free faults, and a new large
-/// block lands elsewhere instead of where a dangling pointer still points.
-/// Unmapped when `quarantine_slots` later frees push them out.
-const quarantine_slots = 16;
-var quarantine: [quarantine_slots]?Block = @splat(null);
-var quarantine_next: usize = 0;
+// ---------------------------------------------------------------------------
+// Hardened lane: freed (guarded) mappings wait in the quarantine, zero and
+// inaccessible, so a read or write after free faults and a new large block
+// lands elsewhere instead of where a dangling pointer still points. Those
+// that leave it resident wait in the pool, still inaccessible, where a
+// later request of about their length takes one back instead of mapping
+// fresh pages and faulting each in (a program that frees and allocates
+// buffers of about one size over and over, which `retiredLikeLocked`
+// looks for). What the two keep resident is bounded by the lane's
+// `large_cache_mb`; the pool's entries go after the purge delay.
 
-/// Under the lock, so no later free can unmap the range while it is
-/// being protected.
-fn quarantineLocked(freed: Block, evicted: *Evicted) void {
-    std.debug.assert(freed.guarded);
-    const memory: [*]align(page_size_bytes) u8 = @ptrFromInt(freed.addr);
-    os.purge(memory, freed.len_bytes);
-    stats.global.purged(freed.len_bytes);
-    // Best effort: a range the kernel will not protect is still purged.
-    _ = os.protectNone(memory, freed.len_bytes);
-    if (quarantine[quarantine_next]) |oldest| evicted.add(oldest);
-    quarantine[quarantine_next] = freed;
+/// A mapping in the quarantine or the pool: its usable pages are zero and
+/// inaccessible; `resident` when they were zeroed in place (counted in
+/// `retired_resident_bytes`), not purged.
+const Retired = struct {
+    block: Block,
+    resident: bool,
+    /// When it entered the pool (os.nowMs).
+    pooled_ms: u32 = 0,
+};
+
+const quarantine_slots = 16;
+var quarantine: [quarantine_slots]?Retired = @splat(null);
+var quarantine_next: usize = 0;
+const pool_slots = 16;
+var pool: [pool_slots]?Retired = @splat(null);
+var pool_count: usize = 0;
+var retired_resident_bytes: usize = 0;
+
+/// Zeroes a freed guarded block and makes it inaccessible; the caller
+/// removed it from the registry, so no other thread reaches it meanwhile
+/// and no lock is held for the system calls. With `may_keep` (room in the
+/// resident bound), a block whose pages are all in memory is zeroed with
+/// stores and stays resident; any other is purged. Returns whether it stayed.
+fn retireGuarded(block: Block, may_keep: bool) bool {
+    std.debug.assert(block.guarded);
+    const memory: [*]align(page_size_bytes) u8 = @ptrFromInt(block.addr);
+    const resident = may_keep and os.allResident(memory, block.len_bytes);
+    if (resident) {
+        @memset(memory[0..block.len_bytes], 0);
+    } else {
+        os.purge(memory, block.len_bytes);
+        stats.global.purged(block.len_bytes);
+    }
+    // Best effort: a range the kernel will not protect is still zero.
+    _ = os.protectNone(memory, block.len_bytes);
+    return resident;
+}
+
+/// Whether the quarantine or the pool holds a block that a request of
+/// `len` usable bytes could reuse, or one that could serve a request of
+/// `len` (`reusable` either way): a program that frees a block of about
+/// this length again is likely to ask for one again. A length seen once
+/// is purged as before, so a lone big buffer stays no longer resident.
+fn retiredLikeLocked(len: usize) bool {
+    for (quarantine ++ pool) |entry| {
+        const other = (entry orelse continue).block.len_bytes;
+        if (reusable(other, len) or reusable(len, other)) return true;
+    }
+    return false;
+}
+
+/// Purges the quarantined blocks kept resident (`trimCache`): they stay
+/// quarantined, zero and inaccessible.
+fn purgeQuarantineLocked() void {
+    for (&quarantine) |*slot| {
+        const entry = if (slot.*) |*retired| retired else continue;
+        if (!entry.resident) continue;
+        os.purge(@ptrFromInt(entry.block.addr), entry.block.len_bytes);
+        stats.global.purged(entry.block.len_bytes);
+        retired_resident_bytes -= entry.block.len_bytes;
+        entry.resident = false;
+    }
+}
+
+/// Puts a retired block in the quarantine; the one it pushes out moves to
+/// the pool when resident, else to `evicted`.
+fn quarantineLocked(retired: Retired, now_ms: u32, evicted: *Evicted) void {
+    if (quarantine[quarantine_next]) |oldest| poolLocked(oldest, now_ms, evicted);
+    quarantine[quarantine_next] = retired;
     quarantine_next = (quarantine_next + 1) % quarantine_slots;
+}
+
+/// Keeps a resident retired block in the pool, pushing out the oldest
+/// entry when the pool is full; any other goes to `evicted`.
+fn poolLocked(retired: Retired, now_ms: u32, evicted: *Evicted) void {
+    if (!retired.resident) return evicted.add(retired.block);
+    var free_slot: ?*?Retired = null;
+    var oldest: ?*?Retired = null;
+    for (&pool) |*slot| {
+        const entry = slot.* orelse {
+            free_slot = slot;
+            break;
+        };
+        if (oldest == null or now_ms -% entry.pooled_ms > now_ms -% oldest.?.*.?.pooled_ms) oldest = slot;
+    }
+    const slot = free_slot orelse slot: {
+        dropPooledLocked(oldest.?, evicted);
+        break :slot oldest.?;
+    };
+    slot.* = .{ .block = retired.block, .resident = true, .pooled_ms = now_ms };
+    @atomicStore(usize, &pool_count, pool_count + 1, .monotonic);
+}
+
+/// Takes `slot`'s entry out of the pool, into `evicted`.
+fn dropPooledLocked(slot: *?Retired, evicted: *Evicted) void {
+    evicted.add(unpoolLocked(slot));
+}
+
+/// Takes `slot`'s entry out of the pool.
+fn unpoolLocked(slot: *?Retired) Block {
+    const entry = slot.*.?;
+    slot.* = null;
+    retired_resident_bytes -= entry.block.len_bytes;
+    @atomicStore(usize, &pool_count, pool_count - 1, .monotonic);
+    return entry.block;
+}
+
+/// Moves pool entries older than the purge delay (all of them when
+/// `everything`) to `evicted`.
+fn expirePoolLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
+    if (pool_count == 0) return;
+    for (&pool) |*slot| {
+        const entry = slot.* orelse continue;
+        if (!everything and now_ms -% entry.pooled_ms < policy.snapshot.purge_delay_ms) continue;
+        dropPooledLocked(slot, evicted);
+    }
+}
+
+/// The shortest pooled mapping that may serve `len` usable bytes at
+/// `alignment_bytes` (`reusable`), taken out of the pool, still
+/// inaccessible: `takeBackPooled` makes its head the block.
+fn takePooledLocked(len: usize, alignment_bytes: usize) ?Block {
+    if (pool_count == 0) return null;
+    var best: ?*?Retired = null;
+    for (&pool) |*slot| {
+        const entry = slot.* orelse continue;
+        if (!reusable(entry.block.len_bytes, len) or entry.block.addr % alignment_bytes != 0) continue;
+        if (best) |b| if (b.*.?.block.len_bytes <= entry.block.len_bytes) continue;
+        best = slot;
+    }
+    return unpoolLocked(best orelse return null);
+}
+
+/// A block of `len` usable bytes made from `pooled` (at least that long):
+/// its head made accessible again, the page after it (still inaccessible)
+/// its guard, the rest unmapped. Null, with `pooled` unmapped, when the
+/// system refuses.
+fn takeBackPooled(pooled: Block, len: usize) ?Block {
+    std.debug.assert(pooled.guarded and pooled.len_bytes >= len);
+    const memory: [*]align(page_size_bytes) u8 = @ptrFromInt(pooled.addr);
+    if (!os.protectReadWrite(memory, len)) {
+        pooled.unmap();
+        return null;
+    }
+    if (pooled.len_bytes > len) unmapCounted(@alignCast(memory + len + page_size_bytes), pooled.len_bytes - len);
+    return .{ .addr = pooled.addr, .len_bytes = len, .guarded = true };
 }
 
 pub const Resized = union(enum) {
@@ -1078,6 +1230,71 @@ fn readable(addr: usize) bool {
     defer for (fds) |fd| os.close(fd);
     const rc = std.os.linux.write(fds[1], @ptrFromInt(addr), 1);
     return std.os.linux.E.init(rc) == .SUCCESS;
+}
+
+test "hardened: a block that leaves the quarantine resident serves a later request, zeroed, with its guard" {
+    const test_policy = TestPolicy.begin(.hardened, 64);
+    defer test_policy.end();
+    const len: usize = 300 << 10;
+    // What earlier tests left in the quarantine and the pool goes first.
+    for (0..quarantine_slots) |_| {
+        const other = try allocOrFail(4 * len);
+        try std.testing.expect(free(@intFromPtr(other.ptr)));
+    }
+    _ = trimCache();
+    // The first block of a length is purged; the next one of about that
+    // length stays resident.
+    const first = try allocOrFail(len);
+    const kept = try allocOrFail(len);
+    const kept_addr = @intFromPtr(kept.ptr);
+    @memset(@as([*]u8, @ptrCast(first.ptr))[0..len], 0x5A);
+    @memset(@as([*]u8, @ptrCast(kept.ptr))[0..len], 0xA5);
+    try std.testing.expect(free(@intFromPtr(first.ptr)));
+    try std.testing.expect(free(kept_addr));
+    try std.testing.expect(!readable(kept_addr));
+    // Sixteen frees of longer blocks whose pages were never all touched
+    // push both out of the quarantine: the kept one into the pool.
+    for (0..quarantine_slots) |_| {
+        const other = try allocOrFail(4 * len);
+        try std.testing.expect(free(@intFromPtr(other.ptr)));
+    }
+    try std.testing.expectEqual(@as(usize, 1), pool_count);
+    try std.testing.expect(!readable(kept_addr));
+    // A shorter request takes its head: zeroed, its guard right after it.
+    const short = len - 4 * page_size_bytes;
+    const again = try allocOrFail(short);
+    try std.testing.expectEqual(kept_addr, @intFromPtr(again.ptr));
+    try std.testing.expect(again.zeroed);
+    try std.testing.expectEqual(@as(?usize, short), usableSize(kept_addr));
+    for (@as([*]const u8, @ptrCast(again.ptr))[0..short]) |byte| try std.testing.expectEqual(@as(u8, 0), byte);
+    try std.testing.expect(!readable(kept_addr + short));
+    try std.testing.expectEqual(@as(usize, 0), pool_count);
+    try std.testing.expect(free(kept_addr));
+
+    // Without room in the bound, a freed block is purged and never pooled.
+    policy.snapshot.large_cache_mb = 0;
+    const purged = try allocOrFail(len);
+    @memset(@as([*]u8, @ptrCast(purged.ptr))[0..len], 1);
+    try std.testing.expect(free(@intFromPtr(purged.ptr)));
+    for (0..quarantine_slots) |_| {
+        const other = try allocOrFail(4 * len);
+        try std.testing.expect(free(@intFromPtr(other.ptr)));
+    }
+    try std.testing.expectEqual(@as(usize, 0), pool_count);
+    try std.testing.expectEqual(@as(usize, 0), retired_resident_bytes);
+
+    // trimCache (hz_collect) purges what the quarantine keeps resident.
+    policy.snapshot.large_cache_mb = 64;
+    const a = try allocOrFail(len);
+    const b = try allocOrFail(len);
+    @memset(@as([*]u8, @ptrCast(a.ptr))[0..len], 1);
+    @memset(@as([*]u8, @ptrCast(b.ptr))[0..len], 1);
+    try std.testing.expect(free(@intFromPtr(a.ptr)));
+    try std.testing.expect(free(@intFromPtr(b.ptr)));
+    try std.testing.expectEqual(len, retired_resident_bytes);
+    _ = trimCache();
+    try std.testing.expectEqual(@as(usize, 0), retired_resident_bytes);
+    try std.testing.expect(!readable(@intFromPtr(b.ptr)));
 }
 
 test "hardened: a guard page follows every large block, freed blocks fault, resize keeps the guard" {

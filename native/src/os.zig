@@ -111,6 +111,28 @@ pub fn protectNone(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) bool {
     return !failed(linux.mprotect(ptr, len_bytes, linux.PROT.NONE));
 }
 
+/// Makes a range readable and writable again (after `protectNone`).
+pub fn protectReadWrite(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) bool {
+    std.debug.assert(len_bytes % page_size_bytes == 0);
+    return !failed(linux.mprotect(ptr, len_bytes, linux.PROT.READ | linux.PROT.WRITE));
+}
+
+/// Whether every page of a range is in memory (mincore), so that zeroing
+/// it with stores touches no page the kernel would have to supply.
+pub fn allResident(ptr: [*]align(page_size_bytes) u8, len_bytes: usize) bool {
+    std.debug.assert(len_bytes % page_size_bytes == 0);
+    const chunk_pages = 1024;
+    var pages: [chunk_pages]u8 = undefined;
+    var offset: usize = 0;
+    while (offset < len_bytes) {
+        const count = @min(chunk_pages, (len_bytes - offset) / page_size_bytes);
+        if (failed(linux.mincore(ptr + offset, count * page_size_bytes, &pages))) return false;
+        for (pages[0..count]) |page| if (page & 1 == 0) return false;
+        offset += count * page_size_bytes;
+    }
+    return true;
+}
+
 /// Gives the physical pages behind a range back to the kernel; the range stays
 /// mapped and reads as zero on next touch.
 pub fn purge(ptr: [*]u8, len_bytes: usize) void {

@@ -116,8 +116,8 @@ pub const knobs = [_]Knob{
         .field = "large_cache_mb",
         .min = 0,
         .max = 1 << 20,
-        .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 0 }),
-        .meaning = "MiB of freed large blocks (> 256 KiB) kept mapped for reuse, or half the bytes of the live large blocks when that is more (half the MiB while none is live), each at most for the purge delay (`hardened` quarantines them instead)",
+        .default = .init(.{ .balanced = 64, .scale = 128, .compact = 0, .hardened = 16 }),
+        .meaning = "MiB of freed large blocks (> 256 KiB) kept mapped for reuse, or half the bytes of the live large blocks when that is more (half the MiB while none is live), each at most for the purge delay (`hardened`: the MiB its quarantined large blocks keep zeroed and resident, so that a request of about the same length after the quarantine takes one back)",
     },
     .{
         .env = "HZ_EMPTY_FAULTS",
