@@ -642,9 +642,12 @@ fn retireGuarded(block: Block, may_keep: bool) bool {
 /// this length again is likely to ask for one again. A length seen once
 /// is purged as before, so a lone big buffer stays no longer resident.
 fn retiredLikeLocked(len: usize) bool {
-    for (quarantine ++ pool) |entry| {
-        const other = (entry orelse continue).block.len_bytes;
-        if (reusable(other, len) or reusable(len, other)) return true;
+    // Read in place: `quarantine ++ pool` would copy both arrays first.
+    for ([_][]const ?Retired{ &quarantine, &pool }) |entries| {
+        for (entries) |entry| {
+            const other = (entry orelse continue).block.len_bytes;
+            if (reusable(other, len) or reusable(len, other)) return true;
+        }
     }
     return false;
 }
