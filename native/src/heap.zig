@@ -136,7 +136,9 @@ const idle_pages: struct { start: usize, end: usize } = blk: {
     }
     const start = std.mem.alignForward(usize, low, page);
     const end = std.mem.alignBackward(usize, high, page);
-    if (end <= start) @compileError("the idle fields of Heap fill no whole page");
+    // Two today (8 of a heap's 16 KiB): Zig orders the fields itself, and a
+    // field added elsewhere can split the idle ones (see `Flags`).
+    if (end < start + 2 * page) @compileError("the idle fields of Heap fill fewer than two whole pages");
     for (std.meta.fields(Heap)) |field| {
         const idle = for (idle_fields) |name| {
             if (std.mem.eql(u8, name, field.name)) break true;
@@ -145,6 +147,19 @@ const idle_pages: struct { start: usize, end: usize } = blk: {
         if (!idle and offset < end and offset + @sizeOf(field.type) > start) @compileError("Heap." ++ field.name ++ " lies in the idle pages");
     }
     break :blk .{ .start = start, .end = end };
+};
+
+/// What a heap is beside its state, in one byte: a field more would
+/// move Heap's fields and could take a page from `idle_pages` (one field
+/// took one page per heap, 12 MiB over tests/c/livethreads' 3,000).
+pub const Flags = packed struct(u8) {
+    /// The hardened lane (hardened.zig): the heap carves zeroed blocks in
+    /// a random order and delays the reuse of freed blocks.
+    hardened: bool = false,
+    /// Set by thread.zig when a thread adopted the heap after another's
+    /// exit (`exitKeepSlices`).
+    adopted: bool = false,
+    _: u6 = 0,
 };
 
 pub const Heap = struct {
@@ -179,9 +194,7 @@ pub const Heap = struct {
     dirty_slices: usize = 0,
     /// Earliest time (os.nowMs) of the next delayed purge scan.
     next_purge_ms: u32 = 0,
-    // The hardened lane (hardened.zig): its heaps carve zeroed blocks in a
-    // random order and delay the reuse of freed blocks.
-    hardened: bool = false,
+    flags: Flags = .{},
     /// xorshift state (never 0) for carve order and quarantine eviction.
     random: u64 = 1,
     /// Freed blocks waiting before they are reused (hardened only): the
@@ -308,7 +321,7 @@ pub const Heap = struct {
         heap.stampRunning();
         // Not in the hardened lane, whose shuffled, delayed reuse stays the
         // only order in which freed blocks come back.
-        if (!heap.hardened and class < sizeclass.small_class_count) {
+        if (!heap.flags.hardened and class < sizeclass.small_class_count) {
             if (heap.inbox.take(class)) |chain| {
                 heap.counters.collect_count.add(1);
                 return heap.popStash(class, chain);
@@ -449,7 +462,7 @@ pub const Heap = struct {
 
     /// The random state carve shuffles with, in the hardened lane.
     fn shuffle(heap: *Heap) ?*u64 {
-        return if (heap.hardened) &heap.random else null;
+        return if (heap.flags.hardened) &heap.random else null;
     }
 
     // -----------------------------------------------------------------
@@ -464,7 +477,7 @@ pub const Heap = struct {
     /// next `recent_slots` frees, so it is never evicted while malloc
     /// still checks it there.
     pub fn quarantineBlock(heap: *Heap, block: *Block) ?*Block {
-        std.debug.assert(heap.hardened);
+        std.debug.assert(heap.flags.hardened);
         const oldest = &heap.recent[heap.recent_next % recent_slots];
         const aged = oldest.*;
         oldest.* = block;
@@ -609,7 +622,7 @@ pub const Heap = struct {
     inline fn takeHandedBack(heap: *Heap, class: Class) ?*anyopaque {
         if (heap.inbox.hasPending(class)) heap.collect(class);
         if (heap.partial[class].head) |span| return heap.allocFromPartial(class, span);
-        if (heap.hardened) return null;
+        if (heap.flags.hardened) return null;
         return heap.borrow(class);
     }
 
@@ -707,22 +720,22 @@ pub const Heap = struct {
     /// Hands back what it holds for others: pending remote frees and frees
     /// waiting in the inbox. At thread exit (`force` false) the heap then
     /// keeps each class's current span and gives back the rest: its kept
-    /// empty spans retire, and free slices are purged down to the
-    /// `purge_slices` a live heap keeps whatever their age. The thread that
-    /// adopts it finds each class where the last one left it, carved, and
-    /// the slices its predecessor freed last still resident, so thread
-    /// churn neither faults nor spreads a class over pages that other
-    /// classes wrote before, and an orphan that waits long holds only those
-    /// spans and slices (`compact` keeps none). `force` gives up every span
-    /// that can go, purges every free slice and releases every empty
-    /// segment. Returns the bytes given back to the OS.
+    /// empty spans retire, and free slices are purged down to
+    /// `exitKeepSlices`. The thread that adopts it finds each class where
+    /// the last one left it, carved, and the slices its predecessor freed
+    /// last still resident, so thread churn neither faults nor spreads a
+    /// class over pages that other classes wrote before, and an orphan
+    /// that waits long holds only those spans and slices (`compact` keeps
+    /// none). `force` gives up every span that can go, purges every free
+    /// slice and releases every empty segment. Returns the bytes given
+    /// back to the OS.
     pub fn drain(heap: *Heap, force: bool) usize {
         heap.releaseQuarantine();
         heap.returnBorrowed();
         heap.outbox.flushAll(&heap.counters);
         heap.collectAll();
         if (force or policy.snapshot.purge_slices == 0) heap.giveUpSpans() else _ = heap.retireKeptEmpty();
-        var bytes = heap.purge(if (force) 0 else policy.snapshot.purge_slices);
+        var bytes = heap.purge(if (force) 0 else heap.exitKeepSlices());
         if (!force) return bytes;
         var cursor = heap.segments.head;
         while (cursor) |segment| {
@@ -732,16 +745,37 @@ pub const Heap = struct {
         return bytes;
     }
 
+    /// Free slices a heap drained at its thread's exit keeps resident for
+    /// the thread that adopts it. A heap that a thread adopted before lives
+    /// in a churn of threads: it keeps four times the `purge_slices` a live
+    /// heap keeps whatever their age (16 MiB in `balanced`), so a thread
+    /// that starts after one that grew past `purge_slices` finds its pages
+    /// in memory instead of faulting them in again. What a thread frees as
+    /// it ends is younger than the purge delay, which a live heap would
+    /// keep, but an orphan runs no event that ages it, so the bound is
+    /// fixed: the warm orphans thread.zig keeps (two) then hold at most
+    /// half the give-back bound of tests/c/giveback. A heap never adopted
+    /// (a program's first threads, a lone worker) keeps `purge_slices`:
+    /// what the process touches after its exit would stack on more
+    /// (bench/LEDGER.md).
+    pub fn exitKeepSlices(heap: *const Heap) usize {
+        return if (heap.flags.adopted) adopted_keep_factor * policy.snapshot.purge_slices else policy.snapshot.purge_slices;
+    }
+
+    /// `exitKeepSlices` of an adopted heap, in `purge_slices`.
+    pub const adopted_keep_factor = 4;
+
     /// For a heap whose thread exited (its drain ran): takes back what
     /// flushes queued since, which no thread of its own would collect,
-    /// and purges free slices down to the `purge_slices` a live heap
-    /// keeps. Blocks freed after their owner's thread exited then leave no
-    /// more memory behind than a live heap holds; what stays is resident
-    /// for the thread that adopts the heap. Returns the bytes given back.
-    pub fn collectExited(heap: *Heap) usize {
+    /// and purges free slices down to `keep_slices` (`exitKeepSlices`
+    /// for a warm orphan, else the `purge_slices` a live heap keeps).
+    /// Blocks freed after their owner's thread exited then leave no more
+    /// memory behind than that; what stays is resident for the thread that
+    /// adopts the heap. Returns the bytes given back.
+    pub fn collectExited(heap: *Heap, keep_slices: usize) usize {
         heap.collectAll();
-        if (heap.dirty_slices <= policy.snapshot.purge_slices) return 0;
-        return heap.purge(policy.snapshot.purge_slices);
+        if (heap.dirty_slices <= keep_slices) return 0;
+        return heap.purge(keep_slices);
     }
 
     /// Gives back the pages of the heap that hold only `idle_fields`, of a
@@ -862,13 +896,13 @@ test "alloc and free through a heap, spans retire and segments return" {
     try std.testing.expect(heap.isBare());
 }
 
-test "at thread exit a heap keeps each class's current span and purges free slices down to the policy's" {
+test "at thread exit a heap keeps each class's current span and purges free slices down to exitKeepSlices" {
     span_box.initKeys(.{ 0x1234, 0x5678 });
     const saved = policy.snapshot;
     defer policy.snapshot = saved;
-    for ([_]u32{ 1024, 2 }) |keep_slices| {
+    for ([_]u32{ 1024, 2, 1024, 2 }, [_]bool{ false, false, true, true }) |keep_slices, adopted| {
         policy.snapshot.purge_slices = keep_slices;
-        var heap: Heap = .{};
+        var heap: Heap = .{ .flags = .{ .adopted = adopted } };
         var blocks: [20000]*anyopaque = undefined;
         const class = sizeclass.classOf(100);
         try allocAll(&heap, class, &blocks);
@@ -882,12 +916,13 @@ test "at thread exit a heap keeps each class's current span and purges free slic
         try std.testing.expect(heap.current[class] == current);
         try std.testing.expect(heap.empty[class] == null);
         // What the heap freed stays resident for the next thread, up to
-        // what a live heap keeps whatever its age (the drain retires the
-        // kept empty span too).
-        if (freed_slices <= keep_slices) {
+        // `exitKeepSlices`, more for a heap in a churn of threads (the
+        // drain retires the kept empty span too).
+        try std.testing.expectEqual(@as(usize, if (adopted) Heap.adopted_keep_factor * keep_slices else keep_slices), heap.exitKeepSlices());
+        if (freed_slices <= heap.exitKeepSlices()) {
             try std.testing.expect(heap.residentFreeSlices() >= freed_slices);
         }
-        try std.testing.expect(heap.residentFreeSlices() <= keep_slices);
+        try std.testing.expect(heap.residentFreeSlices() <= heap.exitKeepSlices());
         try std.testing.expectEqual(heap.residentFreeSlices(), heap.dirty_slices);
         heap.check();
         // The next thread's first malloc of the class comes from that span.

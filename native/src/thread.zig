@@ -265,7 +265,8 @@ fn adoptOrphan() ?*Heap {
 noinline fn acquire() ?*Heap {
     start();
     registry_lock.lock();
-    const heap = adoptOrphan() orelse fresh: {
+    const adopted = adoptOrphan();
+    const heap = adopted orelse fresh: {
         const bytes = std.mem.alignForward(usize, @sizeOf(Heap), layout.page_size_bytes);
         const memory = os.map(bytes) orelse {
             registry_lock.unlock();
@@ -275,7 +276,7 @@ noinline fn acquire() ?*Heap {
         const heap: *Heap = @ptrCast(memory);
         const hardened = policy.snapshot.hardened();
         heap.* = .{
-            .hardened = hardened,
+            .flags = .{ .hardened = hardened },
             // Never 0 (xorshift's fixed point).
             .random = if (hardened) os.processRandom()[0] | 1 else 1,
         };
@@ -286,6 +287,7 @@ noinline fn acquire() ?*Heap {
     };
     // Not running yet, whatever its last thread did.
     countNotRunning(heap);
+    if (adopted != null) heap.flags.adopted = true;
     setState(heap, .active);
     registry_lock.unlock();
     // Set the slot first: pthread_setspecific may itself allocate.
@@ -427,10 +429,17 @@ noinline fn collectForOrphan(heap: *Heap) void {
     setState(heap, .claimed);
     registry_lock.unlock();
     if (state == .aged_orphan) return drainClaimed(heap, state, .oldest);
-    _ = heap.collectExited();
+    _ = heap.collectExited(orphanKeepSlices(heap, state));
     registry_lock.lock();
     listOrphan(heap, state, .newest);
     registry_lock.unlock();
+}
+
+/// Free slices an orphan of `state` keeps resident for its adopter when a
+/// flushing thread collects for it: a warm one what its exit kept, a cold
+/// one (beyond the few warm ones) what a live heap keeps.
+fn orphanKeepSlices(heap: *const Heap, state: State) usize {
+    return if (state == .warm_orphan) heap.exitKeepSlices() else policy.snapshot.purge_slices;
 }
 
 /// Heaps `scanRunning` looks at, at most, per call: it runs only when a
@@ -856,10 +865,11 @@ test "an orphan that took flushes while young collects at its first flush once a
 test "blocks freed after their owner's thread exited are collected for it" {
     start();
     const class = sizeclass.classOf(64);
-    // More than a live heap keeps resident, so the collect must purge; in
-    // whole collects' worth of full batches, so none is left waiting.
+    // More than even a warm orphan keeps resident, so the collect must
+    // purge; in whole collects' worth of full batches, so none is left
+    // waiting.
     const per_collect = policy.remote_batch_blocks[class] * orphan_flushes_per_collect;
-    const count = std.mem.alignForward(usize, (policy.snapshot.purge_slices + 8) * layout.slice_size_bytes / 64, per_collect);
+    const count = std.mem.alignForward(usize, (Heap.adopted_keep_factor * policy.snapshot.purge_slices + 8) * layout.slice_size_bytes / 64, per_collect);
     const blocks = try std.testing.allocator.alloc(*span_box.Block, count);
     defer std.testing.allocator.free(blocks);
     // This thread's heap first, so it does not adopt the worker's below.
@@ -882,7 +892,7 @@ test "blocks freed after their owner's thread exited are collected for it" {
     }
     own.outbox.flushAll(&own.counters);
     // Nothing waits for a thread that will never come, and what the frees
-    // emptied is purged down to what a live heap keeps.
+    // emptied is purged down to what an orphan of its kind keeps.
     try std.testing.expect(!heap.inbox.hasPending(class));
-    try std.testing.expect(heap.dirty_slices <= policy.snapshot.purge_slices);
+    try std.testing.expect(heap.dirty_slices <= orphanKeepSlices(heap, heap.state));
 }
