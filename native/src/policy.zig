@@ -30,7 +30,9 @@ pub const Policy = struct {
     lane: Lane,
     /// Remote frees a thread gathers per size class before handing them over.
     remote_batch: u32,
-    /// Free slices a heap keeps resident whatever their age.
+    /// Free slices a heap keeps resident whatever their age (four times as
+    /// many at the exit of a thread whose heap was adopted:
+    /// heap.zig's `exitKeepSlices`).
     purge_slices: u32,
     /// Above `purge_slices`, a slice free for this long is purged (0: at once).
     purge_delay_ms: u32,
@@ -93,7 +95,7 @@ pub const knobs = [_]Knob{
         .min = 0,
         .max = 1 << 20,
         .default = .init(.{ .balanced = 64, .scale = 512, .compact = 0, .hardened = 64 }),
-        .meaning = "free 64 KiB slices a heap keeps resident whatever their age",
+        .meaning = "free 64 KiB slices a heap keeps resident whatever their age (four times as many when a thread whose heap was adopted exits)",
     },
     .{
         .env = "HZ_PURGE_DELAY_MS",
