@@ -319,7 +319,7 @@ pub const Heap = struct {
             if (current_span == &empty_span) {
                 if (heap.borrowed[class]) |chain| {
                     heap.stampRunning();
-                    return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
+                    return heap.popBorrowed(class, chain);
                 }
             }
         }
@@ -417,6 +417,12 @@ pub const Heap = struct {
     /// back-off).
     inline fn borrow(heap: *Heap, class: Class) ?*anyopaque {
         const chain = heap.borrowed[class] orelse heap.takeToBorrow(class) orelse return null;
+        return heap.popBorrowed(class, chain);
+    }
+
+    /// Hands out the head of `class`'s borrowed chain (`chain`, not yet
+    /// checked against its lender's spans), as `popStash` does the stash's.
+    inline fn popBorrowed(heap: *Heap, class: Class, chain: *Block) *anyopaque {
         return heap.popChain(&heap.borrowed[class], chain, heap.lender[class], class);
     }
 
