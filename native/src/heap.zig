@@ -215,7 +215,7 @@ pub const Heap = struct {
     registry_next: ?*Heap = null,
     orphan_link: list.Link(Heap) = .{},
     /// Flushes that reached this heap while its thread had exited
-    /// (thread.zig's `collectForExited`, from any thread; reset when the
+    /// (thread.zig's `afterFlush`, from any thread; reset when the
     /// heap becomes an orphan).
     orphan_flushes: std.atomic.Value(u32) = .init(0),
     /// When this heap's thread last refilled (os.nowMs, at most once per
@@ -330,6 +330,7 @@ pub const Heap = struct {
     /// wait for the class, or no partial span is left.
     noinline fn refillSlow(heap: *Heap, class: Class) ?*anyopaque {
         heap.stampRunning();
+        heap.retireSwept();
         // Not in the hardened lane, whose shuffled, delayed reuse stays the
         // only order in which freed blocks come back.
         if (!heap.flags.hardened and class < sizeclass.small_class_count) {
@@ -567,10 +568,158 @@ pub const Heap = struct {
                 return;
             }
             if (span.in_partial) heap.unlinkPartial(span);
-            heap.retire(span);
+            heap.retire(span, .resident);
             return;
         }
         if (was_full) heap.linkPartial(span);
+    }
+
+    // -----------------------------------------------------------------
+    // Sweep: another thread, for a heap whose thread stopped collecting.
+
+    /// Called by a thread whose flush reached this heap after many others
+    /// since this heap last took from its inbox (thread.zig's `afterFlush`):
+    /// takes each queue of the inbox; the spans whose every block it holds
+    /// are purged and left on `inbox.swept`, and the other blocks are
+    /// queued again. Such a span is the owner's to retire, but nothing of
+    /// the owner touches its memory meanwhile: it is carved whole, so
+    /// nothing is left to carve; no block is on its free list or live, so
+    /// no malloc pops one and no free pushes one. The owner's next collect
+    /// retires it (`retireSwept`). Blocks freed by other threads to a
+    /// thread that went idle (a pool's worker blocked after a burst) then
+    /// go back to the kernel without that thread running (tests/c/giveback
+    /// `idle`). Not in the hardened lane, whose spans keep more state.
+    pub fn sweep(heap: *Heap) void {
+        if (heap.flags.hardened) return;
+        var swept: Swept = .{};
+        for (0..sizeclass.class_count) |index| {
+            const class: Class = @intCast(index);
+            if (!heap.inbox.hasPending(class)) continue;
+            const chain = heap.inbox.takeUnanswered(class) orelse continue;
+            heap.sweepChain(class, chain, &swept);
+        }
+        swept.finish(heap);
+    }
+
+    /// The spans a sweep found whole, until it purges them and leaves them
+    /// to the owner: never the other way round, or the owner could retire
+    /// a span and carve its slices anew before the purge.
+    const Swept = struct {
+        spans: [sweep_spans]*Span = undefined,
+        count: usize = 0,
+
+        fn add(swept: *Swept, heap: *Heap, span: *Span) void {
+            if (swept.count == sweep_spans) swept.finish(heap);
+            swept.spans[swept.count] = span;
+            swept.count += 1;
+        }
+
+        /// Purges the spans, those that touch in one call (each call in a
+        /// process with threads on other CPUs interrupts them to flush
+        /// their TLBs), then leaves them on the owner's `inbox.swept`.
+        fn finish(swept: *Swept, heap: *Heap) void {
+            const spans = swept.spans[0..swept.count];
+            // Span records lie in address order within a segment.
+            std.mem.sortUnstable(*Span, spans, {}, struct {
+                fn less(_: void, a: *Span, b: *Span) bool {
+                    return @intFromPtr(a) < @intFromPtr(b);
+                }
+            }.less);
+            var first: usize = 0;
+            while (first < spans.len) {
+                var end = first + 1;
+                while (end < spans.len and sliceEnd(spans[end - 1]) == sliceStart(spans[end])) end += 1;
+                const bytes = sliceEnd(spans[end - 1]) - sliceStart(spans[first]);
+                os.purge(@ptrFromInt(sliceStart(spans[first])), bytes);
+                stats.global.purged(bytes);
+                first = end;
+            }
+            for (spans) |span| heap.inbox.pushSwept(span);
+            swept.count = 0;
+        }
+
+        fn sliceStart(span: *const Span) usize {
+            const segment = Segment.of(span.start);
+            return segment.sliceStart(segment.sliceIndex(span));
+        }
+
+        fn sliceEnd(span: *const Span) usize {
+            return sliceStart(span) + @as(usize, span.span_slices) * layout.slice_size_bytes;
+        }
+    };
+
+    /// Spans that one `sweepChain` counts blocks of; blocks of any further
+    /// span are queued again as they are.
+    const sweep_spans = 64;
+
+    /// `sweep` of the chain `head` of `class`: each address is checked as
+    /// a collect checks it, the blocks counted per span, and the chain
+    /// queued again without the blocks of the spans found whole, which go
+    /// to `swept`.
+    fn sweepChain(heap: *Heap, class: Class, head: *Block, swept: *Swept) void {
+        const Tally = struct { span: *Span, blocks: u32 };
+        var tallies: [sweep_spans]Tally = undefined;
+        var spans: usize = 0;
+        var last: usize = 0;
+        var tail = head;
+        var next: usize = @intFromPtr(head);
+        while (next != 0) {
+            const found = heap.checkRemote(next, class);
+            next = span_box.decodeLink(found.block);
+            tail = found.block;
+            // A chain holds runs of one span's blocks: the last span is
+            // tested first.
+            if (spans == 0 or tallies[last].span != found.span) {
+                last = for (tallies[0..spans], 0..) |tally, index| {
+                    if (tally.span == found.span) break index;
+                } else index: {
+                    if (spans == sweep_spans) continue;
+                    tallies[spans] = .{ .span = found.span, .blocks = 0 };
+                    spans += 1;
+                    break :index spans - 1;
+                };
+            }
+            tallies[last].blocks += 1;
+        }
+        var whole: usize = 0;
+        for (tallies[0..spans]) |tally| {
+            // Every block the span can hold, each counted once: all carved.
+            if (tally.blocks < tally.span.reserved) continue;
+            std.debug.assert(tally.blocks == tally.span.reserved);
+            tallies[whole] = tally;
+            whole += 1;
+        }
+        if (whole == 0) return remote.publish(&heap.inbox, class, head, tail);
+        var kept_head: ?*Block = null;
+        var kept_tail: ?*Block = null;
+        next = @intFromPtr(head);
+        while (next != 0) {
+            const block: *Block = @ptrFromInt(next);
+            next = span_box.decodeLink(block);
+            const span = Segment.of(@intFromPtr(block)).spanOf(@intFromPtr(block));
+            const whole_span = for (tallies[0..whole]) |tally| {
+                if (tally.span == span) break true;
+            } else false;
+            if (whole_span) continue;
+            if (kept_tail) |kept| kept.link = span_box.encodeLink(kept, block) else kept_head = block;
+            kept_tail = block;
+        }
+        if (kept_head) |kept| remote.publish(&heap.inbox, class, kept, kept_tail.?);
+        for (tallies[0..whole]) |tally| swept.add(heap, tally.span);
+    }
+
+    /// Retires the spans another thread swept (`sweep`): their blocks all
+    /// came back, their memory is purged already.
+    fn retireSwept(heap: *Heap) void {
+        var cursor = heap.inbox.takeSwept();
+        while (cursor) |span| {
+            cursor = span.swept_next;
+            std.debug.assert(span.usedBlocks() == span.reserved);
+            std.debug.assert(span.free == null and !span.in_partial);
+            if (heap.current[span.class] == span) heap.current[span.class] = &empty_span;
+            span.used = 0;
+            heap.retire(span, .purged);
+        }
     }
 
     /// Retires the empty spans kept per class (drain, or before mapping a
@@ -580,7 +729,7 @@ pub const Heap = struct {
         for (&heap.empty) |*kept| {
             const span = kept.* orelse continue;
             heap.unlinkPartial(span);
-            heap.retire(span);
+            heap.retire(span, .resident);
             count += 1;
         }
         return count;
@@ -656,13 +805,16 @@ pub const Heap = struct {
         return null;
     }
 
-    fn retire(heap: *Heap, span: *Span) void {
-        span.check();
+    /// Gives an empty span's slices back to its segment (`memory`: whether
+    /// they may still be resident, and so count toward `dirty_slices`).
+    fn retire(heap: *Heap, span: *Span, memory: Segment.Memory) void {
+        // A swept span's blocks lie on no list: its memory is purged.
+        if (memory == .resident) span.check();
         const segment = Segment.of(span.start);
         std.debug.assert(segment.heap == @as(*anyopaque, heap));
         const now_ms = os.nowMs();
-        heap.dirty_slices += span.span_slices;
-        segment.releaseSpan(span, now_ms);
+        if (memory == .resident) heap.dirty_slices += span.span_slices;
+        segment.releaseSpan(span, now_ms, memory);
         if (segment.isEmpty() and (heap.segments.head != segment or Segments.next(segment) != null or policy.snapshot.segment_cache == 0)) {
             // Keep a heap's last segment: a thread that frees everything and
             // allocates again should not pay a map and fault each time.
@@ -729,6 +881,7 @@ pub const Heap = struct {
     }
 
     pub fn collectAll(heap: *Heap) void {
+        heap.retireSwept();
         for (0..sizeclass.class_count) |class| {
             if (heap.stash[class] != null or heap.inbox.hasPending(@intCast(class))) heap.collect(@intCast(class));
         }
@@ -829,7 +982,7 @@ pub const Heap = struct {
             if (current_span == &empty_span) continue;
             current.* = &empty_span;
             if (current_span.used == 0) {
-                heap.retire(current_span);
+                heap.retire(current_span, .resident);
             } else if (current_span.free != null) {
                 heap.linkPartial(current_span);
             } else {
@@ -988,6 +1141,67 @@ test "remote frees come back through collect" {
     try std.testing.expectEqual(@as(u32, 0), Segment.of(addr).spanOf(addr).used);
     heap.check();
     _ = heap.drain(true);
+}
+
+test "a sweep purges the spans whose every block waits in the inbox, and the owner retires them" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var heap: Heap = .{};
+    const class = sizeclass.classOf(1024);
+    const first = heap.alloc(class) orelse return error.OutOfMemory;
+    const per_span: usize = Segment.of(@intFromPtr(first)).spanOf(@intFromPtr(first)).reserved;
+    // Three spans handed out whole, then the current one half: every block
+    // of the three comes back through the inbox, half of the fourth's.
+    const blocks = try std.testing.allocator.alloc(*anyopaque, 3 * per_span + per_span / 2);
+    defer std.testing.allocator.free(blocks);
+    blocks[0] = first;
+    try allocAll(&heap, class, blocks[1..]);
+    for (blocks) |p| @memset(@as([*]u8, @ptrCast(p))[0..1024], 0xA5);
+    try freeOnAnotherThread(blocks);
+    heap.sweep();
+    var swept: usize = 0;
+    var cursor = heap.inbox.swept.load(.monotonic);
+    while (cursor) |span| : (cursor = span.swept_next) {
+        try std.testing.expect(span != heap.current[class]);
+        swept += 1;
+    }
+    try std.testing.expectEqual(@as(usize, 3), swept);
+    // Purged: the first span's blocks read zero; the current span's blocks
+    // wait in the inbox again, untouched past their link and cookie.
+    try std.testing.expectEqual(@as(u8, 0), @as([*]const u8, @ptrCast(blocks[0]))[512]);
+    try std.testing.expectEqual(@as(u8, 0xA5), @as([*]const u8, @ptrCast(blocks[blocks.len - 1]))[512]);
+    try std.testing.expect(heap.inbox.hasPending(class));
+    heap.collectAll();
+    try std.testing.expect(heap.inbox.swept.load(.monotonic) == null);
+    try std.testing.expectEqual(@as(u32, 0), heap.current[class].used);
+    // The swept slices are free and not counted as resident.
+    try std.testing.expectEqual(heap.residentFreeSlices(), heap.dirty_slices);
+    heap.check();
+    _ = heap.drain(true);
+    try std.testing.expect(heap.isBare());
+}
+
+test "a swept span that is still its class's current one retires at the owner's next refill" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var heap: Heap = .{};
+    const class = sizeclass.classOf(2048);
+    const first = heap.alloc(class) orelse return error.OutOfMemory;
+    const span = Segment.of(@intFromPtr(first)).spanOf(@intFromPtr(first));
+    const blocks = try std.testing.allocator.alloc(*anyopaque, span.reserved);
+    defer std.testing.allocator.free(blocks);
+    blocks[0] = first;
+    try allocAll(&heap, class, blocks[1..]);
+    try std.testing.expect(heap.current[class] == span and span.free == null and !span.canCarve());
+    try freeOnAnotherThread(blocks);
+    heap.sweep();
+    try std.testing.expect(heap.inbox.swept.load(.monotonic) == span);
+    // The owner's malloc finds the span dry, refills, and retires it.
+    const again = heap.alloc(class) orelse return error.OutOfMemory;
+    try std.testing.expect(heap.inbox.swept.load(.monotonic) == null);
+    try std.testing.expect(heap.current[class] != span or span.used == 1);
+    heap.check();
+    freeOwn(&heap, again);
+    _ = heap.drain(true);
+    try std.testing.expect(heap.isBare());
 }
 
 test "a small class hands remote frees out again from its stash" {

@@ -12,7 +12,11 @@
 //!             span may collect, instead, the queue it last flushed the
 //!             class to (heap.zig's `borrow`); for a heap whose thread
 //!             exited, a thread whose flush reached it collects
-//!             (`after_flush`).
+//!             (`after_flush`); for a heap whose thread stopped collecting,
+//!             a thread whose flush reached it sweeps: it purges the spans
+//!             whose every block waits in the inbox and leaves them on
+//!             `Inbox.swept`, which the owner's next collect retires
+//!             (heap.zig's `sweep`).
 //! Until a flush, a freeing thread keeps its remote frees in its outbox: one
 //! batch per size class, for one owner at a time (a free for another owner
 //! flushes the batch first). A hashed table of (owner, class) batches
@@ -22,18 +26,29 @@ const sizeclass = @import("sizeclass.zig");
 const span_box = @import("span.zig");
 const stats = @import("stats.zig");
 const Block = span_box.Block;
+const Span = span_box.Span;
 const Class = sizeclass.Class;
 
-/// Called after each flush with the inbox it went to. Set once at process
-/// start by thread.zig, which knows whether the inbox's owner still has a
-/// thread to collect it.
-pub var after_flush: *const fn (*Inbox) void = ignoreFlush;
+/// Called after each flush with the inbox it went to and the flushing
+/// heap's flush count. Set once at process start by thread.zig, which
+/// knows whether the inbox's owner still has a thread to collect it.
+pub var after_flush: *const fn (*Inbox, u64) void = ignoreFlush;
 
-fn ignoreFlush(_: *Inbox) void {}
+fn ignoreFlush(_: *Inbox, _: u64) void {}
 
 /// Per-class queues of blocks other threads handed back; one per heap.
 pub const Inbox = struct {
     queues: [sizeclass.class_count]std.atomic.Value(?*Block) = @splat(.init(null)),
+    /// Spans another thread swept (their every block was queued here, their
+    /// memory is purged), linked through `Span.swept_next`: still the
+    /// owner's, with every block counted in `used`, until its collect
+    /// retires them.
+    swept: std.atomic.Value(?*Span) = .init(null),
+    /// About how many flushes reached this inbox since a `take`: flushing
+    /// threads add theirs at every so many of their own (`noteFlushes`),
+    /// since an atomic add at every flush, on a line every flushing thread
+    /// writes, would cost more than the rest of the flush.
+    unanswered_flushes: std.atomic.Value(u32) = .init(0),
 
     pub inline fn hasPending(inbox: *const Inbox, class: Class) bool {
         return inbox.queues[class].load(.monotonic) != null;
@@ -52,7 +67,34 @@ pub const Inbox = struct {
     /// not yet checked: the caller checks each with `checkRemote` before it
     /// reads the block's link.
     pub inline fn take(inbox: *Inbox, class: Class) ?*Block {
+        if (inbox.unanswered_flushes.load(.monotonic) != 0) inbox.unanswered_flushes.store(0, .monotonic);
+        return inbox.takeUnanswered(class);
+    }
+
+    /// `take` that leaves `unanswered_flushes` as it is: a sweep's, which
+    /// queues again what it does not purge.
+    pub inline fn takeUnanswered(inbox: *Inbox, class: Class) ?*Block {
         return inbox.queues[class].swap(null, .acquire);
+    }
+
+    /// Adds `flushes` to `unanswered_flushes`; returns the sum.
+    pub fn noteFlushes(inbox: *Inbox, flushes: u32) u32 {
+        return inbox.unanswered_flushes.fetchAdd(flushes, .monotonic) +% flushes;
+    }
+
+    /// Leaves a swept span for the owner.
+    pub fn pushSwept(inbox: *Inbox, span: *Span) void {
+        var old = inbox.swept.load(.monotonic);
+        while (true) {
+            span.swept_next = old;
+            old = inbox.swept.cmpxchgWeak(old, span, .release, .monotonic) orelse return;
+        }
+    }
+
+    /// Takes every swept span (owner side), linked through `swept_next`.
+    pub inline fn takeSwept(inbox: *Inbox) ?*Span {
+        if (inbox.swept.load(.monotonic) == null) return null;
+        return inbox.swept.swap(null, .acquire);
     }
 };
 
@@ -138,7 +180,7 @@ pub const Outbox = struct {
         counters.flush_count.add(1);
         slot.* = .{};
         outbox.occupied.unset(class);
-        after_flush(inbox);
+        after_flush(inbox, counters.flush_count.read());
     }
 };
 

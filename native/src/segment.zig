@@ -101,9 +101,12 @@ pub const Segment = struct {
         return span;
     }
 
-    /// Gives a span's slices back to the segment; they stay resident
+    /// Whether a released span's memory may still be resident.
+    pub const Memory = enum { resident, purged };
+
+    /// Gives a span's slices back to the segment; resident ones stay so
     /// (dirty) until purged.
-    pub fn releaseSpan(segment: *Segment, span: *Span, now_ms: u32) void {
+    pub fn releaseSpan(segment: *Segment, span: *Span, now_ms: u32, memory: Memory) void {
         span.reset();
         const first = segment.sliceIndex(span);
         const count: usize = span.span_slices;
@@ -114,7 +117,7 @@ pub const Segment = struct {
             segment.slices[index].free_since_ms = now_ms;
         }
         segment.free_mask |= span_mask;
-        segment.dirty_mask |= span_mask;
+        if (memory == .resident) segment.dirty_mask |= span_mask;
     }
 
     /// Returns to the OS the memory of free slices that have been free for
@@ -337,12 +340,12 @@ test "segments are aligned, mapped in the segment map, and spans fit" {
     try std.testing.expectEqual(@as(usize, 48), segment.sliceIndex(b));
     try std.testing.expect(segment.spanOf(segment.sliceStart(50) + 77) == b);
     try std.testing.expect(segment.takeSpan(1, &heap_token, 0).? == &segment.slices[2]);
-    segment.releaseSpan(&segment.slices[2], 1050);
+    segment.releaseSpan(&segment.slices[2], 1050, .resident);
     try std.testing.expect(segment.spanOf(segment.sliceStart(1)) == a);
     try std.testing.expect(segment.takeSpan(63, &heap_token, 0) == null);
 
-    segment.releaseSpan(a, 1000);
-    segment.releaseSpan(b, 1050);
+    segment.releaseSpan(a, 1000, .resident);
+    segment.releaseSpan(b, 1050, .resident);
     try std.testing.expect(segment.isEmpty());
     try std.testing.expectEqual(@as(usize, 1), segment.purgeFree(1100, 100));
     try std.testing.expectEqual(@as(usize, 17), segment.purgeFree(1100, 0));

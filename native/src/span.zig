@@ -194,6 +194,9 @@ pub const Span = extern struct {
     reserved: u32 = 0,
     /// When this slice became free (os.nowMs), for delayed purging.
     free_since_ms: u32 = 0,
+    /// Link in the owner's stack of swept spans (remote.zig's
+    /// `Inbox.swept`), written by the thread that swept the span.
+    swept_next: ?*Span = null,
 
     // Line 1, the owner heap's, on every malloc and free of this span.
     free: ?*Block align(64) = null,
@@ -217,7 +220,7 @@ pub const Span = extern struct {
 
     comptime {
         std.debug.assert(@sizeOf(Span) == 128);
-        std.debug.assert(@offsetOf(Span, "free_since_ms") < 64);
+        std.debug.assert(@offsetOf(Span, "swept_next") < 64);
         std.debug.assert(@offsetOf(Span, "free") == 64);
     }
 

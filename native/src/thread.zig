@@ -188,7 +188,7 @@ noinline fn startOnce() void {
     heap_box.find_lender = findLender;
     heap_box.back_off = backOff;
     cpu_count = os.cpuCount();
-    remote.after_flush = collectForExited;
+    remote.after_flush = afterFlush;
     // Never allocates; the key's destructor returns a thread's heap.
     exit_key_valid = std.c.pthread_key_create(&exit_key, threadExit) == .SUCCESS;
     if (!exit_key_valid) {
@@ -340,7 +340,7 @@ fn giveBackIdle(heap: *Heap) void {
 
 /// Cold orphans a new thread may still adopt soon: the newest this many
 /// keep what flushes bring them after their thread exited, for their
-/// adopter, until the 64th flush (`collectForExited`). Giving it all back
+/// adopter, until the 64th flush (`afterFlush`). Giving it all back
 /// at once cost the external suite's 8-thread stress program 4% more
 /// faults and 4–6% more time (bench/LEDGER.md).
 const spared_cold_orphans = 16;
@@ -389,7 +389,7 @@ fn drainClaimed(heap: *Heap, state: State, end: End) void {
 }
 
 /// Under the registry lock; atomic because a flush reads it without
-/// (`collectForExited`).
+/// (`afterFlush`).
 fn setState(heap: *Heap, state: State) void {
     @atomicStore(State, &heap.state, state, .monotonic);
 }
@@ -401,21 +401,49 @@ fn setState(heap: *Heap, state: State) void {
 /// others) has at most this many batches waiting at any time.
 const orphan_flushes_per_collect = 64;
 
-/// Called after every flush (remote.zig). When the owner's thread has
-/// exited, nobody would take the batches back, and the spans they free
-/// would stay resident for good: every `orphan_flushes_per_collect`th
-/// flush, the flushing thread collects for the orphan, which it claims
-/// for that time; at the first already for an aged one, which then gives
-/// back everything again. A warm orphan keeps its reserved place.
-fn collectForExited(inbox: *remote.Inbox) void {
+/// A flushing thread counts its flushes into the inbox it flushes to at
+/// every this many of its own (remote.zig's `Inbox.noteFlushes`), and
+/// looks then whether the owner stopped collecting.
+const flushes_per_note = 256;
+
+/// A live heap whose inbox this many flushes reached since it last took
+/// from it has stopped collecting: the flushing thread sweeps it (heap.zig's
+/// `sweep`). A count of work, not of time: the 8-thread lanes of `make
+/// bench`, whose threads wait their turns for two CPUs, stay below 4,096
+/// between takes; the idle pool of tests/c/giveback reaches 32,768 and
+/// more (bench/LEDGER.md).
+const sweep_unanswered_flushes = 8192;
+
+/// Past `sweep_unanswered_flushes`, the heap is swept again at every this
+/// many flushes until it takes: what the last sweep left (the blocks of
+/// spans not yet whole) is walked again each time, and what came after it
+/// stays resident, at most this many flushes' batches (4 KiB each).
+const flushes_per_sweep = 1024;
+
+/// Called after every flush (remote.zig) with the flushing heap's flush
+/// count. When the owner's thread has exited, nobody would take the
+/// batches back, and the spans they free would stay resident for good:
+/// every `orphan_flushes_per_collect`th flush, the flushing thread collects
+/// for the orphan, which it claims for that time; at the first already for
+/// an aged one, which then gives back everything again. A warm orphan
+/// keeps its reserved place. A live owner that stopped collecting is swept.
+fn afterFlush(inbox: *remote.Inbox, flushes: u64) void {
     const heap: *Heap = @alignCast(@fieldParentPtr("inbox", inbox));
     const due: u32 = switch (@atomicLoad(State, &heap.state, .monotonic)) {
         .warm_orphan, .cold_orphan => orphan_flushes_per_collect - 1,
         .aged_orphan => 0,
-        .active, .claimed, .dead => return,
+        .active => return if (flushes % flushes_per_note == 0) noteFlushes(heap),
+        .claimed, .dead => return,
     };
     if (heap.orphan_flushes.fetchAdd(1, .monotonic) % orphan_flushes_per_collect != due) return;
     collectForOrphan(heap);
+}
+
+noinline fn noteFlushes(heap: *Heap) void {
+    const unanswered = heap.inbox.noteFlushes(flushes_per_note);
+    if (unanswered < sweep_unanswered_flushes) return;
+    // Once per `flushes_per_sweep`: when this note crossed a multiple.
+    if (unanswered % flushes_per_sweep < flushes_per_note) heap.sweep();
 }
 
 noinline fn collectForOrphan(heap: *Heap) void {

@@ -7,7 +7,8 @@
  * anything else of the allocator: it must fall to less than 64 MiB above
  * the RSS before the threads started.
  *   giveback          threads exit after their frees (run by tests/c/run.sh)
- *   giveback idle     threads stay alive, blocked, while main polls
+ *   giveback idle     threads stay alive, blocked, while main polls (run
+ *                     by tests/c/run.sh)
  *   giveback orphaned threads exit right after allocating; main frees every
  *                     block (their owners' threads are gone) and polls
  *                     (run by tests/c/run.sh)
