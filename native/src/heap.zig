@@ -299,6 +299,9 @@ pub const Heap = struct {
     // Refill boundary.
 
     noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
+        // A heap that refills takes back what others free for it, now or
+        // from its stash (thread.zig sweeps heaps that do not).
+        heap.inbox.answer();
         if (heap.stash[class]) |block| return heap.popStash(class, block);
         heap.counters.refill_count.add(1);
         heap.check();
@@ -578,7 +581,7 @@ pub const Heap = struct {
     // Sweep: another thread, for a heap whose thread stopped collecting.
 
     /// Called by a thread whose flush reached this heap after many others
-    /// since this heap last took from its inbox (thread.zig's `afterFlush`):
+    /// since its inbox was last drawn on (thread.zig's `afterFlush`):
     /// takes each queue of the inbox; the spans whose every block it holds
     /// are purged and left on `inbox.swept`, and the other blocks are
     /// queued again. Such a span is the owner's to retire, but nothing of

@@ -44,10 +44,11 @@ pub const Inbox = struct {
     /// owner's, with every block counted in `used`, until its collect
     /// retires them.
     swept: std.atomic.Value(?*Span) = .init(null),
-    /// About how many flushes reached this inbox since a `take`: flushing
-    /// threads add theirs at every so many of their own (`noteFlushes`),
-    /// since an atomic add at every flush, on a line every flushing thread
-    /// writes, would cost more than the rest of the flush.
+    /// About how many flushes reached this inbox since it was last drawn
+    /// on (`answer`: a take, by the owner or a borrower, or a refill of the
+    /// owner's): flushing threads add theirs at every so many of their own
+    /// (`noteFlushes`), since an atomic add at every flush, on a line every
+    /// flushing thread writes, would cost more than the rest of the flush.
     unanswered_flushes: std.atomic.Value(u32) = .init(0),
 
     pub inline fn hasPending(inbox: *const Inbox, class: Class) bool {
@@ -67,7 +68,7 @@ pub const Inbox = struct {
     /// not yet checked: the caller checks each with `checkRemote` before it
     /// reads the block's link.
     pub inline fn take(inbox: *Inbox, class: Class) ?*Block {
-        if (inbox.unanswered_flushes.load(.monotonic) != 0) inbox.unanswered_flushes.store(0, .monotonic);
+        inbox.answer();
         return inbox.takeUnanswered(class);
     }
 
@@ -75,6 +76,12 @@ pub const Inbox = struct {
     /// queues again what it does not purge.
     pub inline fn takeUnanswered(inbox: *Inbox, class: Class) ?*Block {
         return inbox.queues[class].swap(null, .acquire);
+    }
+
+    /// The inbox is drawn on: `unanswered_flushes` starts again. Written
+    /// only when not zero, so the line stays shared.
+    pub inline fn answer(inbox: *Inbox) void {
+        if (inbox.unanswered_flushes.load(.monotonic) != 0) inbox.unanswered_flushes.store(0, .monotonic);
     }
 
     /// Adds `flushes` to `unanswered_flushes`; returns the sum.

@@ -406,16 +406,16 @@ const orphan_flushes_per_collect = 64;
 /// looks then whether the owner stopped collecting.
 const flushes_per_note = 256;
 
-/// A live heap whose inbox this many flushes reached since it last took
-/// from it has stopped collecting: the flushing thread sweeps it (heap.zig's
-/// `sweep`). A count of work, not of time: the 8-thread lanes of `make
-/// bench`, whose threads wait their turns for two CPUs, stay below 4,096
-/// between takes; the idle pool of tests/c/giveback reaches 32,768 and
-/// more (bench/LEDGER.md).
+/// A live heap whose inbox this many flushes reached since it was last
+/// drawn on (a take, or a refill of the owner's) has stopped taking blocks
+/// back: the flushing thread sweeps it (heap.zig's `sweep`). A count of
+/// work, not of time: the 8-thread lanes of `make bench`, whose threads
+/// wait their turns for two CPUs, stay below 4,096; the idle pool of
+/// tests/c/giveback reaches 32,768 and more (bench/LEDGER.md).
 const sweep_unanswered_flushes = 8192;
 
 /// Past `sweep_unanswered_flushes`, the heap is swept again at every this
-/// many flushes until it takes: what the last sweep left (the blocks of
+/// many flushes until it is drawn on: what the last sweep left (the blocks of
 /// spans not yet whole) is walked again each time, and what came after it
 /// stays resident, at most this many flushes' batches (4 KiB each).
 const flushes_per_sweep = 1024;
