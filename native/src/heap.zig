@@ -580,7 +580,7 @@ pub const Heap = struct {
     // -----------------------------------------------------------------
     // Sweep: another thread, for a heap whose thread stopped collecting.
 
-    /// Called by a thread whose flush reached this heap after many others
+    /// Called by a thread whose flush reached this heap after tens of MiB
     /// since its inbox was last drawn on (thread.zig's `afterFlush`):
     /// takes each queue of the inbox; the spans whose every block it holds
     /// are purged and left on `inbox.swept`, and the other blocks are

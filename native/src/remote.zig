@@ -30,11 +30,15 @@ const Span = span_box.Span;
 const Class = sizeclass.Class;
 
 /// Called after each flush with the inbox it went to and the flushing
-/// heap's flush count. Set once at process start by thread.zig, which
-/// knows whether the inbox's owner still has a thread to collect it.
-pub var after_flush: *const fn (*Inbox, u64) void = ignoreFlush;
+/// outbox's running count of bytes flushed, before and after the flush. Set
+/// once at process start by thread.zig, which knows whether the inbox's
+/// owner still has a thread to collect it.
+pub var after_flush: *const fn (*Inbox, Flushed) void = ignoreFlush;
 
-fn ignoreFlush(_: *Inbox, _: u64) void {}
+/// An outbox's bytes flushed so far (to any inbox), before and after one flush.
+pub const Flushed = struct { before: u64, after: u64 };
+
+fn ignoreFlush(_: *Inbox, _: Flushed) void {}
 
 /// Per-class queues of blocks other threads handed back; one per heap.
 pub const Inbox = struct {
@@ -44,12 +48,13 @@ pub const Inbox = struct {
     /// owner's, with every block counted in `used`, until its collect
     /// retires them.
     swept: std.atomic.Value(?*Span) = .init(null),
-    /// About how many flushes reached this inbox since it was last drawn
-    /// on (`answer`: a take, by the owner or a borrower, or a refill of the
-    /// owner's): flushing threads add theirs at every so many of their own
-    /// (`noteFlushes`), since an atomic add at every flush, on a line every
-    /// flushing thread writes, would cost more than the rest of the flush.
-    unanswered_flushes: std.atomic.Value(u32) = .init(0),
+    /// About how many MiB of blocks were flushed to this inbox since it was
+    /// last drawn on (`answer`: a take, by the owner or a borrower, or a
+    /// refill of the owner's): a flushing thread adds one at every MiB it
+    /// flushes (`noteMiB`), since an atomic add at every flush, on a line
+    /// every flushing thread writes, would cost more than the rest of the
+    /// flush.
+    unanswered_mib: std.atomic.Value(u32) = .init(0),
 
     pub inline fn hasPending(inbox: *const Inbox, class: Class) bool {
         return inbox.queues[class].load(.monotonic) != null;
@@ -72,21 +77,21 @@ pub const Inbox = struct {
         return inbox.takeUnanswered(class);
     }
 
-    /// `take` that leaves `unanswered_flushes` as it is: a sweep's, which
+    /// `take` that leaves `unanswered_mib` as it is: a sweep's, which
     /// queues again what it does not purge.
     pub inline fn takeUnanswered(inbox: *Inbox, class: Class) ?*Block {
         return inbox.queues[class].swap(null, .acquire);
     }
 
-    /// The inbox is drawn on: `unanswered_flushes` starts again. Written
-    /// only when not zero, so the line stays shared.
+    /// The inbox is drawn on: `unanswered_mib` starts again. Written only
+    /// when not zero, so the line stays shared.
     pub inline fn answer(inbox: *Inbox) void {
-        if (inbox.unanswered_flushes.load(.monotonic) != 0) inbox.unanswered_flushes.store(0, .monotonic);
+        if (inbox.unanswered_mib.load(.monotonic) != 0) inbox.unanswered_mib.store(0, .monotonic);
     }
 
-    /// Adds `flushes` to `unanswered_flushes`; returns the sum.
-    pub fn noteFlushes(inbox: *Inbox, flushes: u32) u32 {
-        return inbox.unanswered_flushes.fetchAdd(flushes, .monotonic) +% flushes;
+    /// Adds `mib` to `unanswered_mib`; returns the sum.
+    pub fn noteMiB(inbox: *Inbox, mib: u32) u32 {
+        return inbox.unanswered_mib.fetchAdd(mib, .monotonic) +% mib;
     }
 
     /// Leaves a swept span for the owner.
@@ -147,6 +152,8 @@ pub const Outbox = struct {
     /// Per class, the inbox the last batch went to: where the heap looks
     /// for blocks to borrow before it takes a fresh span.
     recipient: [sizeclass.class_count]?*Inbox = @splat(null),
+    /// Bytes of blocks flushed so far, to any inbox (`after_flush`).
+    flushed_bytes: u64 = 0,
 
     /// Adds a freed block of `class` owned by the heap of `inbox`; flushes
     /// when the batch reaches `batch_limit`, or first when the slot holds
@@ -182,12 +189,14 @@ pub const Outbox = struct {
         const slot = &outbox.slots[class];
         std.debug.assert(slot.count > 0 and outbox.occupied.isSet(class));
         const inbox = slot.inbox.?;
+        const flushed: Flushed = .{ .before = outbox.flushed_bytes, .after = outbox.flushed_bytes + @as(u64, slot.count) * sizeclass.block_size_bytes[class] };
+        outbox.flushed_bytes = flushed.after;
         publish(inbox, class, slot.head.?, slot.tail.?);
         outbox.recipient[class] = inbox;
         counters.flush_count.add(1);
         slot.* = .{};
         outbox.occupied.unset(class);
-        after_flush(inbox, counters.flush_count.read());
+        after_flush(inbox, flushed);
     }
 };
 

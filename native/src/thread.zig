@@ -401,49 +401,51 @@ fn setState(heap: *Heap, state: State) void {
 /// others) has at most this many batches waiting at any time.
 const orphan_flushes_per_collect = 64;
 
-/// A flushing thread counts its flushes into the inbox it flushes to at
-/// every this many of its own (remote.zig's `Inbox.noteFlushes`), and
-/// looks then whether the owner stopped collecting.
-const flushes_per_note = 256;
-
-/// A live heap whose inbox this many flushes reached since it was last
+/// A live heap to whose inbox this many MiB were flushed since it was last
 /// drawn on (a take, or a refill of the owner's) has stopped taking blocks
 /// back: the flushing thread sweeps it (heap.zig's `sweep`). A count of
 /// work, not of time: the 8-thread lanes of `make bench`, whose threads
-/// wait their turns for two CPUs, stay below 4,096; the idle pool of
-/// tests/c/giveback reaches 32,768 and more (bench/LEDGER.md).
-const sweep_unanswered_flushes = 8192;
+/// wait their turns for two CPUs, stay below 64 MiB; the idle pool of
+/// tests/c/giveback reaches 150 (bench/LEDGER.md). It is also what an idle
+/// heap may keep of what others free for it.
+const sweep_unanswered_mib = 64;
 
-/// Past `sweep_unanswered_flushes`, the heap is swept again at every this
-/// many flushes until it is drawn on: what the last sweep left (the blocks of
-/// spans not yet whole) is walked again each time, and what came after it
-/// stays resident, at most this many flushes' batches (4 KiB each).
-const flushes_per_sweep = 1024;
+/// log2 of a MiB: a flushing thread notes each MiB it flushes.
+const mib_shift = 20;
 
-/// Called after every flush (remote.zig) with the flushing heap's flush
-/// count. When the owner's thread has exited, nobody would take the
-/// batches back, and the spans they free would stay resident for good:
-/// every `orphan_flushes_per_collect`th flush, the flushing thread collects
-/// for the orphan, which it claims for that time; at the first already for
-/// an aged one, which then gives back everything again. A warm orphan
-/// keeps its reserved place. A live owner that stopped collecting is swept.
-fn afterFlush(inbox: *remote.Inbox, flushes: u64) void {
+/// Past `sweep_unanswered_mib`, the heap is swept again at every this many
+/// MiB flushed to it until it is drawn on: what the last sweep left (the
+/// blocks of spans not yet whole) is walked again each time, and what came
+/// after it stays resident, about this much.
+const mib_per_sweep = 4;
+
+/// Called after every flush (remote.zig) with the flushing outbox's bytes
+/// flushed before and after it. When the owner's thread has exited, nobody
+/// would take the batches back, and the spans they free would stay resident
+/// for good: every `orphan_flushes_per_collect`th flush, the flushing thread
+/// collects for the orphan, which it claims for that time; at the first
+/// already for an aged one, which then gives back everything again. A warm
+/// orphan keeps its reserved place. A live owner that stopped taking blocks
+/// back is swept.
+fn afterFlush(inbox: *remote.Inbox, flushed: remote.Flushed) void {
     const heap: *Heap = @alignCast(@fieldParentPtr("inbox", inbox));
     const due: u32 = switch (@atomicLoad(State, &heap.state, .monotonic)) {
         .warm_orphan, .cold_orphan => orphan_flushes_per_collect - 1,
         .aged_orphan => 0,
-        .active => return if (flushes % flushes_per_note == 0) noteFlushes(heap),
+        // Each MiB a thread flushes is noted in the inbox it went to.
+        .active => return if (flushed.after >> mib_shift != flushed.before >> mib_shift) noteMiB(heap, flushed),
         .claimed, .dead => return,
     };
     if (heap.orphan_flushes.fetchAdd(1, .monotonic) % orphan_flushes_per_collect != due) return;
     collectForOrphan(heap);
 }
 
-noinline fn noteFlushes(heap: *Heap) void {
-    const unanswered = heap.inbox.noteFlushes(flushes_per_note);
-    if (unanswered < sweep_unanswered_flushes) return;
-    // Once per `flushes_per_sweep`: when this note crossed a multiple.
-    if (unanswered % flushes_per_sweep < flushes_per_note) heap.sweep();
+noinline fn noteMiB(heap: *Heap, flushed: remote.Flushed) void {
+    const mib: u32 = @intCast(@min((flushed.after >> mib_shift) - (flushed.before >> mib_shift), std.math.maxInt(u16)));
+    const unanswered = heap.inbox.noteMiB(mib);
+    if (unanswered < sweep_unanswered_mib) return;
+    // Once per `mib_per_sweep`: when this note crossed a multiple.
+    if (unanswered / mib_per_sweep != (unanswered - mib) / mib_per_sweep) heap.sweep();
 }
 
 noinline fn collectForOrphan(heap: *Heap) void {

@@ -14,6 +14,9 @@
  *                     (run by tests/c/run.sh)
  *   giveback large    as the default, with blocks of 256 KiB to 4 MiB
  *                     (run by tests/c/run.sh)
+ *   giveback idle-medium
+ *                     as idle, with blocks of 16 KiB to 256 KiB, each a
+ *                     flush of its own (run by tests/c/run.sh)
  * Pointer arrays are mmap'ed, so only the blocks themselves are the
  * allocator's. Prints the RSS at start, at its peak and at the end of the
  * poll, and how long the fall took.
@@ -39,10 +42,20 @@ static struct worker {
   size_t count;
 } workers[THREADS];
 static pthread_barrier_t allocated, freed, polled;
-static enum { EXITED, IDLE, ORPHANED, LARGE, MODES } mode;
-static const char *const mode_args[MODES] = {"", "idle", "orphaned", "large"};
+static enum { EXITED, IDLE, ORPHANED, LARGE, IDLE_MEDIUM, MODES } mode;
+static const char *const mode_args[MODES] = {"", "idle", "orphaned", "large", "idle-medium"};
 static const char *const mode_names[MODES] = {"threads exited", "threads idle", "threads exited before the frees",
-                                              "large blocks, threads exited"};
+                                              "large blocks, threads exited", "blocks of 16-256 KiB, threads idle"};
+
+/* The threads stay alive while main polls. */
+static int threads_idle(void) { return mode == IDLE || mode == IDLE_MEDIUM; }
+
+/* The size of a thread's next block, from its random state s. */
+static size_t block_size(uint64_t s) {
+  if (mode == LARGE) return 256 * KiB + (size_t)(s % (4 * MiB - 256 * KiB));
+  if (mode == IDLE_MEDIUM) return 16 * KiB + (size_t)(s % (240 * KiB));
+  return 16 + (size_t)(s % 1009);
+}
 
 static void check_and_free(struct worker *w) {
   for (size_t i = 0; i < w->count; i++) {
@@ -57,7 +70,7 @@ static void *worker_main(void *arg) {
   size_t total = 0;
   while (total < PER_THREAD) {
     s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-    size_t n = mode == LARGE ? 256 * KiB + (size_t)(s % (4 * MiB - 256 * KiB)) : 16 + (size_t)(s % 1009);
+    size_t n = block_size(s);
     unsigned char *p = malloc(n);
     if (!p) fail("malloc(%zu) returned NULL after %zu bytes", n, total);
     memset(p, w->index + 1, n);
@@ -68,7 +81,7 @@ static void *worker_main(void *arg) {
   if (mode == ORPHANED) return NULL;
   check_and_free(&workers[(w->index + 1) % THREADS]);
   pthread_barrier_wait(&freed);
-  if (mode == IDLE) pthread_barrier_wait(&polled);
+  if (threads_idle()) pthread_barrier_wait(&polled);
   return NULL;
 }
 
@@ -81,7 +94,7 @@ static double now(void) {
 int main(int argc, char **argv) {
   for (int m = 1; argc > 1 && m < MODES; m++)
     if (strcmp(argv[1], mode_args[m]) == 0) mode = m;
-  if (argc > 1 && mode == EXITED) fail("unknown mode %s (idle, orphaned, large)", argv[1]);
+  if (argc > 1 && mode == EXITED) fail("unknown mode %s (idle, orphaned, large, idle-medium)", argv[1]);
   size_t array_bytes = MAX_BLOCKS * sizeof(unsigned char *);
   for (int t = 0; t < THREADS; t++) {
     workers[t].index = t;
@@ -99,7 +112,7 @@ int main(int argc, char **argv) {
     for (int t = 0; t < THREADS; t++) check_and_free(&workers[t]);
   } else {
     pthread_barrier_wait(&freed);
-    if (mode != IDLE)
+    if (!threads_idle())
       for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
   }
   struct rusage usage;
@@ -112,7 +125,7 @@ int main(int argc, char **argv) {
   printf("giveback (%s): RSS at start %zu KiB, at the peak %zu KiB, after %.3f s %zu KiB (limit %zu KiB)\n",
          mode_names[mode], start / KiB, peak / KiB, waited, rss / KiB,
          (start + SLACK) / KiB);
-  if (mode == IDLE) {
+  if (threads_idle()) {
     pthread_barrier_wait(&polled);
     for (int t = 0; t < THREADS; t++) pthread_join(workers[t].th, NULL);
   }

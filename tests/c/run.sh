@@ -133,6 +133,9 @@ check giveback-large env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveb
 # The same with the threads still alive (idle) while RSS is polled: the
 # threads that free sweep the idle owners' inboxes (glibc 2.36 keeps 620 MiB).
 check giveback-idle env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" idle
+# The same with medium blocks (16 to 256 KiB), which go to their owner one
+# at a time.
+check giveback-idle-medium env HZ_POLICY=balanced LD_PRELOAD="$lib" $limit "$bin/giveback" idle-medium
 
 # 20000 short-lived threads: RSS at the end at most glibc's (the same
 # program without preload) + 2 MiB. An exited thread's heap keeps each
