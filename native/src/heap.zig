@@ -655,60 +655,73 @@ pub const Heap = struct {
     /// span are queued again as they are.
     const sweep_spans = 64;
 
-    /// `sweep` of the chain `head` of `class`: each address is checked as
-    /// a collect checks it, the blocks counted per span, and the chain
-    /// queued again without the blocks of the spans found whole, which go
-    /// to `swept`.
-    fn sweepChain(heap: *Heap, class: Class, head: *Block, swept: *Swept) void {
-        const Tally = struct { span: *Span, blocks: u32 };
-        var tallies: [sweep_spans]Tally = undefined;
-        var spans: usize = 0;
-        var last: usize = 0;
-        var tail = head;
-        var next: usize = @intFromPtr(head);
-        while (next != 0) {
-            const found = heap.checkRemote(next, class);
-            next = span_box.decodeLink(found.block);
-            tail = found.block;
+    /// A sweep's count of one chain's blocks per span, taken as
+    /// `remote.giveBackChain` walks the chain (each address checked as a
+    /// collect checks it), and the chain's last block.
+    const Tally = struct {
+        heap: *Heap,
+        entries: [sweep_spans]Entry = undefined,
+        spans: usize = 0,
+        last: usize = 0,
+        tail: ?*Block = null,
+
+        const Entry = struct { span: *Span, blocks: u32 };
+
+        pub fn checkRemote(tally: *Tally, addr: usize, class: Class) span_box.SpanBlock {
+            return tally.heap.checkRemote(addr, class);
+        }
+
+        pub fn takeBack(tally: *Tally, found: span_box.SpanBlock) void {
+            tally.tail = found.block;
             // A chain holds runs of one span's blocks: the last span is
             // tested first.
-            if (spans == 0 or tallies[last].span != found.span) {
-                last = for (tallies[0..spans], 0..) |tally, index| {
-                    if (tally.span == found.span) break index;
+            if (tally.spans == 0 or tally.entries[tally.last].span != found.span) {
+                tally.last = for (tally.entries[0..tally.spans], 0..) |entry, index| {
+                    if (entry.span == found.span) break index;
                 } else index: {
-                    if (spans == sweep_spans) continue;
-                    tallies[spans] = .{ .span = found.span, .blocks = 0 };
-                    spans += 1;
-                    break :index spans - 1;
+                    if (tally.spans == sweep_spans) return;
+                    tally.entries[tally.spans] = .{ .span = found.span, .blocks = 0 };
+                    tally.spans += 1;
+                    break :index tally.spans - 1;
                 };
             }
-            tallies[last].blocks += 1;
+            tally.entries[tally.last].blocks += 1;
         }
+    };
+
+    /// `sweep` of the chain `head` of `class`: the blocks counted per span
+    /// (`Tally`), and the chain queued again without the blocks of the
+    /// spans found whole, which go to `swept`.
+    fn sweepChain(heap: *Heap, class: Class, head: *Block, swept: *Swept) void {
+        var tally: Tally = .{ .heap = heap };
+        _ = remote.giveBackChain(head, class, &tally);
+        const tail = tally.tail.?;
+        const tallies = tally.entries[0..tally.spans];
         var whole: usize = 0;
-        for (tallies[0..spans]) |tally| {
+        for (tallies) |entry| {
             // Every block the span can hold, each counted once: all carved.
-            if (tally.blocks < tally.span.reserved) continue;
-            std.debug.assert(tally.blocks == tally.span.reserved);
-            tallies[whole] = tally;
+            if (entry.blocks < entry.span.reserved) continue;
+            std.debug.assert(entry.blocks == entry.span.reserved);
+            tallies[whole] = entry;
             whole += 1;
         }
         if (whole == 0) return remote.publish(&heap.inbox, class, head, tail);
         var kept_head: ?*Block = null;
         var kept_tail: ?*Block = null;
-        next = @intFromPtr(head);
+        var next: usize = @intFromPtr(head);
         while (next != 0) {
             const block: *Block = @ptrFromInt(next);
             next = span_box.decodeLink(block);
             const span = Segment.of(@intFromPtr(block)).spanOf(@intFromPtr(block));
-            const whole_span = for (tallies[0..whole]) |tally| {
-                if (tally.span == span) break true;
+            const whole_span = for (tallies[0..whole]) |entry| {
+                if (entry.span == span) break true;
             } else false;
             if (whole_span) continue;
             if (kept_tail) |kept| kept.link = span_box.encodeLink(kept, block) else kept_head = block;
             kept_tail = block;
         }
         if (kept_head) |kept| remote.publish(&heap.inbox, class, kept, kept_tail.?);
-        for (tallies[0..whole]) |tally| swept.add(heap, tally.span);
+        for (tallies[0..whole]) |entry| swept.add(heap, entry.span);
     }
 
     /// Retires the spans another thread swept (`sweep`): their blocks all

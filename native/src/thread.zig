@@ -441,7 +441,9 @@ fn afterFlush(inbox: *remote.Inbox, flushed: remote.Flushed) void {
 }
 
 noinline fn noteMiB(heap: *Heap, flushed: remote.Flushed) void {
-    const mib: u32 = @intCast(@min((flushed.after >> mib_shift) - (flushed.before >> mib_shift), std.math.maxInt(u16)));
+    // A flush carries at most 4 KiB or one medium block: one MiB at most.
+    const mib: u32 = @intCast((flushed.after >> mib_shift) - (flushed.before >> mib_shift));
+    std.debug.assert(mib == 1);
     const unanswered = heap.inbox.noteMiB(mib);
     if (unanswered < sweep_unanswered_mib) return;
     // Once per `mib_per_sweep`: when this note crossed a multiple.
