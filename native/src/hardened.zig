@@ -26,6 +26,7 @@
 //! (segment.zig), and large blocks get a guard page and, freed, are
 //! quarantined out of reach (large.zig).
 const std = @import("std");
+const builtin = @import("builtin");
 const hash = @import("hash.zig");
 const heap_box = @import("heap.zig");
 const layout = @import("layout.zig");
@@ -372,7 +373,7 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     const maybe_heap = thread.heapForFree();
     const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
     if (own_span) checkNeighbours(span, addr);
-    @atomicStore(usize, sharedTailOf(addr, span.block_size), freeingMark(addr), .monotonic);
+    markFreeing(sharedTailOf(addr, span.block_size), freeingMark(addr));
     // Zeroed while the bit still says live (with the tail marked, checks
     // skip it), so that a block whose bit reads clear is zero past its
     // link and cookie (`checkFree`).
@@ -380,8 +381,9 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     // Atomic: of two racing frees of one block, exactly one clears the bit.
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
     // The tail goes from marked to zero in one store (`checkFree` may read
-    // it meanwhile).
-    @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .monotonic);
+    // it meanwhile), after the bit is clear: a check that reads the tail
+    // zero then reads the bit clear (`checkLiveAt`).
+    @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .release);
     const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
@@ -472,8 +474,13 @@ fn checkFree(block: usize, from: usize, to: usize, addr: usize, comptime message
 
 /// Aborts naming `addr` when `block` is live and its tail or a canary byte
 /// is damaged. Another thread may be freeing it: it marks the tail first,
-/// then zeroes the block, then clears the bit, so damage counts only while
-/// the bit is set and the tail is not marked.
+/// then zeroes the block, then clears the bit, then zeroes the tail, so
+/// damage counts only while the bit is set and the tail is not marked.
+/// The tail is read before the bit: read the other way round, a free that
+/// cleared the bit and zeroed the tail between the two reads looked like
+/// a live block with its tail overwritten (a correct program aborted, 3
+/// times in 95 runs of a two-thread benchmark beside a busy CPU:
+/// bench/LEDGER.md).
 fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const segment = Segment.of(block);
     if (!segment.isAllocated(block)) return;
@@ -482,7 +489,19 @@ fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const mark = freeingMark(block);
     if (@atomicLoad(usize, tail, .monotonic) == mark) return;
     if (intactTail(span, @ptrFromInt(block)) != null) return;
-    if (segment.isAllocated(block) and @atomicLoad(usize, tail, .monotonic) != mark) os.fatalPointer(message, addr);
+    if (@atomicLoad(usize, tail, .acquire) != mark and segment.isAllocated(block)) os.fatalPointer(message, addr);
+}
+
+/// Marks a block's tail as being freed, before its zeroing: a check that
+/// reads zeroed canaries must read the mark too (`checkLiveAt`). x86 keeps
+/// one thread's stores in order; elsewhere an exchange that acquires keeps
+/// the zeroing's stores after it.
+fn markFreeing(tail: *usize, mark: usize) void {
+    if (builtin.cpu.arch == .x86_64) {
+        @atomicStore(usize, tail, mark, .monotonic);
+    } else {
+        _ = @atomicRmw(usize, tail, .Xchg, mark, .acq_rel);
+    }
 }
 
 /// `checkLiveAt` for a block `heap` handed out earlier, which may have
