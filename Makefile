@@ -189,7 +189,7 @@ NATIVE_VERSION := $(shell sed -n 's/^ *\.version = "\(.*\)",/\1/p' native/build.
 # run under LD_PRELOAD=$(LIB); `make test-c LIB=/path/libhakozuna.so` tests another build.
 TEST_CFLAGS := -O2 -Wall -Wextra -Werror -pthread -fno-builtin -Inative/include
 TEST_SANITIZE := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all
-C_TESTS := contract xthread churn forkstress badfree hardening giveback idlepool manythreads livethreads alignedalloc freesized
+C_TESTS := contract xthread churn forkstress badfree hardening giveback idlepool neighbours manythreads livethreads alignedalloc freesized
 
 build/c/%: tests/c/%.c tests/c/util.h native/include/hakozuna.h
 	@mkdir -p $(@D)

@@ -77,7 +77,7 @@ fi
 
 # The threaded tests run in every policy lane too: lanes change the paths
 # that remote frees, thread exit and purging take.
-for t in xthread churn forkstress idlepool; do
+for t in xthread churn forkstress idlepool neighbours; do
   for lane in balanced scale compact hardened; do
     check "$t-$lane" env HZ_POLICY=$lane LD_PRELOAD="$lib" $limit "$bin/$t"
   done
