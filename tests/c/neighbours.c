@@ -3,14 +3,15 @@
  *
  * In each round the main thread allocates BLOCKS blocks of 100 bytes, fills
  * each with a pattern, and pairs blocks that lie right next to each other
- * in memory. The other thread takes the lower block of each pair; from a
- * common start both check their blocks and free them in the same order,
- * the main thread the upper ones, so the two frees of a pair overlap. In
- * the hardened lane a free checks the block below it, which the other
- * thread is freeing meanwhile: a check that took that free for an
- * underflow aborted a correct program (bench/LEDGER.md, 2026-12-05). Any
- * abort, NULL or damaged byte fails the test; in the other lanes it checks
- * frees of neighbours from two threads.
+ * in memory. The other thread takes one block of each pair (the lower in
+ * even rounds, the upper in odd ones); from a common start both check
+ * their blocks and free them in the same order, so the two frees of a pair
+ * overlap. In the hardened lane the main thread's free checks the block
+ * below and the block above it, which the other thread is freeing
+ * meanwhile: a check that took such a free for an underflow aborted a
+ * correct program (bench/LEDGER.md, 2026-12-05). Any abort, NULL or
+ * damaged byte fails the test; in the other lanes it checks frees of
+ * neighbours from two threads.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -21,11 +22,11 @@
 #include "util.h"
 
 enum { BLOCKS = 128, SIZE = 100 };
-static size_t ROUNDS; /* 60000, scaled by TEST_SCALE_PERCENT (util.h) */
+static size_t ROUNDS; /* 120000, scaled by TEST_SCALE_PERCENT (util.h) */
 
-static unsigned char *lower[BLOCKS / 2];
+static unsigned char *theirs[BLOCKS / 2];
 static int pairs;
-/* 2r + 1: round r's lower blocks are ready; 2r + 2: the other thread freed them. */
+/* 2r + 1: round r's blocks are ready; 2r + 2: the other thread freed its own. */
 static atomic_long phase;
 
 /* Waits for phase to reach want: a short spin (so that both threads start
@@ -40,13 +41,13 @@ static void check_block(const unsigned char *p, uint64_t key) {
   if (bad != SIZE) fail("block %p changed at byte %zu before its free", (const void *)p, bad);
 }
 
-static void *free_lower(void *arg) {
+static void *free_theirs(void *arg) {
   (void)arg;
   for (size_t r = 0; r < ROUNDS; r++) {
     wait_for(2 * (long)r + 1);
     for (int i = 0; i < pairs; i++) {
-      check_block(lower[i], (uint64_t)lower[i]);
-      free(lower[i]);
+      check_block(theirs[i], (uint64_t)theirs[i]);
+      free(theirs[i]);
     }
     atomic_store_explicit(&phase, 2 * (long)r + 2, memory_order_release);
   }
@@ -59,10 +60,10 @@ static int by_address(const void *a, const void *b) {
 }
 
 int main(void) {
-  ROUNDS = test_scaled(60000);
+  ROUNDS = test_scaled(120000);
   pthread_t other;
-  if (pthread_create(&other, NULL, free_lower, NULL)) fail("pthread_create failed");
-  unsigned char *b[BLOCKS], *upper[BLOCKS / 2];
+  if (pthread_create(&other, NULL, free_theirs, NULL)) fail("pthread_create failed");
+  unsigned char *b[BLOCKS], *mine[BLOCKS / 2];
   size_t paired_rounds = 0;
   for (size_t r = 0; r < ROUNDS; r++) {
     for (int i = 0; i < BLOCKS; i++) {
@@ -78,8 +79,8 @@ int main(void) {
     int n = 0;
     for (int i = 1; i < BLOCKS; i++) {
       if (b[i - 1] && (uintptr_t)(b[i] - b[i - 1]) == step) {
-        lower[n] = b[i - 1];
-        upper[n] = b[i];
+        theirs[n] = r % 2 ? b[i] : b[i - 1];
+        mine[n] = r % 2 ? b[i - 1] : b[i];
         b[i - 1] = b[i] = NULL;
         n++;
       }
@@ -88,8 +89,8 @@ int main(void) {
     if (n > 0) paired_rounds++;
     atomic_store_explicit(&phase, 2 * (long)r + 1, memory_order_release);
     for (int i = 0; i < n; i++) {
-      check_block(upper[i], (uint64_t)upper[i]);
-      free(upper[i]);
+      check_block(mine[i], (uint64_t)mine[i]);
+      free(mine[i]);
     }
     wait_for(2 * (long)r + 2);
     for (int i = 0; i < BLOCKS; i++) {
