@@ -51,6 +51,16 @@ pub const Segment = struct {
 
     const all_slices_free: u64 = ~@as(u64, 1);
 
+    /// Sets up the header of a freshly mapped segment (zero pages) by
+    /// writing only the fields that are not zero: the span metadata of the
+    /// slices (8 KiB, two pages) is zero until a span takes them, and
+    /// spans of one slice are taken from the bottom, so a heap that uses a
+    /// few classes touches one page of it.
+    fn initFresh(segment: *Segment) void {
+        segment.free_mask = all_slices_free;
+        segment.span_of = @splat(&no_span);
+    }
+
     pub inline fn of(addr: usize) *Segment {
         return @ptrFromInt(addr & ~(segment_size_bytes - 1));
     }
@@ -243,14 +253,7 @@ pub fn acquire(heap: *anyopaque) ?*Segment {
         const memory = os.mapAligned(segment_size_bytes, segment_size_bytes) orelse return null;
         stats.global.mapped(segment_size_bytes);
         const segment: *Segment = @ptrCast(memory);
-        segment.* = .{
-            .slices = @splat(.{}),
-            .heap = null,
-            .free_mask = Segment.all_slices_free,
-            .dirty_mask = 0,
-            .link = .{},
-            .span_of = @splat(&no_span),
-        };
+        segment.initFresh();
         if (policy.snapshot.hardened()) {
             // Best effort: without the guard the lane still works.
             _ = os.protectNone(@ptrFromInt(@intFromPtr(segment) + header_guard_offset), layout.page_size_bytes);
@@ -324,6 +327,22 @@ pub fn unlockAfterFork() void {
 }
 pub fn resetAfterFork() void {
     cache_lock.resetAfterFork();
+}
+
+test "a fresh segment header set up over zero pages equals its default" {
+    const zeroed = try std.testing.allocator.create(Segment);
+    defer std.testing.allocator.destroy(zeroed);
+    @memset(std.mem.asBytes(zeroed), 0);
+    zeroed.initFresh();
+    const expected: Segment = .{
+        .slices = @splat(.{}),
+        .heap = null,
+        .free_mask = Segment.all_slices_free,
+        .dirty_mask = 0,
+        .link = .{},
+        .span_of = @splat(&no_span),
+    };
+    try std.testing.expect(std.meta.eql(expected, zeroed.*));
 }
 
 test "segments are aligned, mapped in the segment map, and spans fit" {

@@ -275,11 +275,8 @@ noinline fn acquire() ?*Heap {
         stats.global.mapped(bytes);
         const heap: *Heap = @ptrCast(memory);
         const hardened = policy.snapshot.hardened();
-        heap.* = .{
-            .flags = .{ .hardened = hardened },
-            // Never 0 (xorshift's fixed point).
-            .random = if (hardened) os.processRandom()[0] | 1 else 1,
-        };
+        // Never 0 (xorshift's fixed point).
+        heap.initFresh(.{ .hardened = hardened }, if (hardened) os.processRandom()[0] | 1 else 1);
         heap.registry_next = registry;
         // Release: `scanRunning` walks the registry without the lock.
         @atomicStore(?*Heap, &registry, heap, .release);
