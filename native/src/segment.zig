@@ -32,10 +32,10 @@ comptime {
     std.debug.assert(allocated_offset + allocated_words * 8 <= header_guard_offset);
 }
 
-pub const Segment = struct {
-    /// Span metadata of each slice; entry 0 (the header slice) is never
-    /// assigned.
-    slices: [slices_per_segment]Span,
+/// Extern, so that the fields lie in this order: what every segment writes
+/// when it is made (`initFresh`) shares the first page with the metadata
+/// of the lowest slices, which spans of one slice take first.
+pub const Segment = extern struct {
     /// Owner heap (heap.zig), opaque here. Stable for the segment's life:
     /// a heap outlives its thread and is adopted whole.
     heap: ?*anyopaque,
@@ -48,14 +48,16 @@ pub const Segment = struct {
     /// The span each slice belongs to, `&no_span` for free slices and the
     /// header: pointer -> span is a shift, a mask and one load.
     span_of: [slices_per_segment]*Span,
+    /// Span metadata of each slice; entry 0 (the header slice) is never
+    /// assigned.
+    slices: [slices_per_segment]Span,
 
     const all_slices_free: u64 = ~@as(u64, 1);
 
     /// Sets up the header of a freshly mapped segment (zero pages) by
     /// writing only the fields that are not zero: the span metadata of the
-    /// slices (8 KiB, two pages) is zero until a span takes them, and
-    /// spans of one slice are taken from the bottom, so a heap that uses a
-    /// few classes touches one page of it.
+    /// slices (8 KiB) is zero until a span takes them, so a heap that uses
+    /// a few small classes touches only the header's first page.
     fn initFresh(segment: *Segment) void {
         segment.free_mask = all_slices_free;
         segment.span_of = @splat(&no_span);
