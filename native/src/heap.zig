@@ -149,6 +149,18 @@ const idle_pages: struct { start: usize, end: usize } = blk: {
     break :blk .{ .start = start, .end = end };
 };
 
+// The fields every thread writes, whatever it does (those declared before
+// `counters`, and `counters`: see Heap), lie in the heap's first two pages.
+comptime {
+    if (@offsetOf(Heap, "counters") + @sizeOf(stats.Counters) > 2 * layout.page_size_bytes) {
+        @compileError("the fields every thread writes spill past the heap's first two pages");
+    }
+    for (std.meta.fields(Heap)) |field| {
+        if (std.mem.eql(u8, field.name, "counters")) break;
+        if (@offsetOf(Heap, field.name) > @offsetOf(Heap, "counters")) @compileError("Heap." ++ field.name ++ " lies past the counters");
+    }
+}
+
 /// What a heap is beside its state, in one byte: a field more would
 /// move Heap's fields and could take a page from `idle_pages` (one field
 /// took one page per heap, 12 MiB over tests/c/livethreads' 3,000).
@@ -163,12 +175,54 @@ pub const Flags = packed struct(u8) {
 };
 
 pub const Heap = struct {
+    // Fields are declared in three groups: what a thread writes whatever
+    // it does (up to `partial`), the fields a heap drained whole holds at
+    // zero (`idle_fields`, from `counters` on), then the hardened lane's.
+    // Zig lays out the fields of one alignment in the order declared,
+    // largest alignment first (the inbox), so the small fields of the first
+    // group are aligned to 8 to stay in it. With `Heap.initFresh`, a thread
+    // that frees nothing to other threads touches the first two of the
+    // heap's four pages (checked above, by `idle_pages`).
+
     /// Per class, the span malloc pops from (`&empty_span` when none).
     current: [sizeclass.class_count]*Span = @splat(&empty_span),
+    /// Segments this heap owns (those with free slices kept near the front).
+    segments: Segments = .{},
+    /// Free slices in this heap's segments not yet purged.
+    dirty_slices: usize = 0,
+    /// Earliest time (os.nowMs) of the next delayed purge scan.
+    next_purge_ms: u32 align(8) = 0,
+    flags: Flags align(8) = .{},
+    /// xorshift state (never 0) for carve order and quarantine eviction.
+    random: u64 = 1,
+    /// Freed blocks waiting before they are reused (hardened only): the
+    /// `recent_slots` freed last in order, the oldest at `recent_next`
+    /// (hardened malloc checks them all for writes, a use right after a
+    /// free; `unwritten` where none), then each in a random slot of
+    /// `quarantine` until a later one evicts it. Here, not with the
+    /// hardened fields below: its default is not zero.
+    recent: [recent_slots]*Block = @splat(&unwritten),
+    recent_next: u32 align(8) = 0,
+    // Written by thread.zig, under its registry lock.
+    state: State align(8) = .active,
+    /// Every heap ever made (stats, fork).
+    registry_next: ?*Heap = null,
+    orphan_link: list.Link(Heap) = .{},
+    /// Flushes that reached this heap while its thread had exited
+    /// (thread.zig's `afterFlush`, from any thread; reset when the
+    /// heap becomes an orphan).
+    orphan_flushes: std.atomic.Value(u32) align(8) = .init(0),
+    /// When this heap's thread last refilled (os.nowMs, at most once per
+    /// `stamp_refills` refills), for thread.zig's lender search, which
+    /// counts the heaps whose thread ran lately.
+    refill_ms: u32 align(8) = 0,
+    /// `refill_count` at which a slow refill stamps `refill_ms` again.
+    next_stamp_refill: u64 = 0,
     /// Per class, spans with free blocks other than `current`, oldest
     /// first: a span that waited longest has gathered the most frees, so a
     /// refill from it lasts longest.
     partial: [sizeclass.class_count]PartialSpans = @splat(.{}),
+    counters: stats.Counters = .{},
     /// Per class, one span whose blocks all came back, kept on the partial
     /// list instead of retired (when the policy keeps free slices resident
     /// at all): a class whose spans fill and empty in turn reuses it as it
@@ -186,54 +240,20 @@ pub const Heap = struct {
     /// is (`borrow`); `lender[class]` is set whenever the chain is not null.
     borrowed: [sizeclass.class_count]?*Block = @splat(null),
     lender: [sizeclass.class_count]*Heap = undefined,
-    counters: stats.Counters = .{},
     outbox: remote.Outbox = .{},
-    /// Segments this heap owns (those with free slices kept near the front).
-    segments: Segments = .{},
-    /// Free slices in this heap's segments not yet purged.
-    dirty_slices: usize = 0,
-    /// Earliest time (os.nowMs) of the next delayed purge scan.
-    next_purge_ms: u32 = 0,
-    flags: Flags = .{},
-    /// xorshift state (never 0) for carve order and quarantine eviction.
-    random: u64 = 1,
-    /// Freed blocks waiting before they are reused (hardened only): the
-    /// `recent_slots` freed last in order, the oldest at `recent_next`
-    /// (hardened malloc checks them all for writes, a use right after a
-    /// free; `unwritten` where none), then each in a random slot of
-    /// `quarantine` until a later one evicts it.
-    recent: [recent_slots]*Block = @splat(&unwritten),
-    recent_next: u32 = 0,
     quarantine: [quarantine_slots]?*Block = @splat(null),
     /// The block hardened malloc handed out last: the next malloc checks its
     /// canaries (a write past a block right after its malloc, before any
     /// free).
     last_allocated: LastAllocated = .{},
-    // Written by thread.zig, under its registry lock.
-    state: State = .active,
-    /// Every heap ever made (stats, fork).
-    registry_next: ?*Heap = null,
-    orphan_link: list.Link(Heap) = .{},
-    /// Flushes that reached this heap while its thread had exited
-    /// (thread.zig's `afterFlush`, from any thread; reset when the
-    /// heap becomes an orphan).
-    orphan_flushes: std.atomic.Value(u32) = .init(0),
-    /// When this heap's thread last refilled (os.nowMs, at most once per
-    /// `stamp_refills` refills), for thread.zig's lender search, which
-    /// counts the heaps whose thread ran lately.
-    refill_ms: u32 = 0,
-    /// `refill_count` at which a slow refill stamps `refill_ms` again.
-    next_stamp_refill: u64 = 0,
     /// Written by other threads: its own cache lines.
     inbox: remote.Inbox align(std.atomic.cache_line) = .{},
 
     /// Makes `heap`, whose four pages are fresh zero pages (thread.zig maps
     /// each heap), equal to `.{ .flags = flags, .random = random }` by
     /// writing only the fields whose default is not zero. A whole-struct
-    /// store would fault in every page; this way a thread that uses only
-    /// small classes and frees nothing to other threads touches three
-    /// (the third holds the aligned classes' counts and the outbox:
-    /// `stats.Counters`), 4 KiB less for each live thread.
+    /// store would fault in every page; this way a thread that frees
+    /// nothing to other threads touches the first two.
     pub fn initFresh(heap: *Heap, flags: Flags, random: u64) void {
         heap.current = @splat(&empty_span);
         heap.recent = @splat(&unwritten);

@@ -54,18 +54,14 @@ pub const Counter = struct {
 
 /// Per-heap counters (written by the heap's owner thread only). Blocks are
 /// counted per size class; bytes follow from the class sizes when merged.
-/// Every other field adds into the Snapshot field of its name. Those four
-/// come first, so that in a Heap they share a page with the per-class
-/// counts of the small classes and leave the next page, where the aligned
-/// classes' counts end, untouched by a thread that only uses small
-/// classes (heap.zig, `Heap.initFresh`).
+/// Every other field adds into the Snapshot field of its name.
 pub const Counters = struct {
+    class_allocs: [sizeclass.class_count]Counter = @splat(.{}),
+    class_frees: [sizeclass.class_count]Counter = @splat(.{}),
     remote_free_count: Counter = .{},
     flush_count: Counter = .{},
     collect_count: Counter = .{},
     refill_count: Counter = .{},
-    class_allocs: [sizeclass.class_count]Counter = @splat(.{}),
-    class_frees: [sizeclass.class_count]Counter = @splat(.{}),
 
     /// Adds `other`'s counts into these (the registry keeps a heap's counts
     /// so when it gives back the page that held them: thread.zig).
