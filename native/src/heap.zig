@@ -182,7 +182,7 @@ pub const Heap = struct {
     // largest alignment first (the inbox), so the small fields of the first
     // group are aligned to 8 to stay in it. With `Heap.initFresh`, a thread
     // that frees nothing to other threads touches the first two of the
-    // heap's four pages (checked above, by `idle_pages`).
+    // heap's four pages (checked after `idle_pages` above).
 
     /// Per class, the span malloc pops from (`&empty_span` when none).
     current: [sizeclass.class_count]*Span = @splat(&empty_span),
