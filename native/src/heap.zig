@@ -161,9 +161,10 @@ comptime {
     }
 }
 
-/// What a heap is beside its state, in one byte: a field more would
-/// move Heap's fields and could take a page from `idle_pages` (one field
-/// took one page per heap, 12 MiB over tests/c/livethreads' 3,000).
+/// What a heap is beside its state, in one byte: a field more moves
+/// Heap's fields (one once took a page from `idle_pages`, 12 MiB over
+/// tests/c/livethreads' 3,000); the two checks above now fail the build
+/// when one costs a page of either kind.
 pub const Flags = packed struct(u8) {
     /// The hardened lane (hardened.zig): the heap carves zeroed blocks in
     /// a random order and delays the reuse of freed blocks.
