@@ -169,7 +169,11 @@ pub inline fn freeAs(ptr: ?*anyopaque, release: Release) void {
     // Nothing reads `addr` before blockAt has accepted it.
     const block = span.blockAt(addr) orelse return freeRejected(addr, release);
     const cookie = span_box.cookieOf(block);
-    if (block.cookie == cookie) return freeRejected(addr, release);
+    if (block.cookie == cookie) {
+        // Laid out after the hit path, which then takes no branch.
+        @branchHint(.unlikely);
+        return freeRejected(addr, release);
+    }
     freeSpan(.{ .span = span, .block = block }, cookie, release);
 }
 
@@ -198,6 +202,7 @@ noinline fn freeRejected(addr: usize, release: Release) void {
 inline fn freeSpan(found: SpanBlock, cookie: usize, release: Release) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
+        @branchHint(.likely);
         heap.?.freeLocal(found.span, found.block, cookie);
     } else {
         freeOther(heap, found.span, found.block, release);

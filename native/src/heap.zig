@@ -271,7 +271,11 @@ pub const Heap = struct {
         const span = heap.current[class];
         const block = span.free orelse return heap.refill(class);
         const delta = span_box.linkDelta(block);
-        if (!span.linkFits(delta)) return heap.takeLast(class);
+        if (!span.linkFits(delta)) {
+            // Laid out after the hit path, which then takes no branch.
+            @branchHint(.unlikely);
+            return heap.takeLast(class);
+        }
         return heap.take(class, span, block, @ptrFromInt(delta ^ @intFromPtr(block)));
     }
 
