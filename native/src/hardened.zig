@@ -7,10 +7,12 @@
 //!            (the tail) hold the requested size and how it was asked for
 //!            (malloc, C++ new or new[]), and at least one canary byte
 //!            follows the request; a block whose bytes past the
-//!            first 16 are not all zero was written after its free:
-//!            abort. The segment's allocated bitmap marks it. The block
-//!            the heap handed out before must still have its canaries (a
-//!            write past it before any free aborts here).
+//!            first 16 are not all zero, or whose tail lost its mark
+//!            (below), was written after its free: abort. The segment's
+//!            allocated bitmap marks it. The block the heap handed out
+//!            before must still have its canaries, and what lies below it
+//!            must be intact (a write past it or before it, before any
+//!            free, aborts here).
 //!   free   — the bitmap must say allocated (a second free aborts, even
 //!            after the block was handed out again while it waits in
 //!            quarantine); the tail and every canary byte must be intact,
@@ -18,9 +20,12 @@
 //!            neighbours where the block meets them (an overflow or an
 //!            underflow aborts, naming the block); a C++ delete must
 //!            match the new that made the block (form and size); the
-//!            block is zeroed and waits in the heap's quarantine before it
-//!            can be reused.
+//!            block is zeroed, its tail marked, and it waits in the
+//!            heap's quarantine before it can be reused.
 //!
+//! A block that is not live keeps a mark in its tail that depends on its
+//! address and the process's secret (`span_box.guardWordOf`), so a write
+//! of any bytes, zeros included, over the tail of a free neighbour shows.
 //! Spans of this lane are carved zeroed and in a random order (heap.zig),
 //! segments keep a guard page between their metadata and the first span
 //! (segment.zig), and large blocks get a guard page and, freed, are
@@ -29,7 +34,6 @@ const std = @import("std");
 const builtin = @import("builtin");
 const hash = @import("hash.zig");
 const heap_box = @import("heap.zig");
-const layout = @import("layout.zig");
 const os = @import("os.zig");
 const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
@@ -119,9 +123,11 @@ pub fn classFor(size: usize, alignment: usize) ?sizeclass.Class {
 }
 
 /// Aborts unless the zeroed block at `addr` still reads zero from byte
-/// `from` on (up to `checked_bytes`).
+/// `from` on (up to `checked_bytes`, short of its tail) and its tail still
+/// holds its mark.
 fn checkUnwritten(addr: usize, block_size: usize, from: usize) void {
-    if (!allZero(addr + from, @min(block_size, checked_bytes) - from)) os.fatalPointer("malloc(): write after free", addr);
+    const to = @min(block_size - @sizeOf(usize), checked_bytes);
+    if (!allZero(addr + from, to -| from) or !freeTailIntact(addr, block_size)) os.fatalPointer("malloc(): write after free", addr);
 }
 
 /// Whether the `len` bytes at `addr` are all zero: in 16-byte unaligned
@@ -243,13 +249,19 @@ pub fn malloc(size: usize, class: sizeclass.Class, origin: Origin) ?*anyopaque {
 
 /// The check of the block this heap allocated last: its tail and canaries
 /// as malloc wrote them, read without a lookup (its segment is still
-/// mapped: `Heap.last_allocated`). Anything else (the block was freed or
-/// reused since, or damaged) takes `checkLive`, which tells them apart.
+/// mapped: `Heap.last_allocated`), then what lies below it. Anything else
+/// (the block was freed or reused since, or damaged) takes `checkLive`,
+/// which tells them apart.
 fn checkLastAllocated(heap: *heap_box.Heap) void {
     const last = heap.last_allocated;
     const addr = @intFromPtr(last.block.?);
     if (@atomicLoad(usize, sharedTailOf(addr, last.block_size), .monotonic) == last.tail and
-        canariesIntact(canariesOf(addr, last.size, last.block_size), last.canary)) return;
+        canariesIntact(canariesOf(addr, last.size, last.block_size), last.canary))
+    {
+        // Live and in one of this heap's spans: a write before it shows
+        // in the word below it, as one past it in its canaries.
+        return checkWordBelow(Segment.of(addr).spanOf(addr), addr);
+    }
     checkLive(heap, addr, "malloc(): buffer overflow detected");
 }
 
@@ -350,19 +362,22 @@ pub fn resizeInPlace(span: *const Span, block: *Block, old: Tail, size: usize) b
     return true;
 }
 
-/// What `free` writes in a block's tail before it clears the block's bit:
-/// a value no tail holds (it decodes to no size) and no overflow writes by
-/// chance (it depends on the block's secret).
+/// What a block that is not live keeps in its tail (`span_box.guardWordOf`:
+/// a carve writes it, `free` writes it before it clears the block's bit and
+/// leaves it, but for a block of `link_bytes`): a value no live tail holds
+/// (it decodes to no size), which no overflow writes by chance (it depends
+/// on the block's secret) and no zero write leaves in place.
 fn freeingMark(block: usize) usize {
-    return ~secretOf(block);
+    return span_box.guardWordOf(block);
 }
 
 /// Frees a span block (already found to be a block of `span` that is not
 /// on a free list): checks, zeroes, quarantines. The tail is marked and
 /// the block zeroed before the bit is cleared, so that a block whose bit
 /// reads set with its tail marked is being freed (`checkLiveAt`), and one
-/// whose bit reads clear has its tail marked or zero and is zero past its
-/// link and cookie (`checkFree`).
+/// whose bit reads clear has its tail marked and is zero past its link and
+/// cookie (`checkFree`). The mark stays until malloc hands the block out
+/// (but for a block of `link_bytes`, below).
 pub fn free(span: *Span, block: *Block, release: Release) void {
     const addr = @intFromPtr(block);
     const segment = Segment.of(addr);
@@ -380,10 +395,12 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     @memset(@as([*]u8, @ptrCast(block))[0 .. span.block_size - @sizeOf(usize)], 0);
     // Atomic: of two racing frees of one block, exactly one clears the bit.
     if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
-    // The tail goes from marked to zero in one store (`checkFree` may read
-    // it meanwhile), after the bit is clear: a check that reads the tail
-    // zero then reads the bit clear (`checkLiveAt`).
-    @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .release);
+    // A block of `link_bytes` has no tail of its own: its mark lies where
+    // a free list keeps the cookie, which a freed block holds at zero until
+    // it leaves quarantine. It goes from marked to zero in one store after
+    // the bit is clear, so a check that reads it zero then reads the bit
+    // clear (`checkLiveAt`).
+    if (span.block_size <= link_bytes) @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .release);
     const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
@@ -413,43 +430,78 @@ fn checkRoom(span: *const Span, addr: usize, size: usize) void {
 }
 
 /// An underflow of the block at `addr` lands in its lower neighbour, or
-/// in the gap before a span's first block; an overflow past its canaries
-/// and tail lands in its upper neighbour. A live lower neighbour's tail and
-/// canaries must be intact; a free neighbour must read as a free block
-/// (`checkFree`) where the block meets it; the gap before a span's first
-/// block (`span_box.guard_gap_bytes`) must be zero. Only the span's owner
-/// may check: only it hands the span's blocks out, so while it reads, a
-/// neighbour can be freed (see `free` for the order) but not freed and
-/// handed out again, which on another thread would read as damage with the
-/// bit set.
+/// in the gap before a span's first block (`checkBelow`); an overflow past
+/// its canaries and tail lands in its upper neighbour, which must read as
+/// a free block (`checkFree`) where the block meets it when it is free.
+/// Only the span's owner may check: only it hands the span's blocks out,
+/// so while it reads, a neighbour can be freed (see `free` for the order)
+/// but not freed and handed out again, which on another thread would read
+/// as damage with the bit set.
 fn checkNeighbours(span: *const Span, addr: usize) void {
+    checkBelow(span, addr, "free(): buffer underflow detected");
     const block_size: usize = span.block_size;
-    const segment = Segment.of(addr);
-    if (addr == span.start) {
-        // Spans start at slice boundaries: what precedes the first block in
-        // its slice is its gap.
-        const gap_bytes = addr % layout.slice_size_bytes;
-        if (gap_bytes >= span_box.guard_gap_bytes and !allZero(addr - span_box.guard_gap_bytes, span_box.guard_gap_bytes)) {
-            os.fatalPointer("free(): buffer underflow detected", addr);
-        }
-    } else {
-        const lower = addr - block_size;
-        if (segment.isAllocated(lower)) {
-            checkLiveAt(lower, addr, "free(): buffer underflow detected");
-        } else {
-            // The bytes of the lower block next to this one: its tail, and
-            // before it up to `guard_bytes` of its body.
-            const tail = @atomicLoad(usize, sharedTailOf(lower, block_size), .monotonic);
-            if (block_size > link_bytes and tail != 0 and tail != freeingMark(lower)) os.fatalPointer("free(): buffer underflow detected", addr);
-            const to = block_size - @sizeOf(usize);
-            checkFree(lower, @max(link_bytes, to -| guard_bytes), to, addr, "free(): buffer underflow detected");
-        }
-    }
     // A block past the carved ones may hold what an earlier span left.
     const upper = addr + block_size;
-    if (upper < span.start + @as(usize, span.capacity.load(.monotonic)) * block_size and !segment.isAllocated(upper)) {
+    if (upper < span.start + @as(usize, span.capacity.load(.monotonic)) * block_size and !Segment.of(addr).isAllocated(upper)) {
         checkFree(upper, link_bytes, @max(link_bytes, @min(block_size - @sizeOf(usize), link_bytes + guard_bytes)), addr, "free(): buffer overflow detected");
     }
+}
+
+/// Aborts naming `addr` (a block of `span`, owned by the caller's heap)
+/// when what lies right below it was written: a live lower neighbour's
+/// tail and canaries must be intact; a free one's tail must be its mark
+/// and its last `guard_bytes` must read as a free block's (`checkFree`);
+/// the guard gap before a span's first block (`span_box.guard_gap_bytes`)
+/// must hold its words.
+fn checkBelow(span: *const Span, addr: usize, comptime message: []const u8) void {
+    const block_size: usize = span.block_size;
+    if (addr == span.start) {
+        if (!span_box.guardGapIntact(addr)) os.fatalPointer(message, addr);
+        return;
+    }
+    const lower = addr - block_size;
+    if (Segment.of(addr).isAllocated(lower)) return checkLiveAt(lower, addr, message);
+    // The bytes of the lower block next to this one: its tail, and before
+    // it up to `guard_bytes` of its body.
+    if (!freeTailIntact(lower, block_size)) os.fatalPointer(message, addr);
+    const to = block_size - @sizeOf(usize);
+    checkFree(lower, @max(link_bytes, to -| guard_bytes), to, addr, message);
+}
+
+/// `checkBelow` at malloc, for the block allocated last, kept short (it
+/// runs at every malloc): only the word right below the block, where an
+/// underflow lands first, must be intact: a free lower neighbour's tail
+/// mark, a live one's tail decoding to a size its block can hold, or the
+/// guard gap before a span's first block. Blocks of `link_bytes` have no
+/// tail below them to check.
+fn checkWordBelow(span: *const Span, addr: usize) void {
+    const block_size: usize = span.block_size;
+    const message = "malloc(): buffer underflow detected";
+    if (addr == span.start) {
+        if (!span_box.guardGapIntact(addr)) os.fatalPointer(message, addr);
+        return;
+    }
+    if (block_size <= link_bytes) return;
+    const lower = addr - block_size;
+    const tail = sharedTailOf(lower, block_size);
+    const word = @atomicLoad(usize, tail, .monotonic);
+    if (word == freeingMark(lower)) return;
+    if (Segment.of(addr).isAllocated(lower)) {
+        // Read before the bit: a live tail, or one a free is replacing
+        // with its mark, which decodes to no size and was read as such.
+        if ((word ^ secretOf(lower)) & size_mask > block_size - overhead_bytes) os.fatalPointer(message, addr);
+        return;
+    }
+    // Free: its tail was marked before its bit was cleared, so it reads
+    // marked now unless it was written.
+    if (@atomicLoad(usize, tail, .acquire) != freeingMark(lower)) os.fatalPointer(message, addr);
+}
+
+/// Whether the block at `block` (not live) still has its tail mark
+/// (`freeingMark`); a block of `link_bytes` has no tail of its own.
+fn freeTailIntact(block: usize, block_size: usize) bool {
+    if (block_size <= link_bytes) return true;
+    return @atomicLoad(usize, sharedTailOf(block, block_size), .monotonic) == freeingMark(block);
 }
 
 /// What a free block's link may decode to: the end of a list (0), or a
@@ -474,12 +526,13 @@ fn checkFree(block: usize, from: usize, to: usize, addr: usize, comptime message
 
 /// Aborts naming `addr` when `block` is live and its tail or a canary byte
 /// is damaged. Another thread may be freeing it: it marks the tail first,
-/// then zeroes the block, then clears the bit, then zeroes the tail, so
-/// damage counts only while the bit is set and the tail is not marked.
-/// The tail is read before the bit: read the other way round, a free that
-/// cleared the bit and zeroed the tail between the two reads looked like
-/// a live block with its tail overwritten (a correct program aborted, 3
-/// times in 95 runs of a two-thread benchmark beside a busy CPU:
+/// then zeroes the block, then clears the bit (and zeroes the tail of a
+/// block of `link_bytes`, `free`), so damage counts only while the bit is
+/// set and the tail is not marked: damaged canaries are confirmed by
+/// reading the tail again, then the bit. Read the other way round, a free
+/// that cleared the bit and zeroed the tail between the two reads looked
+/// like a live block with its tail overwritten (a correct program aborted,
+/// 3 times in 95 runs of a two-thread benchmark beside a busy CPU:
 /// bench/LEDGER.md).
 fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const segment = Segment.of(block);

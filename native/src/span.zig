@@ -126,13 +126,44 @@ fn colorBytes(start: usize, span_bytes: usize, block_size: usize) usize {
     return hash.topBits(start >> layout.slice_shift, 6) % colors * cache_line_bytes;
 }
 
-/// Hardened lane: zeroed bytes before the first block of a span whose
-/// blocks start past its first slice's start (a colored span), which free
-/// checks (hardened.zig): an underflow of the span's first block lands in
-/// them instead of in whatever lies before the span. A colored span takes
-/// them on top of its color when the bytes whole blocks leave over allow,
-/// so they cost no block.
+/// Hardened lane: guard words (`guardWordOf`) before the first block of a
+/// span whose blocks start past its first slice's start (a colored span),
+/// which hardened.zig checks: an underflow of the span's first block lands
+/// in them instead of in whatever lies before the span. A colored span
+/// takes them on top of its color when the bytes whole blocks leave over
+/// allow, so they cost no block.
 pub const guard_gap_bytes: usize = cache_line_bytes;
+
+/// Hardened lane: what a word that no program may write holds, the last
+/// word of a block that is not live (carved and never handed out, or
+/// freed; blocks longer than `Block`) and each word of a guard gap: a
+/// value that depends on an address (the block's for a tail, the word's
+/// own in a gap) and the process's secret, never zero, so that an underflow of the block above, even one that writes
+/// zeros, changes it (hardened.zig checks it at free and at the next
+/// malloc).
+pub inline fn guardWordOf(addr: usize) usize {
+    return ~std.math.rotl(usize, cookieOf(@ptrFromInt(addr)), 29) | 1;
+}
+
+/// The guard gap that ends at `first_block`, as words.
+fn guardGap(first_block: usize) *[guard_gap_bytes / @sizeOf(usize)]usize {
+    return @ptrFromInt(first_block - guard_gap_bytes);
+}
+
+/// What word `index` of the guard gap before `first_block` holds.
+fn guardGapWord(first_block: usize, index: usize) usize {
+    return guardWordOf(first_block - guard_gap_bytes + index * @sizeOf(usize));
+}
+
+/// Whether the guard gap before `first_block`, a span's first block, still
+/// holds its words; true when the span has none. Spans start at slice
+/// boundaries: what precedes the first block in its slice is its gap.
+pub fn guardGapIntact(first_block: usize) bool {
+    if (first_block % layout.slice_size_bytes < guard_gap_bytes) return true;
+    var differ: usize = 0;
+    for (guardGap(first_block), 0..) |word, index| differ |= word ^ guardGapWord(first_block, index);
+    return differ == 0;
+}
 
 /// A free list whose link was overwritten: one line and abort.
 pub noinline fn corruptedFreeList(block_addr: usize) noreturn {
@@ -236,8 +267,10 @@ pub const Span = extern struct {
         var color = if (colored) colorBytes(start, span_bytes, block_size) else 0;
         if (colored and policy.snapshot.hardened()) {
             if ((span_bytes - color) % block_size >= guard_gap_bytes) color += guard_gap_bytes;
-            // Whatever an earlier span left there.
-            if (color >= guard_gap_bytes) @memset(@as([*]u8, @ptrFromInt(start + color - guard_gap_bytes))[0..guard_gap_bytes], 0);
+            if (color >= guard_gap_bytes) {
+                const first_block = start + color;
+                for (guardGap(first_block), 0..) |*word, index| word.* = guardGapWord(first_block, index);
+            }
         }
         span.reserved = @intCast((span_bytes - color) / block_size);
         span.rotate = @ctz(block_size);
@@ -314,6 +347,10 @@ pub const Span = extern struct {
             };
             block.link = encodeLink(block, next);
             block.cookie = cookieOf(block);
+            if (shuffled and span.block_size > @sizeOf(Block)) {
+                const tail: *usize = @ptrFromInt(@intFromPtr(block) + span.block_size - @sizeOf(usize));
+                tail.* = guardWordOf(@intFromPtr(block));
+            }
         }
         const head_position: usize = if (shuffled) order[0] else 0;
         span.free = @ptrFromInt(first + head_position * span.block_size);
@@ -422,7 +459,7 @@ test "carve links every block once and stops at the span end" {
     try std.testing.expectEqual(@as(usize, span_bytes / sizeclass.block_size_bytes[class]), total);
 }
 
-test "a shuffled carve zeroes and links every block once, in another order" {
+test "a shuffled carve zeroes and links every block once, in another order, each tail marked" {
     const span_bytes = layout.slice_size_bytes;
     const memory = try std.testing.allocator.alignedAlloc(u8, .fromByteUnits(layout.page_size_bytes), span_bytes);
     defer std.testing.allocator.free(memory);
@@ -437,7 +474,10 @@ test "a shuffled carve zeroes and links every block once, in another order" {
         const addr = @intFromPtr(block);
         if (addr < previous) in_order = false;
         previous = addr;
-        for (memory[addr - @intFromPtr(memory.ptr) + 16 ..][0..48]) |byte| try std.testing.expectEqual(@as(u8, 0), byte);
+        for (memory[addr - @intFromPtr(memory.ptr) + 16 ..][0..40]) |byte| try std.testing.expectEqual(@as(u8, 0), byte);
+        const tail: *const usize = @ptrFromInt(addr + 56);
+        try std.testing.expectEqual(guardWordOf(addr), tail.*);
+        try std.testing.expect(tail.* != 0);
         span.free = span.nextFree(block);
         span.used += 1;
         seen += 1;

@@ -40,7 +40,12 @@
  *   - overflow-past-canaries: one byte written 32 bytes past a 4096-byte
  *     request, in its block's room but past its canaries, then freed;
  *   - underflow-first-block: one byte written before the first block of a
- *     span (a 4096-byte request at the start of its slice), then freed.
+ *     span (a 4096-byte request at the start of its slice), then freed;
+ *   - zeros-below-before-malloc: 8 zero bytes written right below a live
+ *     100-byte block (what a memcpy to p - 8 does), over its neighbour's
+ *     tail whether that one is live or free, then malloc(100), must abort
+ *     before the block is ever freed; zeros-below-first-block: the same
+ *     below the first block of a span of 4096-byte requests.
  * Without it they print SKIP.
  *
  * In every lane, malloc(0) returns a pointer no access may touch:
@@ -262,6 +267,30 @@ static void underflow_first_block(void) {
   fail("no first block of a span among 64 blocks of 4096 bytes");
 }
 
+/* Zeros over the 8 bytes right below a block the program just got, then
+ * its next malloc: a live neighbour's tail decodes to no size, a free
+ * one's and a span's guard words hold values that are never zero. The
+ * block is never freed, so only malloc can see it. `first_block` picks a
+ * 4096-byte request at the start of its span, else a 100-byte one that is
+ * not (below a span's first small block lies no guard). */
+static void zeros_below(int first_block) {
+  size_t n = first_block ? 4096 : 100;
+  for (int i = 0; i < 64; i++) {
+    unsigned char *p = malloc(opaque(n));
+    memset(p, 1, n);
+    uintptr_t offset = (uintptr_t)p % (64 * 1024);
+    if (first_block ? offset < 5 * 1024 : offset != 0) {
+      memset(opaque_ptr(p - 8), 0, 8);
+      hold(malloc(opaque(n)));
+      return;
+    }
+  }
+  fail("no %s block among 64 blocks of %zu bytes", first_block ? "first" : "other than a span's first", n);
+}
+
+static void zeros_below_before_malloc(void) { zeros_below(0); }
+static void zeros_below_first_block(void) { zeros_below(1); }
+
 /* realloc within the block's class keeps the block: its canaries must
  * follow the new size, shrunk or grown. */
 static void overflow_after_realloc(size_t from, size_t to) {
@@ -369,6 +398,8 @@ int main(void) {
   run_case("overflow-into-free", HARDENED_ONLY, overflow_into_free);
   run_case("overflow-past-canaries", HARDENED_ONLY, overflow_past_canaries);
   run_case("underflow-first-block", HARDENED_ONLY, underflow_first_block);
+  run_case("zeros-below-before-malloc", HARDENED_ONLY, zeros_below_before_malloc);
+  run_case("zeros-below-first-block", HARDENED_ONLY, zeros_below_first_block);
   run_case("overflow-after-shrink", HARDENED_ONLY, overflow_after_shrink);
   run_case("overflow-after-grow", HARDENED_ONLY, overflow_after_grow);
   const char *e = getenv("HZ_EMPTY_FAULTS");
