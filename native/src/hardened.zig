@@ -83,15 +83,8 @@ pub const Release = packed struct(u64) {
 const origin_shift: u6 = 62;
 const size_mask: usize = (@as(usize, 1) << origin_shift) - 1;
 
-fn tailOf(block: usize, block_size: usize) *align(1) usize {
-    return @ptrFromInt(block + block_size - @sizeOf(usize));
-}
-
-/// The tail word as another thread may be marking it (`free`): blocks and
-/// their sizes are multiples of 16, so it is aligned.
-fn sharedTailOf(block: usize, block_size: usize) *usize {
-    return @ptrCast(@alignCast(tailOf(block, block_size)));
-}
+/// A block's tail word (`span_box.tailOf`, which a hardened carve marks).
+const tailOf = span_box.tailOf;
 
 /// Per block, different in every block and every process: the tail is
 /// stored xor this, the canary bytes are derived from it.
@@ -255,7 +248,7 @@ pub fn malloc(size: usize, class: sizeclass.Class, origin: Origin) ?*anyopaque {
 fn checkLastAllocated(heap: *heap_box.Heap) void {
     const last = heap.last_allocated;
     const addr = @intFromPtr(last.block.?);
-    if (@atomicLoad(usize, sharedTailOf(addr, last.block_size), .monotonic) == last.tail and
+    if (@atomicLoad(usize, tailOf(addr, last.block_size), .monotonic) == last.tail and
         canariesIntact(canariesOf(addr, last.size, last.block_size), last.canary))
     {
         // Live and in one of this heap's spans: a write before it shows
@@ -388,7 +381,7 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     const maybe_heap = thread.heapForFree();
     const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
     if (own_span) checkNeighbours(span, addr);
-    markFreeing(sharedTailOf(addr, span.block_size), freeingMark(addr));
+    markFreeing(tailOf(addr, span.block_size), freeingMark(addr));
     // Zeroed while the bit still says live (with the tail marked, checks
     // skip it), so that a block whose bit reads clear is zero past its
     // link and cookie (`checkFree`).
@@ -400,7 +393,7 @@ pub fn free(span: *Span, block: *Block, release: Release) void {
     // it leaves quarantine. It goes from marked to zero in one store after
     // the bit is clear, so a check that reads it zero then reads the bit
     // clear (`checkLiveAt`).
-    if (span.block_size <= link_bytes) @atomicStore(usize, sharedTailOf(addr, span.block_size), 0, .release);
+    if (span.block_size <= link_bytes) @atomicStore(usize, tailOf(addr, span.block_size), 0, .release);
     const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
@@ -483,7 +476,7 @@ fn checkWordBelow(span: *const Span, addr: usize) void {
     }
     if (block_size <= link_bytes) return;
     const lower = addr - block_size;
-    const tail = sharedTailOf(lower, block_size);
+    const tail = tailOf(lower, block_size);
     const word = @atomicLoad(usize, tail, .monotonic);
     if (word == freeingMark(lower)) return;
     if (Segment.of(addr).isAllocated(lower)) {
@@ -501,7 +494,7 @@ fn checkWordBelow(span: *const Span, addr: usize) void {
 /// (`freeingMark`); a block of `link_bytes` has no tail of its own.
 fn freeTailIntact(block: usize, block_size: usize) bool {
     if (block_size <= link_bytes) return true;
-    return @atomicLoad(usize, sharedTailOf(block, block_size), .monotonic) == freeingMark(block);
+    return @atomicLoad(usize, tailOf(block, block_size), .monotonic) == freeingMark(block);
 }
 
 /// What a free block's link may decode to: the end of a list (0), or a
@@ -538,7 +531,7 @@ fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const segment = Segment.of(block);
     if (!segment.isAllocated(block)) return;
     const span = segment.spanOf(block);
-    const tail = sharedTailOf(block, span.block_size);
+    const tail = tailOf(block, span.block_size);
     const mark = freeingMark(block);
     if (@atomicLoad(usize, tail, .monotonic) == mark) return;
     if (intactTail(span, @ptrFromInt(block)) != null) return;

@@ -145,6 +145,12 @@ pub inline fn guardWordOf(addr: usize) usize {
     return ~std.math.rotl(usize, cookieOf(@ptrFromInt(addr)), 29) | 1;
 }
 
+/// The last word of a block (hardened.zig's tail): blocks and their sizes
+/// are multiples of 16, so it is aligned.
+pub inline fn tailOf(block: usize, block_size: usize) *usize {
+    return @ptrFromInt(block + block_size - @sizeOf(usize));
+}
+
 /// The guard gap that ends at `first_block`, as words.
 fn guardGap(first_block: usize) *[guard_gap_bytes / @sizeOf(usize)]usize {
     return @ptrFromInt(first_block - guard_gap_bytes);
@@ -347,10 +353,7 @@ pub const Span = extern struct {
             };
             block.link = encodeLink(block, next);
             block.cookie = cookieOf(block);
-            if (shuffled and span.block_size > @sizeOf(Block)) {
-                const tail: *usize = @ptrFromInt(@intFromPtr(block) + span.block_size - @sizeOf(usize));
-                tail.* = guardWordOf(@intFromPtr(block));
-            }
+            if (shuffled and span.block_size > @sizeOf(Block)) tailOf(@intFromPtr(block), span.block_size).* = guardWordOf(@intFromPtr(block));
         }
         const head_position: usize = if (shuffled) order[0] else 0;
         span.free = @ptrFromInt(first + head_position * span.block_size);
@@ -475,9 +478,9 @@ test "a shuffled carve zeroes and links every block once, in another order, each
         if (addr < previous) in_order = false;
         previous = addr;
         for (memory[addr - @intFromPtr(memory.ptr) + 16 ..][0..40]) |byte| try std.testing.expectEqual(@as(u8, 0), byte);
-        const tail: *const usize = @ptrFromInt(addr + 56);
-        try std.testing.expectEqual(guardWordOf(addr), tail.*);
-        try std.testing.expect(tail.* != 0);
+        const tail = tailOf(addr, 64).*;
+        try std.testing.expectEqual(guardWordOf(addr), tail);
+        try std.testing.expect(tail != 0);
         span.free = span.nextFree(block);
         span.used += 1;
         seen += 1;
