@@ -129,7 +129,7 @@ fn classify(addr: usize) Classified {
         const block = span.blockAt(addr) orelse return .invalid;
         if (Span.isFree(block)) return .freed;
         // Quarantined blocks are zeroed: the bitmap says what is live.
-        if (policy.snapshot.hardened() and !hardened.isLive(block)) return .freed;
+        if (policy.snapshot.hardened() and !hardened.isLive(span, block)) return .freed;
         return .{ .span = .{ .span = span, .block = block } };
     }
     if (empty.contains(addr)) return switch (empty.classify(addr)) {

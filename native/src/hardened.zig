@@ -31,7 +31,6 @@
 //! (segment.zig), and large blocks get a guard page and, freed, are
 //! quarantined out of reach (large.zig).
 const std = @import("std");
-const builtin = @import("builtin");
 const hash = @import("hash.zig");
 const heap_box = @import("heap.zig");
 const os = @import("os.zig");
@@ -281,8 +280,13 @@ fn writeTail(addr: usize, block_size: usize, tail: Tail) usize {
 /// bytes was overwritten.
 fn intactTail(span: *const Span, block: *const Block) ?Tail {
     const addr = @intFromPtr(block);
+    return tailFrom(span, addr, tailOf(addr, span.block_size).*);
+}
+
+/// `intactTail` of the block at `addr` whose tail word read `stored`.
+fn tailFrom(span: *const Span, addr: usize, stored: usize) ?Tail {
     const block_size: usize = span.block_size;
-    const word = tailOf(addr, block_size).* ^ secretOf(addr);
+    const word = stored ^ secretOf(addr);
     const size = word & size_mask;
     if (size > block_size - overhead_bytes) return null;
     if (!canariesIntact(canariesOf(addr, size, block_size), canaryByte(addr))) return null;
@@ -365,35 +369,43 @@ fn freeingMark(block: usize) usize {
 }
 
 /// Frees a span block (already found to be a block of `span` that is not
-/// on a free list): checks, zeroes, quarantines. The tail is marked and
-/// the block zeroed before the bit is cleared, so that a block whose bit
-/// reads set with its tail marked is being freed (`checkLiveAt`), and one
-/// whose bit reads clear has its tail marked and is zero past its link and
-/// cookie (`checkFree`). The mark stays until malloc hands the block out
-/// (but for a block of `link_bytes`, below).
+/// on a free list): checks, zeroes, quarantines. A free claims the block
+/// by turning its tail from the live word into its mark in one
+/// compare-and-swap (of two racing frees, exactly one succeeds), then
+/// zeroes it. Only the span's owner clears the block's bit (segment.zig):
+/// at once for its own free, after the zeroing, so that a block whose bit
+/// reads clear is zero past its link and cookie (`checkFree`); at its
+/// collect for a block another thread freed, which meanwhile reads as
+/// being freed (`freedUncollected`). The mark stays until malloc hands the
+/// block out (but for a block of `link_bytes`, below).
 pub fn free(span: *Span, block: *Block, release: Release) void {
     const addr = @intFromPtr(block);
     const segment = Segment.of(addr);
-    if (!segment.isAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
-    const tail = checkedTail(span, block, "free()");
+    const tail_at = tailOf(addr, span.block_size);
+    const stored = @atomicLoad(usize, tail_at, .monotonic);
+    if (!segment.isAllocated(addr) or freedUncollected(span, addr, stored)) os.fatalPointer("free(): double free detected", addr);
+    const tail = tailFrom(span, addr, stored) orelse os.fatalPointer("free(): buffer overflow detected", addr);
     if (release != Release{}) checkRelease(addr, tail, release);
     checkRoom(span, addr, tail.size);
     const maybe_heap = thread.heapForFree();
     const own_span = maybe_heap != null and span.heap == @as(*anyopaque, maybe_heap.?);
     if (own_span) checkNeighbours(span, addr);
-    markFreeing(tailOf(addr, span.block_size), freeingMark(addr));
+    // Acquire and release: the zeroing's stores stay after the claim, so a
+    // check that reads zeroed canaries then reads the mark (`checkLiveAt`).
+    if (@cmpxchgStrong(usize, tail_at, stored, freeingMark(addr), .acq_rel, .monotonic) != null) {
+        os.fatalPointer("free(): double free detected", addr);
+    }
     // Zeroed while the bit still says live (with the tail marked, checks
     // skip it), so that a block whose bit reads clear is zero past its
     // link and cookie (`checkFree`).
     @memset(@as([*]u8, @ptrCast(block))[0 .. span.block_size - @sizeOf(usize)], 0);
-    // Atomic: of two racing frees of one block, exactly one clears the bit.
-    if (!segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
+    if (own_span and !segment.clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
     // A block of `link_bytes` has no tail of its own: its mark lies where
     // a free list keeps the cookie, which a freed block holds at zero until
     // it leaves quarantine. It goes from marked to zero in one store after
-    // the bit is clear, so a check that reads it zero then reads the bit
-    // clear (`checkLiveAt`).
-    if (span.block_size <= link_bytes) @atomicStore(usize, tailOf(addr, span.block_size), 0, .release);
+    // the zeroing (and, in the owner's free, after the bit is clear);
+    // `freedUncollected` reads either as freed.
+    if (span.block_size <= link_bytes) @atomicStore(usize, tail_at, 0, .release);
     const heap = maybe_heap orelse {
         // No heap can be had (out of memory, or the thread is past its
         // exit handler): no quarantine, straight back to the owner.
@@ -532,22 +544,19 @@ fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     if (!segment.isAllocated(block)) return;
     const span = segment.spanOf(block);
     const tail = tailOf(block, span.block_size);
-    const mark = freeingMark(block);
-    if (@atomicLoad(usize, tail, .monotonic) == mark) return;
+    if (freedUncollected(span, block, @atomicLoad(usize, tail, .monotonic))) return;
     if (intactTail(span, @ptrFromInt(block)) != null) return;
-    if (@atomicLoad(usize, tail, .acquire) != mark and segment.isAllocated(block)) os.fatalPointer(message, addr);
+    if (!freedUncollected(span, block, @atomicLoad(usize, tail, .acquire)) and segment.isAllocated(block)) os.fatalPointer(message, addr);
 }
 
-/// Marks a block's tail as being freed, before its zeroing: a check that
-/// reads zeroed canaries must read the mark too (`checkLiveAt`). x86 keeps
-/// one thread's stores in order; elsewhere an exchange that acquires keeps
-/// the zeroing's stores after it.
-fn markFreeing(tail: *usize, mark: usize) void {
-    if (builtin.cpu.arch == .x86_64) {
-        @atomicStore(usize, tail, mark, .monotonic);
-    } else {
-        _ = @atomicRmw(usize, tail, .Xchg, mark, .acq_rel);
-    }
+/// Whether the tail word `word` of `span`'s block at `block`, whose bit
+/// reads set, says the block was freed (claimed, being zeroed, or waiting
+/// for its owner to collect it): its mark, or for a block of `link_bytes`
+/// (whose tail is the cookie word) the zero its free leaves there or the
+/// cookie a remote list writes. No live tail holds any of these.
+fn freedUncollected(span: *const Span, block: usize, word: usize) bool {
+    if (word == freeingMark(block)) return true;
+    return span.block_size <= link_bytes and (word == 0 or word == span_box.cookieOf(@ptrFromInt(block)));
 }
 
 /// `checkLiveAt` for a block `heap` handed out earlier, which may have
@@ -561,11 +570,12 @@ fn checkLive(heap: *const heap_box.Heap, block: usize, comptime message: []const
     checkLiveAt(block, block, message);
 }
 
-/// Whether a span block is allocated (the bitmap, not the cookie: a
-/// quarantined block is zeroed).
-pub fn isLive(block: *const Block) bool {
+/// Whether a span block is live (the bitmap, not the cookie: a
+/// quarantined block is zeroed), not freed and waiting for its owner.
+pub fn isLive(span: *const Span, block: *const Block) bool {
     const addr = @intFromPtr(block);
-    return Segment.of(addr).isAllocated(addr);
+    if (!Segment.of(addr).isAllocated(addr)) return false;
+    return !freedUncollected(span, addr, @atomicLoad(usize, tailOf(addr, span.block_size), .monotonic));
 }
 
 test "canaries of every length are written and checked, and any damaged byte is found" {

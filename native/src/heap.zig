@@ -589,8 +589,12 @@ pub const Heap = struct {
     }
 
     /// Called by `remote.Inbox.collect` for each block handed back, after
-    /// `checkRemote` and after its link was read.
+    /// `checkRemote` and after its link was read. In the hardened lane a
+    /// block another thread freed is still marked allocated (only a
+    /// segment's owner writes its bitmap: segment.zig): the mark goes now.
     pub fn takeBack(heap: *Heap, found: span_box.SpanBlock) void {
+        const addr = @intFromPtr(found.block);
+        if (heap.flags.hardened and !Segment.of(addr).clearAllocated(addr)) os.fatalPointer("free(): double free detected", addr);
         heap.giveBack(found.span, found.block, span_box.cookieOf(found.block));
     }
 

@@ -169,25 +169,38 @@ pub const Segment = extern struct {
         return ((@as(u64, 1) << @intCast(count)) - 1) << @intCast(first);
     }
 
-    /// Hardened lane: one bit per 16-byte granule, set while the block that
-    /// starts there is allocated. The words lie in slice 0 after the header
-    /// and are untouched (zero pages) in the other lanes.
+    /// Hardened lane: one bit per 16-byte granule, set from the malloc that
+    /// hands out the block that starts there until the block is back on its
+    /// span (a free by the span's owner, or the owner's collect of a block
+    /// another thread freed: hardened.zig). Only the heap that owns the
+    /// segment writes its words, so a write is a load and a store, no
+    /// locked instruction; any thread may read them. The words lie in slice
+    /// 0 after the header and are untouched (zero pages) in the other lanes.
     fn allocatedWord(segment: *Segment, addr: usize) struct { word: *std.atomic.Value(u64), bit: u64 } {
         const granule = (addr & (segment_size_bytes - 1)) / layout.min_alignment_bytes;
         const words: [*]std.atomic.Value(u64) = @ptrFromInt(@intFromPtr(segment) + allocated_offset);
         return .{ .word = &words[granule / 64], .bit = @as(u64, 1) << @intCast(granule % 64) };
     }
 
-    /// Marks the block at `addr` allocated; false if it already was.
+    /// Marks the block at `addr` allocated; false if it already was. The
+    /// segment's owner only.
     pub fn markAllocated(segment: *Segment, addr: usize) bool {
         const at = segment.allocatedWord(addr);
-        return at.word.fetchOr(at.bit, .acq_rel) & at.bit == 0;
+        const word = at.word.load(.monotonic);
+        if (word & at.bit != 0) return false;
+        at.word.store(word | at.bit, .release);
+        return true;
     }
 
-    /// Marks the block at `addr` free; false if it was not allocated.
+    /// Marks the block at `addr` back on its span; false if it was not
+    /// allocated. The segment's owner only; release: a thread that reads
+    /// the bit clear reads what the owner wrote into the block before.
     pub fn clearAllocated(segment: *Segment, addr: usize) bool {
         const at = segment.allocatedWord(addr);
-        return at.word.fetchAnd(~at.bit, .acq_rel) & at.bit != 0;
+        const word = at.word.load(.monotonic);
+        if (word & at.bit == 0) return false;
+        at.word.store(word & ~at.bit, .release);
+        return true;
     }
 
     pub fn isAllocated(segment: *Segment, addr: usize) bool {

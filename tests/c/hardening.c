@@ -45,7 +45,15 @@
  *     100-byte block (what a memcpy to p - 8 does), over its neighbour's
  *     tail whether that one is live or free, then malloc(100), must abort
  *     before the block is ever freed; zeros-below-first-block: the same
- *     below the first block of a span of 4096-byte requests.
+ *     below the first block of a span of 4096-byte requests;
+ *   - remote-double-free, remote-double-free-16: a block main allocated
+ *     (100 bytes, and 1 byte: a 16-byte block) freed twice by another
+ *     thread, the second time before main ever takes it back;
+ *     remote-then-owner-double-free: freed by another thread, then by
+ *     main; racing-double-free: two threads free one live block at the
+ *     same moment. Each must abort with "hakozuna: free(): double free
+ *     detected 0x" (a free claims a block by its tail; the bit stays set
+ *     until the owner collects a block another thread freed).
  * Without it they print SKIP.
  *
  * In every lane, malloc(0) returns a pointer no access may touch:
@@ -58,6 +66,7 @@
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -322,18 +331,77 @@ static void zero_size_double_free(void) {
   free(opaque_ptr(p));
 }
 
+/* Blocks freed by a thread other than the one that allocated them. */
+static void *free_twice_main(void *p) {
+  free(p);
+  free(opaque_ptr(p));
+  return NULL;
+}
+
+static void remote_double_free_of(size_t size) {
+  void *p = malloc(opaque(size));
+  memset(p, 1, size);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_twice_main, p) != 0) fail("pthread_create");
+  pthread_join(t, NULL);
+  mallocs(4);
+}
+
+static void remote_double_free(void) { remote_double_free_of(100); }
+static void remote_double_free_16(void) { remote_double_free_of(1); }
+
+static void *free_main(void *p) {
+  free(p);
+  return NULL;
+}
+
+static void remote_then_owner_double_free(void) {
+  void *p = malloc(opaque(100));
+  memset(p, 1, 100);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_main, p) != 0) fail("pthread_create");
+  pthread_join(t, NULL);
+  free(opaque_ptr(p));
+  mallocs(4);
+}
+
+static pthread_barrier_t racing_start;
+
+static void *free_at_start(void *p) {
+  pthread_barrier_wait(&racing_start);
+  free(p);
+  return NULL;
+}
+
+/* One round of two threads freeing one live block at once: of the two
+ * frees exactly one may succeed, so the child must abort in the first
+ * round. 1000 rounds let the two frees overlap. */
+static void racing_double_free(void) {
+  for (int round = 0; round < 1000; round++) {
+    void *p = malloc(opaque(100));
+    memset(p, 1, 100);
+    pthread_barrier_init(&racing_start, NULL, 2);
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_at_start, p) != 0) fail("pthread_create");
+    free_at_start(p);
+    pthread_join(t, NULL);
+    pthread_barrier_destroy(&racing_start);
+  }
+}
+
 /* How a case may end: MUST_ABORT needs SIGABRT with the free-list message;
  * ABORT_OR_SOUND also accepts exit 0 (every pointer checked sound). In the
  * hardened run every case needs SIGABRT and a "hakozuna: " message, except
- * HARDENED_FAULT cases, which need SIGSEGV. In every lane, FAULT needs
+ * HARDENED_FAULT cases, which need SIGSEGV, and HARDENED_DOUBLE_FREE ones,
+ * which need DOUBLE_FREE_MESSAGE. In every lane, FAULT needs
  * SIGSEGV and DOUBLE_FREE needs SIGABRT with DOUBLE_FREE_MESSAGE; both are
  * SOUND (exit 0) when malloc(0) is a block (HZ_EMPTY_FAULTS=0). */
-enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY, HARDENED_FAULT, FAULT, DOUBLE_FREE };
+enum expect { MUST_ABORT, ABORT_OR_SOUND, HARDENED_ONLY, HARDENED_FAULT, HARDENED_DOUBLE_FREE, FAULT, DOUBLE_FREE };
 #define DOUBLE_FREE_MESSAGE "hakozuna: free(): double free detected 0x"
 static int empty_blocks; /* HZ_EMPTY_FAULTS=0 */
 
 static void run_case(const char *name, enum expect expect, void (*body)(void)) {
-  if ((expect == HARDENED_ONLY || expect == HARDENED_FAULT) && !hardened) {
+  if ((expect == HARDENED_ONLY || expect == HARDENED_FAULT || expect == HARDENED_DOUBLE_FREE) && !hardened) {
     printf("SKIP: %s (hardened lane only: HZ_TEST_HARDENED=1 HZ_POLICY=hardened)\n", name);
     return;
   }
@@ -346,7 +414,7 @@ static void run_case(const char *name, enum expect expect, void (*body)(void)) {
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) snprintf(why, sizeof why, "malloc(0) is not a writable block under HZ_EMPTY_FAULTS=0 (status 0x%x)", st);
   } else if (expect == FAULT) {
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): the access went through", st);
-  } else if (expect == DOUBLE_FREE) {
+  } else if (expect == DOUBLE_FREE || expect == HARDENED_DOUBLE_FREE) {
     if (!aborted || !strstr(err, DOUBLE_FREE_MESSAGE)) snprintf(why, sizeof why, "not SIGABRT with \"" DOUBLE_FREE_MESSAGE "\" (status 0x%x)", st);
   } else if (expect == HARDENED_FAULT) {
     if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGSEGV) snprintf(why, sizeof why, "no fault (status 0x%x): the access went through", st);
@@ -402,6 +470,10 @@ int main(void) {
   run_case("zeros-below-first-block", HARDENED_ONLY, zeros_below_first_block);
   run_case("overflow-after-shrink", HARDENED_ONLY, overflow_after_shrink);
   run_case("overflow-after-grow", HARDENED_ONLY, overflow_after_grow);
+  run_case("remote-double-free", HARDENED_DOUBLE_FREE, remote_double_free);
+  run_case("remote-double-free-16", HARDENED_DOUBLE_FREE, remote_double_free_16);
+  run_case("remote-then-owner-double-free", HARDENED_DOUBLE_FREE, remote_then_owner_double_free);
+  run_case("racing-double-free", HARDENED_DOUBLE_FREE, racing_double_free);
   const char *e = getenv("HZ_EMPTY_FAULTS");
   empty_blocks = e && strcmp(e, "0") == 0;
   run_case("zero-size-read", FAULT, zero_size_read);
