@@ -13,12 +13,14 @@
 //!            before must still have its canaries, and what lies below it
 //!            must be intact (a write past it or before it, before any
 //!            free, aborts here).
-//!   free   — the bitmap must say allocated (a second free aborts, even
-//!            after the block was handed out again while it waits in
-//!            quarantine); the tail and every canary byte must be intact,
-//!            and so must the zero room past the canaries and the
-//!            neighbours where the block meets them (an overflow or an
-//!            underflow aborts, naming the block); a C++ delete must
+//!   free   — the bitmap must say allocated and the tail must not read
+//!            as freed (a second free aborts, even after the block was
+//!            handed out again while it waits in quarantine, and of two
+//!            threads freeing it at once one aborts: a free claims the
+//!            block by its tail); the tail and every canary byte must
+//!            be intact, and so must the zero room past the canaries and
+//!            the neighbours where the block meets them (an overflow or
+//!            an underflow aborts, naming the block); a C++ delete must
 //!            match the new that made the block (form and size); the
 //!            block is zeroed, its tail marked, and it waits in the
 //!            heap's quarantine before it can be reused.
@@ -530,15 +532,15 @@ fn checkFree(block: usize, from: usize, to: usize, addr: usize, comptime message
 }
 
 /// Aborts naming `addr` when `block` is live and its tail or a canary byte
-/// is damaged. Another thread may be freeing it: it marks the tail first,
-/// then zeroes the block, then clears the bit (and zeroes the tail of a
-/// block of `link_bytes`, `free`), so damage counts only while the bit is
-/// set and the tail is not marked: damaged canaries are confirmed by
-/// reading the tail again, then the bit. Read the other way round, a free
-/// that cleared the bit and zeroed the tail between the two reads looked
-/// like a live block with its tail overwritten (a correct program aborted,
-/// 3 times in 95 runs of a two-thread benchmark beside a busy CPU:
-/// bench/LEDGER.md).
+/// is damaged. Another thread may be freeing it: its free claims the tail
+/// (the mark) first, then zeroes the block (and a block of `link_bytes`
+/// then its tail, the cookie word), and the bit stays set until the owner
+/// collects it (`free`); so damage counts only while the bit is set and
+/// the tail does not read as freed (`freedUncollected`): damaged canaries
+/// are confirmed by reading the tail again, then the bit. Read the other
+/// way round, a free that ended between the two reads looked like a live
+/// block with its tail overwritten (a correct program aborted, 3 times in
+/// 95 runs of a two-thread benchmark beside a busy CPU: bench/LEDGER.md).
 fn checkLiveAt(block: usize, addr: usize, comptime message: []const u8) void {
     const segment = Segment.of(block);
     if (!segment.isAllocated(block)) return;
