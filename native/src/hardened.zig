@@ -362,8 +362,8 @@ pub fn resizeInPlace(span: *const Span, block: *Block, old: Tail, size: usize) b
 }
 
 /// What a block that is not live keeps in its tail (`span_box.guardWordOf`:
-/// a carve writes it, `free` writes it before it clears the block's bit and
-/// leaves it, but for a block of `link_bytes`): a value no live tail holds
+/// a carve writes it, `free` claims the block by writing it and leaves it,
+/// but for a block of `link_bytes`): a value no live tail holds
 /// (it decodes to no size), which no overflow writes by chance (it depends
 /// on the block's secret) and no zero write leaves in place.
 fn freeingMark(block: usize) usize {

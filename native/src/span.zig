@@ -138,9 +138,9 @@ pub const guard_gap_bytes: usize = cache_line_bytes;
 /// word of a block that is not live (carved and never handed out, or
 /// freed; blocks longer than `Block`) and each word of a guard gap: a
 /// value that depends on an address (the block's for a tail, the word's
-/// own in a gap) and the process's secret, never zero, so that an underflow of the block above, even one that writes
-/// zeros, changes it (hardened.zig checks it at free and at the next
-/// malloc).
+/// own in a gap) and the process's secret, never zero, so that an
+/// underflow of the block above, even one that writes zeros, changes it
+/// (hardened.zig checks it at free and at the next malloc).
 pub inline fn guardWordOf(addr: usize) usize {
     return ~std.math.rotl(usize, cookieOf(@ptrFromInt(addr)), 29) | 1;
 }

@@ -332,6 +332,12 @@ static void zero_size_double_free(void) {
 }
 
 /* Blocks freed by a thread other than the one that allocated them. */
+static void on_thread(void *(*body)(void *), void *p) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, body, p) != 0) fail("pthread_create");
+  pthread_join(t, NULL);
+}
+
 static void *free_twice_main(void *p) {
   free(p);
   free(opaque_ptr(p));
@@ -341,9 +347,7 @@ static void *free_twice_main(void *p) {
 static void remote_double_free_of(size_t size) {
   void *p = malloc(opaque(size));
   memset(p, 1, size);
-  pthread_t t;
-  if (pthread_create(&t, NULL, free_twice_main, p) != 0) fail("pthread_create");
-  pthread_join(t, NULL);
+  on_thread(free_twice_main, p);
   mallocs(4);
 }
 
@@ -358,9 +362,7 @@ static void *free_main(void *p) {
 static void remote_then_owner_double_free(void) {
   void *p = malloc(opaque(100));
   memset(p, 1, 100);
-  pthread_t t;
-  if (pthread_create(&t, NULL, free_main, p) != 0) fail("pthread_create");
-  pthread_join(t, NULL);
+  on_thread(free_main, p);
   free(opaque_ptr(p));
   mallocs(4);
 }
@@ -373,20 +375,18 @@ static void *free_at_start(void *p) {
   return NULL;
 }
 
-/* One round of two threads freeing one live block at once: of the two
- * frees exactly one may succeed, so the child must abort in the first
- * round. 1000 rounds let the two frees overlap. */
+/* Two threads free one live block, released together: whichever free
+ * lands second (or loses the race for the block's tail, when the two
+ * overlap) must abort. */
 static void racing_double_free(void) {
-  for (int round = 0; round < 1000; round++) {
-    void *p = malloc(opaque(100));
-    memset(p, 1, 100);
-    pthread_barrier_init(&racing_start, NULL, 2);
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_at_start, p) != 0) fail("pthread_create");
-    free_at_start(p);
-    pthread_join(t, NULL);
-    pthread_barrier_destroy(&racing_start);
-  }
+  void *p = malloc(opaque(100));
+  memset(p, 1, 100);
+  pthread_barrier_init(&racing_start, NULL, 2);
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_at_start, p) != 0) fail("pthread_create");
+  free_at_start(p);
+  pthread_join(t, NULL);
+  pthread_barrier_destroy(&racing_start);
 }
 
 /* How a case may end: MUST_ABORT needs SIGABRT with the free-list message;
