@@ -153,6 +153,19 @@ fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
     };
 }
 
+/// A live block of a segment outside the hardened lane, found by free's
+/// lookups (the segment map, the span, `blockAt`, the cookie); null for
+/// anything else, NULL included, which the caller classifies in full. The
+/// hit path of realloc and `malloc_usable_size`.
+inline fn liveSpanBlock(addr: usize) ?SpanBlock {
+    const chunk = segment_box.liveChunk(addr) orelse return null;
+    const span = Segment.ofChunk(chunk).spanOf(addr);
+    // Nothing reads `addr` before blockAt has accepted it.
+    const block = span.blockAt(addr) orelse return null;
+    if (Span.isFree(block) or policy.snapshot.hardened()) return null;
+    return .{ .span = span, .block = block };
+}
+
 /// The hot path: a block of one of our segments that its own heap frees.
 /// Every failed check leaves through a tail call, so the hit path keeps no
 /// stack frame.
@@ -288,7 +301,31 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
     return mapping.ptr;
 }
 
+/// The hit path takes a live block of a segment, outside the hardened
+/// lane, to a size from 1 to `max_request_bytes`; the rest, and every
+/// pointer that is not such a block, take `reallocOther`.
 pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+    if (liveSpanBlock(@intFromPtr(ptr))) |found| {
+        if (size -% 1 < max_request_bytes) return reallocSpan(found, size);
+    }
+    return reallocOther(ptr, size);
+}
+
+/// realloc of a live span block outside the hardened lane, to a size from
+/// 1 to `max_request_bytes`. A move frees the old block through `freeSpan`:
+/// it was looked up already.
+inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
+    const usable: usize = found.span.usableBytes();
+    // Fits, and not so much smaller that keeping it wastes half.
+    if (size <= usable and size * 2 >= usable) return found.block;
+    const fresh = malloc(size) orelse return null;
+    const bytes = @min(usable, size);
+    @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(found.block))[0..bytes]);
+    freeSpan(found, span_box.cookieOf(found.block), .{});
+    return fresh;
+}
+
+noinline fn reallocOther(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return malloc(size);
     if (size == 0) {
@@ -306,10 +343,7 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
                 if (hardened.resizeInPlace(found.span, found.block, old, size)) return ptr;
                 return move(ptr.?, old.size, size);
             }
-            const usable: usize = found.span.block_size;
-            // Fits, and not so much smaller that keeping it wastes half.
-            if (size <= usable and size * 2 >= usable) return ptr;
-            return move(ptr.?, usable, size);
+            return reallocSpan(found, size);
         },
         .large => {
             if (size > sizeclass.medium_max_bytes) switch (large.resize(addr, size)) {
@@ -421,16 +455,10 @@ pub fn pvalloc(size: usize) ?*anyopaque {
 
 /// Usable bytes of a live block; 0 for NULL. Aborts on a foreign pointer.
 /// Programs that keep their own account of memory (redis) call it beside
-/// every malloc and free, so its hit path is free's: a live block of a
-/// segment, outside the hardened lane, costs the lookups and one compare.
+/// every malloc and free, so its hit path is `liveSpanBlock`.
 pub fn usableSize(ptr: ?*const anyopaque) usize {
     const addr = @intFromPtr(ptr);
-    if (segment_box.liveChunk(addr)) |chunk| {
-        const span = Segment.ofChunk(chunk).spanOf(addr);
-        if (span.blockAt(addr)) |block| {
-            if (!Span.isFree(block) and !policy.snapshot.hardened()) return span.usableBytes();
-        }
-    }
+    if (liveSpanBlock(addr)) |found| return found.span.usableBytes();
     return usableSizeOther(addr);
 }
 
