@@ -301,14 +301,17 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
     return mapping.ptr;
 }
 
-/// The hit path takes a live block of a segment, outside the hardened
-/// lane, to a size from 1 to `max_request_bytes`; the rest, and every
-/// pointer that is not such a block, take `reallocOther`.
+/// NULL is malloc's hit path (a program's allocator may call realloc
+/// alone: Lua's does). Then a live block of a segment, outside the
+/// hardened lane, asked for a size from 1 to `max_request_bytes`; the
+/// rest, and every pointer that is not such a block, take `reallocOther`.
 pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
-    if (liveSpanBlock(@intFromPtr(ptr))) |found| {
+    const addr = @intFromPtr(ptr);
+    if (addr == 0) return malloc(size);
+    if (liveSpanBlock(addr)) |found| {
         if (size -% 1 < max_request_bytes) return reallocSpan(found, size);
     }
-    return reallocOther(ptr, size);
+    return reallocOther(ptr.?, size);
 }
 
 /// realloc of a live span block outside the hardened lane, to a size from
@@ -325,9 +328,8 @@ inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
     return fresh;
 }
 
-noinline fn reallocOther(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+noinline fn reallocOther(ptr: *anyopaque, size: usize) ?*anyopaque {
     const addr = @intFromPtr(ptr);
-    if (addr == 0) return malloc(size);
     if (size == 0) {
         // glibc 2.36 (REALLOC_ZERO_BYTES_FREES): free and return NULL.
         free(ptr);
@@ -341,7 +343,7 @@ noinline fn reallocOther(ptr: ?*anyopaque, size: usize) ?*anyopaque {
             if (policy.snapshot.hardened()) {
                 const old = hardened.checkedTail(found.span, found.block, "realloc()");
                 if (hardened.resizeInPlace(found.span, found.block, old, size)) return ptr;
-                return move(ptr.?, old.size, size);
+                return move(ptr, old.size, size);
             }
             return reallocSpan(found, size);
         },
@@ -351,9 +353,9 @@ noinline fn reallocOther(ptr: ?*anyopaque, size: usize) ?*anyopaque {
                 .copy => {},
                 .not_large => unreachable,
             };
-            return move(ptr.?, large.usableSize(addr).?, size);
+            return move(ptr, large.usableSize(addr).?, size);
         },
-        .empty => return move(ptr.?, 0, size),
+        .empty => return move(ptr, 0, size),
     }
 }
 
