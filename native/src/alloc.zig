@@ -328,6 +328,9 @@ inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
     return fresh;
 }
 
+/// What realloc's hit path leaves: size 0 (frees), a size past
+/// `max_request_bytes`, a large or empty block, the hardened lane, or a
+/// pointer that is not a live block (which aborts).
 noinline fn reallocOther(ptr: *anyopaque, size: usize) ?*anyopaque {
     const addr = @intFromPtr(ptr);
     if (size == 0) {
