@@ -1,9 +1,11 @@
 // The harness's rules that need no measurement: where reports go (scratch or
 // tracked), the option parser, the refusal of programs no preload reaches,
-// and the reports rendered from a fixed result.
+// the reports rendered from a fixed result, and the copies of the libraries
+// each round runs on.
 import { deepStrictEqual as eq, ok, throws } from "node:assert";
 import { join } from "node:path";
 import { UsageError } from "../ffi/args.ts";
+import { pinLibraries } from "./allocators.ts";
 import { compare } from "./compare.ts";
 import { checkPreloadable, elfLinkage, type Measured } from "./exec.ts";
 import { isFar, LoadMonitor } from "./machine.ts";
@@ -13,6 +15,7 @@ import { parseOptions } from "./options.ts";
 import { destination, RESULTS_DIR, SCRATCH_DIR } from "./output.ts";
 import { toMarkdown } from "./render_markdown.ts";
 import { toSvg } from "./render_svg.ts";
+import { interleave } from "./runner.ts";
 import { loadLine, summaryLines } from "./render_terminal.ts";
 import { ROOT } from "./workloads.ts";
 
@@ -243,4 +246,36 @@ Deno.test("a run is repeated while a probe around it reads the CPUs placed apart
   const line = loadLine({ ...fixture().machine, load: record });
   ok(line.includes("fastest round trip 60 ns, runs repeated"), line);
   ok(line.includes("over 2.5× that): 1"), line);
+});
+
+Deno.test("each round runs on fresh copies of the libraries, the same bytes", async () => {
+  const original = await Deno.makeTempFile({ suffix: ".so" });
+  const bytes = new TextEncoder().encode("not a real library");
+  await Deno.writeFile(original, bytes);
+  const seen: string[] = [];
+  {
+    await using libs = await pinLibraries([
+      { name: "glibc", lib: null },
+      { name: "x", lib: original },
+    ]);
+    await interleave(libs, ["w"], (w) => w, 2, 1, async (_, alloc) => {
+      if (alloc.lib) {
+        eq(await Deno.readFile(alloc.lib), bytes);
+        seen.push(alloc.lib);
+      }
+      return true;
+    });
+    // One copy per round (the warm-up's included), the earlier ones removed.
+    eq(new Set(seen).size, 3);
+    ok(seen.every((path) => path.startsWith(libs.dir) && path !== original));
+    for (const old of seen.slice(0, -1)) {
+      throws(() => Deno.statSync(old), Deno.errors.NotFound);
+    }
+    eq(libs.pinned[1].lib, seen[2]);
+    eq(libs.libraries.x?.path, original);
+    eq(libs.pinned[0].lib, null);
+  }
+  throws(() => Deno.statSync(seen[2]), Deno.errors.NotFound);
+  eq(await Deno.readFile(original), bytes);
+  await Deno.remove(original);
 });

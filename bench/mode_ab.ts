@@ -59,7 +59,7 @@ export async function abMode(o: Options): Promise<number> {
   await using libs = await prepare([a, b]);
   const probe = await probeMachine();
   const workloads = await measureWorkloads(
-    libs.pinned,
+    libs,
     list,
     rounds,
     o.warmup,

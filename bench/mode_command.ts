@@ -81,7 +81,7 @@ export async function commandMode(o: Options): Promise<number> {
     }
   }
   await interleave(
-    libs.pinned,
+    libs,
     [o.command],
     () => cmd,
     rounds,

@@ -43,7 +43,7 @@ export async function suiteMode(o: Options): Promise<number> {
   await using libs = await prepare(found);
   const probe = await probeMachine();
   const workloads = await measureWorkloads(
-    libs.pinned,
+    libs,
     list,
     rounds,
     o.warmup,

@@ -72,23 +72,26 @@ export function methodText(
 
 /**
  * Runs warmup+rounds rounds; in each, every allocator runs every item once,
- * the allocator order rotated by round and item.  `run` gets `measured`
- * false during the warm-up; it returns false to drop an allocator from an
- * item (after a failure).
+ * the allocator order rotated by round and item, and each round after the
+ * first on fresh copies of the libraries (`Pinned.repin`).  `run` gets
+ * `measured` false during the warm-up; it returns false to drop an
+ * allocator from an item (after a failure).
  */
 export async function interleave<T>(
-  allocs: Allocator[],
+  libs: Pinned,
   items: T[],
   label: (item: T) => string,
   rounds: number,
   warmup: number,
   run: (item: T, alloc: Allocator, measured: boolean) => Promise<boolean>,
 ): Promise<void> {
+  const allocs = libs.pinned;
   const dropped = new Set<string>();
   const total = (warmup + rounds) * items.length * allocs.length;
   const progress = new Progress(total);
   let done = 0;
   for (let round = 0; round < warmup + rounds; round++) {
+    if (round > 0) await libs.repin();
     const roundName = round < warmup
       ? `warm-up ${round + 1}/${warmup}`
       : `round ${round - warmup + 1}/${rounds}`;
@@ -142,7 +145,7 @@ export function expectedSeconds(
 
 /** Runs the workloads interleaved; returns per-workload results keyed by allocator name. */
 export async function measureWorkloads(
-  allocs: Allocator[],
+  libs: Pinned,
   list: Workload[],
   rounds: number,
   warmup: number,
@@ -151,8 +154,9 @@ export async function measureWorkloads(
   const runs = new Map<string, Run[]>();
   const errors = new Map<string, string>();
   const key = (w: Workload, a: Allocator) => `${w.name}\0${a.name}`;
+  const allocs = libs.pinned;
   await interleave(
-    allocs,
+    libs,
     list,
     (w) => w.name,
     rounds,

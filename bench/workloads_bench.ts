@@ -63,7 +63,7 @@ for (const w of list) {
     async fn() {
       if (done.has(w.name)) return;
       done.add(w.name);
-      const [res] = await measureWorkloads(libs.pinned, [w], rounds, 1, null);
+      const [res] = await measureWorkloads(libs, [w], rounds, 1, null);
       const rows = [[
         "allocator",
         "median ops/s",
