@@ -203,11 +203,12 @@ export interface Pinned {
   libraries: Record<string, LibraryInfo | null>;
   /**
    * Writes each library to a fresh file, points its allocator at it and
-   * removes the copy before. The runner calls it before every round: the
-   * pages the kernel gives one file's code stay the same for as long as the
-   * file lives, and on this project's host that placement alone moved an
-   * external benchmark's speed by 5% (bench/LEDGER.md): a bias every round
-   * of a run would otherwise share, where no interval can see it.
+   * removes the copy before. The runner calls it before every round after
+   * the first: the pages the kernel gives one file's code stay the same for
+   * as long as the file lives, and on this project's host that placement
+   * alone moved an external benchmark's speed by 5% (bench/LEDGER.md): a
+   * bias every round of a run would otherwise share, where no interval can
+   * see it.
    */
   repin(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -233,7 +234,8 @@ export async function pinLibraries(allocs: Allocator[]): Promise<Pinned> {
     await Deno.writeFile(path, bytes, { mode: 0o755 });
     const before = pinned[i].lib;
     pinned[i].lib = path;
-    if (before !== allocs[i].lib) await Deno.remove(before!);
+    // The first copy replaces the original path, which stays.
+    if (copies > 0) await Deno.remove(before!);
   };
   for (const [i, a] of allocs.entries()) {
     pinned.push({ ...a });

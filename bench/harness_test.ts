@@ -15,8 +15,8 @@ import { parseOptions } from "./options.ts";
 import { destination, RESULTS_DIR, SCRATCH_DIR } from "./output.ts";
 import { toMarkdown } from "./render_markdown.ts";
 import { toSvg } from "./render_svg.ts";
-import { interleave } from "./runner.ts";
 import { loadLine, summaryLines } from "./render_terminal.ts";
+import { interleave } from "./runner.ts";
 import { ROOT } from "./workloads.ts";
 
 Deno.test("only a full suite run on a quiet machine writes the tracked latest.*", () => {
