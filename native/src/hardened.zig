@@ -221,7 +221,7 @@ pub fn malloc(size: usize, class: sizeclass.Class, origin: Origin) ?*anyopaque {
     // A use right after a free writes into one of the last blocks freed,
     // still in quarantine: their first words must still be zero.
     var written: usize = 0;
-    for (heap.recent) |block| written |= block.link | block.cookie;
+    for (heap.recent.blocks) |block| written |= block.link | block.cookie;
     if (written != 0) findWrittenRecent(heap);
     // A write past the block allocated last shows in its canary bytes.
     if (heap.last_allocated.block != null) checkLastAllocated(heap);
@@ -262,10 +262,10 @@ fn checkLastAllocated(heap: *heap_box.Heap) void {
 /// Aborts naming the recent block whose first words were written (the
 /// oldest, should the program have put the words back meanwhile).
 fn findWrittenRecent(heap: *const heap_box.Heap) noreturn {
-    for (heap.recent) |block| {
+    for (heap.recent.blocks) |block| {
         if (block.link != 0 or block.cookie != 0) os.fatalPointer("malloc(): write after free", @intFromPtr(block));
     }
-    os.fatalPointer("malloc(): write after free", @intFromPtr(heap.recent[heap.recent_next % heap_box.recent_slots]));
+    os.fatalPointer("malloc(): write after free", @intFromPtr(heap.recent.blocks[heap.recent.next % heap_box.recent_slots]));
 }
 
 /// What a live block's tail says.

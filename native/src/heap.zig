@@ -47,6 +47,14 @@ pub const recent_slots = 8;
 var unwritten: Block = .{ .link = 0, .cookie = 0 };
 const Segments = list.List(Segment, "link");
 
+/// The blocks a hardened heap freed last, in order, the oldest at `next`
+/// (hardened malloc checks them all for writes, a use right after a free;
+/// `unwritten` where none).
+pub const Recent = struct {
+    blocks: [recent_slots]*Block = @splat(&unwritten),
+    next: u32 = 0,
+};
+
 /// Where a heap is; written by thread.zig under its registry lock, read
 /// without it by a flush that asks whether the owner's thread exited.
 pub const State = enum(u8) {
@@ -181,7 +189,10 @@ pub const Heap = struct {
     // zero (`idle_fields`, from `counters` on), then the hardened lane's.
     // Zig lays out the fields of one alignment in the order declared,
     // largest alignment first (the inbox), so the small fields of the first
-    // group are aligned to 8 to stay in it. With `Heap.initFresh`, a thread
+    // group are aligned to 8 to stay in it; it sorts them by alignment with
+    // an insertion sort up to 24 fields (std.sort.pdq's `max_insertion`)
+    // and an unstable one past that, so a field more folds two into a
+    // struct (`Recent`). With `Heap.initFresh`, a thread
     // that frees nothing to other threads touches the first two of the
     // heap's four pages (checked after `idle_pages` above).
 
@@ -197,13 +208,10 @@ pub const Heap = struct {
     /// xorshift state (never 0) for carve order and quarantine eviction.
     random: u64 = 1,
     /// Freed blocks waiting before they are reused (hardened only): the
-    /// `recent_slots` freed last in order, the oldest at `recent_next`
-    /// (hardened malloc checks them all for writes, a use right after a
-    /// free; `unwritten` where none), then each in a random slot of
-    /// `quarantine` until a later one evicts it. Here, not with the
+    /// `recent_slots` freed last in order (`Recent`), then each in a random
+    /// slot of `quarantine` until a later one evicts it. Here, not with the
     /// hardened fields below: its default is not zero.
-    recent: [recent_slots]*Block = @splat(&unwritten),
-    recent_next: u32 align(8) = 0,
+    recent: Recent = .{},
     // Written by thread.zig, under its registry lock.
     state: State align(8) = .active,
     /// Every heap ever made (stats, fork).
@@ -257,7 +265,7 @@ pub const Heap = struct {
     /// nothing to other threads touches the first two.
     pub fn initFresh(heap: *Heap, flags: Flags, random: u64) void {
         heap.current = @splat(&empty_span);
-        heap.recent = @splat(&unwritten);
+        heap.recent.blocks = @splat(&unwritten);
         heap.flags = flags;
         heap.random = random;
     }
@@ -538,10 +546,10 @@ pub const Heap = struct {
     /// still checks it there.
     pub fn quarantineBlock(heap: *Heap, block: *Block) ?*Block {
         std.debug.assert(heap.flags.hardened);
-        const oldest = &heap.recent[heap.recent_next % recent_slots];
+        const oldest = &heap.recent.blocks[heap.recent.next % recent_slots];
         const aged = oldest.*;
         oldest.* = block;
-        heap.recent_next +%= 1;
+        heap.recent.next +%= 1;
         if (aged == &unwritten) return null;
         const slot = &heap.quarantine[span_box.nextRandom(&heap.random) % quarantine_slots];
         const evicted = slot.*;
@@ -551,7 +559,7 @@ pub const Heap = struct {
 
     /// Gives every quarantined block back (thread exit, hz_collect).
     fn releaseQuarantine(heap: *Heap) void {
-        for (&heap.recent) |*slot| {
+        for (&heap.recent.blocks) |*slot| {
             if (slot.* != &unwritten) heap.release(slot.*);
             slot.* = &unwritten;
         }
