@@ -32,8 +32,10 @@ fn outOfMemory() ?*anyopaque {
 }
 
 /// The hot path covers sizes 1..32 KiB (`sizeclass.fine_max_bytes`), whose
-/// class is a shift and one table load; 0, larger sizes and a thread's
-/// first call take `mallocOther`.
+/// class is a shift and one table load: the small ones (up to
+/// `sizeclass.small_max_bytes`) pop their class's current span, the medium
+/// ones first take the newest block the heap kept back (`Heap.allocMedium`).
+/// 0, larger sizes and a thread's first call take `mallocOther`.
 pub inline fn malloc(size: usize) ?*anyopaque {
     return mallocAs(size, .malloc);
 }
@@ -41,8 +43,10 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// `malloc` for a request of `origin` (C++ new and new[] pass theirs, which
 /// only the hardened lane keeps).
 pub inline fn mallocAs(size: usize, comptime origin: Origin) ?*anyopaque {
-    if (size -% 1 < sizeclass.fine_max_bytes) {
+    if (size -% 1 < sizeclass.small_max_bytes) {
         if (thread.current()) |heap| return heap.alloc(sizeclass.fineClassOf(size));
+    } else if (size -% 1 < sizeclass.fine_max_bytes) {
+        if (thread.current()) |heap| return heap.allocMedium(sizeclass.fineClassOf(size));
     }
     return mallocOther(size, origin);
 }

@@ -2,8 +2,10 @@
 //!
 //! A heap keeps, per size class, a current span to pop from and a list of
 //! partially used spans (heap -> span -> block). The hot path is `alloc`
-//! and `freeLocal`: a pop or a push on the current span's free list, no
-//! atomics, no environment. Everything else happens at event boundaries:
+//! and `freeLocal`: a pop or a push on the current span's free list (for
+//! the medium classes up to 32 KiB, first on the stack of blocks the heap
+//! freed last, `LastFreed`), no atomics, no environment. Everything else
+//! happens at event boundaries:
 //!   refill  — the current span ran dry: carve, collect remote frees, take a
 //!             partial span, borrow another heap's queued frees, or a fresh
 //!             span (backing off first when the heap's segments are full and
@@ -53,6 +55,40 @@ const Segments = list.List(Segment, "link");
 pub const Recent = struct {
     blocks: [recent_slots]*Block = @splat(&unwritten),
     next: u32 = 0,
+};
+
+/// Blocks of the medium classes of malloc's table (2–32 KiB) that the
+/// heap's own frees kept back for the class's next mallocs, newest first
+/// (`Heap.last_freed`), as a thread cache hands out the block its thread
+/// freed last: a block freed into a span other than the class's current
+/// one would otherwise wait on that span's list until the span is current
+/// again, its lines long gone from the cache (bench/LEDGER.md, "the
+/// medium blocks a heap freed last"). A kept block stays counted in its span's `used`;
+/// it is marked free (its cookie, so a second free of it aborts) and linked
+/// to nothing, and both words are checked when malloc takes it (a write
+/// after the free aborts as a corrupted free list does). Small classes
+/// keep none: a stack on their path cost more than the warmer block saved.
+/// A heap keeps at most `depth` blocks per class (3 MiB when every stack is
+/// full), given back at its collect boundary.
+pub const LastFreed = struct {
+    pub const first_class: usize = sizeclass.small_class_count;
+    pub const class_count: usize = @as(usize, sizeclass.fineClassOf(sizeclass.fine_max_bytes)) + 1 - first_class;
+    /// Blocks kept per class: with 8, `mixed-main-t1` gained half as much;
+    /// with 1, the stack ran empty or full so often that it lost
+    /// (bench/LEDGER.md).
+    pub const depth = 16;
+
+    /// Per class, the kept blocks, oldest first, up to `counts` (what lies
+    /// beyond is stale; optional so that the default is zero,
+    /// `Heap.initFresh`).
+    blocks: [class_count][depth]?*Block = @splat(@splat(null)),
+    counts: [class_count]u8 = @splat(0),
+
+    /// The index of `class`'s stack, or a number past `class_count` for a
+    /// class that keeps none.
+    inline fn slotOf(class: Class) usize {
+        return @as(usize, class) -% first_class;
+    }
 };
 
 /// Where a heap is; written by thread.zig under its registry lock, read
@@ -130,7 +166,7 @@ pub const LastAllocated = struct {
 /// is read only beside a `borrowed` chain). The pages they alone fill
 /// (`idle_pages`) can go back to the kernel; adding another field there
 /// fails the check below.
-const idle_fields = [_][]const u8{ "empty", "stash", "borrowed", "lender", "counters", "outbox" };
+const idle_fields = [_][]const u8{ "empty", "stash", "borrowed", "lender", "counters", "last_freed", "outbox" };
 
 /// The whole pages of a Heap (each starts a page: thread.zig maps it) that
 /// hold `idle_fields` only, as byte offsets.
@@ -232,6 +268,11 @@ pub const Heap = struct {
     /// refill from it lasts longest.
     partial: [sizeclass.class_count]PartialSpans = @splat(.{}),
     counters: stats.Counters = .{},
+    /// The medium blocks this heap's own frees kept back (`LastFreed`).
+    /// Written by malloc and free like `counters`, and zero in a heap
+    /// drained whole: beside them, so that it lies in the heap's first two
+    /// pages and its idle ones (`idle_fields`).
+    last_freed: LastFreed = .{},
     /// Per class, one span whose blocks all came back, kept on the partial
     /// list instead of retired (when the policy keeps free slices resident
     /// at all): a class whose spans fill and empty in turn reuses it as it
@@ -297,6 +338,32 @@ pub const Heap = struct {
         return block;
     }
 
+    /// `alloc` of a class that keeps blocks back (malloc of 2–32 KiB): the
+    /// newest block of its `last_freed` stack, if any, else the current
+    /// span's.
+    pub inline fn allocMedium(heap: *Heap, class: Class) ?*anyopaque {
+        const slot = LastFreed.slotOf(class);
+        std.debug.assert(slot < LastFreed.class_count);
+        const count = heap.last_freed.counts[slot];
+        if (count != 0) return heap.takeLastFreed(class, slot, count - 1);
+        return heap.alloc(class);
+    }
+
+    /// Hands out the block at `index` of `class`'s `last_freed` stack (its
+    /// top), after checking that nothing overwrote its link or cookie since
+    /// its free.
+    inline fn takeLastFreed(heap: *Heap, class: Class, slot: usize, index: u8) *anyopaque {
+        heap.last_freed.counts[slot] = index;
+        const block = heap.last_freed.blocks[slot][index].?;
+        if (block.link != span_box.encodeLink(block, null) or block.cookie != span_box.cookieOf(block)) {
+            @branchHint(.unlikely);
+            span_box.corruptedFreeList(@intFromPtr(block));
+        }
+        block.cookie = 0;
+        heap.counters.class_allocs[class].add(1);
+        return block;
+    }
+
     /// `alloc` when the head's link failed the quick check: the span's last
     /// free block, or a corrupted list (abort). Out of line, and taking
     /// only what is still in argument registers, so the hot path keeps no
@@ -310,8 +377,42 @@ pub const Heap = struct {
     /// Gives back a block of a span this heap owns; `cookie` is
     /// `span_box.cookieOf(block)`, which the caller computed to check it.
     pub inline fn freeLocal(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
-        heap.counters.class_frees[span.class].add(1);
+        const class = span.class;
+        heap.counters.class_frees[class].add(1);
+        if (class >= LastFreed.first_class) {
+            // Laid out after the small classes' hit path, which then takes
+            // no branch.
+            @branchHint(.unlikely);
+            if (heap.keepFreed(class, block, cookie)) return;
+        }
         heap.giveBack(span, block, cookie);
+    }
+
+    /// Keeps `block`, of a medium class, on its class's `last_freed` stack
+    /// when the class keeps blocks and the stack has room.
+    inline fn keepFreed(heap: *Heap, class: Class, block: *Block, cookie: usize) bool {
+        const slot = LastFreed.slotOf(class);
+        if (slot >= LastFreed.class_count) return false;
+        const count = heap.last_freed.counts[slot];
+        if (count == LastFreed.depth) return false;
+        block.link = span_box.encodeLink(block, null);
+        block.cookie = cookie;
+        heap.last_freed.blocks[slot][count] = block;
+        heap.last_freed.counts[slot] = count + 1;
+        return true;
+    }
+
+    /// Gives every block of `last_freed` back to its span (collect
+    /// boundary: a drain, `hz_collect`, or a heap whose segments are full).
+    fn returnLastFreed(heap: *Heap) void {
+        for (&heap.last_freed.blocks, &heap.last_freed.counts) |*blocks, *count| {
+            for (blocks[0..count.*]) |kept| {
+                const block = kept.?;
+                const addr = @intFromPtr(block);
+                heap.giveBack(Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
+            }
+            count.* = 0;
+        }
     }
 
     /// Puts a block back on its span (local free or collect).
@@ -948,6 +1049,7 @@ pub const Heap = struct {
     }
 
     pub fn collectAll(heap: *Heap) void {
+        heap.returnLastFreed();
         heap.retireSwept();
         for (0..sizeclass.class_count) |class| {
             if (heap.stash[class] != null or heap.inbox.hasPending(@intCast(class))) heap.collect(@intCast(class));
@@ -1031,12 +1133,16 @@ pub const Heap = struct {
     }
 
     /// Whether every field of `idle_fields` holds its zero value (no kept
-    /// empty span, stash, borrowed chain or batch, all counters 0).
+    /// empty span, stash, borrowed chain, kept block or batch, all counters
+    /// 0).
     fn isIdle(heap: *const Heap) bool {
         for (heap.empty, heap.stash, heap.borrowed) |kept, stashed, borrowed| {
             if (kept != null or stashed != null or borrowed != null) return false;
         }
         if (heap.outbox.occupied.count() != 0) return false;
+        for (heap.last_freed.counts) |count| {
+            if (count != 0) return false;
+        }
         const zero: stats.Counters = .{};
         return std.mem.eql(u8, std.mem.asBytes(&heap.counters), std.mem.asBytes(&zero));
     }
@@ -1066,9 +1172,23 @@ pub const Heap = struct {
 
     /// Asserts the heap's invariants (safety builds only): each class's
     /// current and partial spans belong to this heap and class, partial
-    /// spans have free blocks, and every span's own invariant holds.
+    /// spans have free blocks, every span's own invariant holds, and each
+    /// block `last_freed` keeps is a freed block of one of this heap's
+    /// spans of its class.
     pub fn check(heap: *const Heap) void {
         if (!build_options.safety) return;
+        for (&heap.last_freed.blocks, heap.last_freed.counts, LastFreed.first_class..) |*blocks, count, class| {
+            std.debug.assert(count <= LastFreed.depth);
+            for (blocks[0..count]) |kept| {
+                const block = kept.?;
+                const addr = @intFromPtr(block);
+                const span = Segment.of(addr).spanOf(addr);
+                std.debug.assert(span.heap == @as(*const anyopaque, heap));
+                std.debug.assert(span.class == class);
+                std.debug.assert(span.blockAt(addr) == block);
+                std.debug.assert(Span.isFree(block));
+            }
+        }
         for (heap.current, &heap.partial, 0..) |current, *partial, class| {
             if (current != &empty_span) {
                 std.debug.assert(current.heap == @as(*const anyopaque, heap));
@@ -1307,6 +1427,34 @@ test "a small class hands remote frees out again from its stash" {
     // Drain gives the stashed blocks back to their spans: nothing is left.
     _ = heap.drain(true);
     try std.testing.expect(heap.stash[class] == null);
+    try std.testing.expect(heap.isBare());
+}
+
+test "a medium class hands out the blocks its heap freed last, newest first" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    var heap: Heap = .{};
+    const class = sizeclass.classOf(4096);
+    try std.testing.expect(LastFreed.slotOf(class) < LastFreed.class_count);
+    try std.testing.expect(LastFreed.slotOf(sizeclass.classOf(2048)) >= LastFreed.class_count);
+    try std.testing.expect(LastFreed.slotOf(sizeclass.classOf(32 * 1024 + 1)) >= LastFreed.class_count);
+    // Spread over several spans, so that most frees land outside the
+    // current one.
+    var blocks: [LastFreed.depth + 40]*anyopaque = undefined;
+    try allocAll(&heap, class, &blocks);
+    for (blocks) |block| freeOwn(&heap, block);
+    // The last `depth` freed come back first, newest first, still counted
+    // in their spans; the others went back to their spans.
+    for (0..LastFreed.depth) |i| {
+        const again = heap.allocMedium(class) orelse return error.OutOfMemory;
+        try std.testing.expectEqual(blocks[LastFreed.depth - 1 - i], again);
+    }
+    try std.testing.expectEqual(@as(u8, 0), heap.last_freed.counts[LastFreed.slotOf(class)]);
+    for (blocks[0..LastFreed.depth]) |block| freeOwn(&heap, block);
+    try std.testing.expectEqual(@as(u8, LastFreed.depth), heap.last_freed.counts[LastFreed.slotOf(class)]);
+    heap.check();
+    // Drain gives the kept blocks back to their spans: nothing is left.
+    _ = heap.drain(true);
+    try std.testing.expectEqual(@as(u8, 0), heap.last_freed.counts[LastFreed.slotOf(class)]);
     try std.testing.expect(heap.isBare());
 }
 

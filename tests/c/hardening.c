@@ -10,6 +10,9 @@
  *   - use-after-free: the address of a static buffer written into the
  *     first word of a freed 48-byte block, then malloc(48) four times;
  *   - junk: a freed 48-byte block filled with 0x41, then malloc(48);
+ *   - use-after-free-4096, junk-4096: the same with 4096-byte blocks (a
+ *     medium class: the block a heap freed last of it is kept back for
+ *     the class's next malloc, off its span's list);
  *   - overflow-N (N = 1, 4, 8, 9, 16): N bytes of 0x41 written past a
  *     48-byte block whose neighbour is free, then malloc(48) four times,
  *     and the overflowed block freed.
@@ -108,38 +111,45 @@ static void check_pointer(void *p, const char *when) {
   hold(p);
 }
 
-/* malloc(48) count times, then 1000 times more (an allocator that
+/* malloc(size) count times, then 1000 times more (an allocator that
  * randomises or delays reuse reaches the damaged block later). */
-static void mallocs(int count) {
+static void mallocs_of(size_t size, int count) {
   for (int i = 0; i < count + 1000; i++) {
-    void *p = malloc(48);
-    check_pointer(p, i < count ? "malloc(48) after the misuse" : "malloc(48) in the traffic after the misuse");
-    memset(p, 0x5a, 48);
+    void *p = malloc(size);
+    check_pointer(p, i < count ? "malloc after the misuse" : "malloc in the traffic after the misuse");
+    memset(p, 0x5a, size);
   }
 }
+static void mallocs(int count) { mallocs_of(48, count); }
 
-static void use_after_free(void) {
+static void use_after_free_of(size_t size) {
   void *warm[32];
-  for (int i = 0; i < 32; i++) hold(warm[i] = malloc(48));
-  unsigned char *a = malloc(48), *b = malloc(48);
-  memset(a, 1, 48);
-  memset(b, 2, 48);
+  for (int i = 0; i < 32; i++) hold(warm[i] = malloc(size));
+  unsigned char *a = malloc(size), *b = malloc(size);
+  memset(a, 1, size);
+  memset(b, 2, size);
   free(a);
   free(b);
   /* The write after free: b's first word (the link of LIFO free lists). */
   uintptr_t planted = (uintptr_t)target;
   memcpy(opaque_ptr(b), &planted, sizeof planted);
-  mallocs(4);
+  mallocs_of(size, 4);
 }
+static void use_after_free(void) { use_after_free_of(48); }
+/* 4 KiB: a medium class, whose blocks the heap's own frees keep back for
+ * the next malloc of the class. */
+static void use_after_free_4096(void) { use_after_free_of(4096); }
 
-static void junk(void) {
+static void junk_of(size_t size) {
   void *warm[32];
-  for (int i = 0; i < 32; i++) hold(warm[i] = malloc(48));
-  unsigned char *p = malloc(48);
+  for (int i = 0; i < 32; i++) hold(warm[i] = malloc(size));
+  unsigned char *p = malloc(size);
   free(p);
-  memset(opaque_ptr(p), 0x41, 48);
-  mallocs(4);
+  memset(opaque_ptr(p), 0x41, size);
+  mallocs_of(size, 4);
 }
+static void junk(void) { junk_of(48); }
+static void junk_4096(void) { junk_of(4096); }
 
 /* Writes n bytes past a 48-byte block whose neighbour (the block right
  * after it, when the layout has one) is free; frees that neighbour last. */
@@ -451,6 +461,8 @@ int main(void) {
   }
   run_case("use-after-free", ABORT_OR_SOUND, use_after_free);
   run_case("junk", MUST_ABORT, junk);
+  run_case("use-after-free-4096", ABORT_OR_SOUND, use_after_free_4096);
+  run_case("junk-4096", MUST_ABORT, junk_4096);
   run_case("overflow-1", ABORT_OR_SOUND, overflow_1);
   run_case("overflow-4", ABORT_OR_SOUND, overflow_4);
   run_case("overflow-8", ABORT_OR_SOUND, overflow_8);
