@@ -187,6 +187,7 @@ noinline fn startOnce() void {
     heap_box.before_fresh_segment = reclaimOneOrphan;
     heap_box.find_lender = findLender;
     heap_box.back_off = backOff;
+    heap_box.is_crowded = isCrowded;
     cpu_count = os.cpuCount();
     remote.after_flush = afterFlush;
     // Never allocates; the key's destructor returns a thread's heap.
@@ -533,6 +534,12 @@ fn scanRunning(heap: *Heap, class: ?sizeclass.Class) Running {
 fn findLender(heap: *Heap, class: sizeclass.Class) ?*Heap {
     const running = scanRunning(heap, class);
     return if (running.heaps > cpu_count) running.lender else null;
+}
+
+/// For heap.zig's `is_crowded`: more heaps ran lately than the process
+/// has CPUs (`scanRunning`).
+fn isCrowded(heap: *Heap) bool {
+    return scanRunning(heap, null).heaps > cpu_count;
 }
 
 /// For heap.zig's `back_off`, when a heap's segments have no room for a
