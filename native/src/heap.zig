@@ -63,10 +63,10 @@ pub const Recent = struct {
 /// freed last: a block freed into a span other than the class's current
 /// one would otherwise wait on that span's list until the span is current
 /// again, its lines long gone from the cache (bench/LEDGER.md, "the
-/// medium blocks a heap freed last"). A kept block stays counted in its span's `used`;
-/// it is marked free (its cookie, so a second free of it aborts) and linked
-/// to nothing, and both words are checked when malloc takes it (a write
-/// after the free aborts as a corrupted free list does). Small classes
+/// medium blocks a heap freed last"). A kept block stays counted in its
+/// span's `used`; it is marked free (its cookie, so a second free of it
+/// aborts) and linked to nothing, and both words are checked when malloc
+/// takes it (a write after the free aborts as a corrupted free list does). Small classes
 /// keep none: a stack on their path cost more than the warmer block saved.
 /// A heap keeps at most `depth` blocks per class (3 MiB when every stack is
 /// full), given back at its collect boundary (to their spans, or to their
@@ -432,16 +432,7 @@ pub const Heap = struct {
     /// are full).
     fn returnLastFreed(heap: *Heap) void {
         for (&heap.last_freed.blocks, &heap.last_freed.counts) |*blocks, *count| {
-            for (blocks[0..count.*]) |kept| {
-                const block = kept.?;
-                const addr = @intFromPtr(block);
-                const span = Segment.of(addr).spanOf(addr);
-                if (span.heap == @as(*anyopaque, heap)) {
-                    heap.giveBack(span, block, span_box.cookieOf(block));
-                } else {
-                    heap.handOver(span, block);
-                }
-            }
+            for (blocks[0..count.*]) |kept| heap.release(kept.?);
             count.* = 0;
         }
     }
@@ -707,8 +698,9 @@ pub const Heap = struct {
         }
     }
 
-    /// A freed block out of quarantine goes back to its span, locally or
-    /// through the owner's inbox.
+    /// A freed block this heap held back (out of quarantine, or kept on
+    /// `last_freed`) goes back to its span, locally or through the owner's
+    /// inbox.
     pub fn release(heap: *Heap, block: *Block) void {
         const addr = @intFromPtr(block);
         const span = Segment.of(addr).spanOf(addr);
@@ -1345,13 +1337,19 @@ test "at thread exit a heap keeps each class's current span and purges free slic
 /// Frees another heap's `blocks` through `freer` (remote frees), flushed to
 /// their owner before it returns. For tests (thread.zig's too).
 pub fn freeRemotely(freer: *Heap, blocks: []const *anyopaque) void {
+    freeRemoteEach(freer, blocks);
+    freer.returnLastFreed();
+    freer.outbox.flushAll(&freer.counters);
+}
+
+/// `freeRemote` of each of another heap's `blocks` through `freer`, as a
+/// program's free would, without the flush. For tests.
+fn freeRemoteEach(freer: *Heap, blocks: []const *anyopaque) void {
     for (blocks) |p| {
         const addr = @intFromPtr(p);
         const span = Segment.of(addr).spanOf(addr);
         freer.freeRemote(span, span.blockAt(addr).?);
     }
-    freer.returnLastFreed();
-    freer.outbox.flushAll(&freer.counters);
 }
 
 /// Frees `blocks` from a thread with a heap of its own (remote frees),
@@ -1501,11 +1499,7 @@ test "a remote free keeps a few medium blocks for its own heap unless crowded" {
     const class = sizeclass.classOf(4096);
     var blocks: [LastFreed.foreign_depth + 2]*anyopaque = undefined;
     try allocAll(&owner, class, &blocks);
-    for (blocks) |p| {
-        const addr = @intFromPtr(p);
-        const span = Segment.of(addr).spanOf(addr);
-        freer.freeRemote(span, span.blockAt(addr).?);
-    }
+    freeRemoteEach(&freer, &blocks);
     // The first `foreign_depth` stay with the freer, the rest go to the
     // owner's batch.
     try std.testing.expectEqual(@as(u8, LastFreed.foreign_depth), freer.last_freed.counts[LastFreed.slotOf(class)]);
@@ -1514,8 +1508,7 @@ test "a remote free keeps a few medium blocks for its own heap unless crowded" {
     try std.testing.expectEqual(blocks[LastFreed.foreign_depth - 1], again);
     // Crowded, a remote free hands the block over.
     freer.flags.crowded = true;
-    const addr = @intFromPtr(again);
-    freer.freeRemote(Segment.of(addr).spanOf(addr), @ptrCast(@alignCast(again)));
+    freeRemoteEach(&freer, &.{again});
     try std.testing.expectEqual(@as(u8, LastFreed.foreign_depth - 1), freer.last_freed.counts[LastFreed.slotOf(class)]);
     // Drain hands what it kept to the owner, which collects every block.
     _ = freer.drain(true);
