@@ -1296,12 +1296,13 @@ fn allocAll(heap: *Heap, class: Class, blocks: []*anyopaque) !void {
     for (blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
 }
 
-/// Frees a block of `heap`'s on `heap`'s own thread.
+/// The class of the span that holds `p`.
 fn spanClassOf(p: *anyopaque) Class {
     const addr = @intFromPtr(p);
     return Segment.of(addr).spanOf(addr).class;
 }
 
+/// Frees a block of `heap`'s on `heap`'s own thread.
 fn freeOwn(heap: *Heap, p: *anyopaque) void {
     const addr = @intFromPtr(p);
     const span = Segment.of(addr).spanOf(addr);
