@@ -386,15 +386,16 @@ pub const Heap = struct {
     pub inline fn allocMedium(heap: *Heap, class: Class) ?*anyopaque {
         const slot = LastFreed.slotOf(class);
         std.debug.assert(slot < LastFreed.class_count);
-        const count = heap.last_freed.counts[slot];
-        if (count != 0) return heap.takeLastFreed(class, slot, count - 1);
-        return heap.alloc(class);
+        return heap.popLastFreed(class, slot) orelse heap.alloc(class);
     }
 
-    /// Hands out the block at `index` of `class`'s `last_freed` stack (its
-    /// top), after checking that nothing overwrote its link or cookie since
-    /// its free.
-    inline fn takeLastFreed(heap: *Heap, class: Class, slot: usize, index: u8) *anyopaque {
+    /// Hands out the newest block of `class`'s `last_freed` stack (at
+    /// `slot`), after checking that nothing overwrote its link or cookie
+    /// since its free; null when the stack is empty.
+    inline fn popLastFreed(heap: *Heap, class: Class, slot: usize) ?*anyopaque {
+        const count = heap.last_freed.counts[slot];
+        if (count == 0) return null;
+        const index = count - 1;
         heap.last_freed.counts[slot] = index;
         const block = heap.last_freed.blocks[slot][index].?;
         if (block.link != span_box.encodeLink(block, null) or block.cookie != span_box.cookieOf(block)) {
@@ -578,8 +579,7 @@ pub const Heap = struct {
             const larger: Class = @intCast(index);
             const slot = LastFreed.slotOf(larger);
             if (slot < LastFreed.class_count) {
-                const count = heap.last_freed.counts[slot];
-                if (count != 0) return heap.takeLastFreed(larger, slot, count - 1);
+                if (heap.popLastFreed(larger, slot)) |block| return block;
             }
             if (heap.current[larger].free != null) return heap.alloc(larger);
         }
