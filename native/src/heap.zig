@@ -528,7 +528,7 @@ pub const Heap = struct {
         heap.retireSwept();
         // Not in the hardened lane, whose shuffled, delayed reuse stays the
         // only order in which freed blocks come back.
-        if (!heap.flags.hardened and class < sizeclass.small_class_count) {
+        if (!heap.flags.hardened) {
             if (heap.inbox.take(class)) |chain| {
                 heap.counters.collect_count.add(1);
                 return heap.popStash(class, chain);
@@ -1486,27 +1486,29 @@ test "a swept span that is still its class's current one retires at the owner's 
     try std.testing.expect(heap.isBare());
 }
 
-test "a small class hands remote frees out again from its stash" {
+test "a class hands remote frees out again from its stash, small or medium" {
     span_box.initKeys(.{ 0x1234, 0x5678 });
-    var heap: Heap = .{};
-    const class = sizeclass.classOf(64);
-    var blocks: [100]*anyopaque = undefined;
-    try allocAll(&heap, class, &blocks);
-    try freeOnAnotherThread(&blocks);
-    const span = Segment.of(@intFromPtr(blocks[0])).spanOf(@intFromPtr(blocks[0]));
-    const used_before = span.used;
-    // The refill takes the whole inbox chain and pops its head; the span's
-    // count does not move, since the block goes straight back out.
-    const again = heap.refill(class) orelse return error.OutOfMemory;
-    try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, again) != null);
-    try std.testing.expect(heap.stash[class] != null);
-    try std.testing.expect(!heap.inbox.hasPending(class));
-    try std.testing.expectEqual(used_before, span.used);
-    freeOwn(&heap, again);
-    // Drain gives the stashed blocks back to their spans: nothing is left.
-    _ = heap.drain(true);
-    try std.testing.expect(heap.stash[class] == null);
-    try std.testing.expect(heap.isBare());
+    for ([_]usize{ 64, 8192 }) |size| {
+        var heap: Heap = .{};
+        const class = sizeclass.classOf(size);
+        var blocks: [100]*anyopaque = undefined;
+        try allocAll(&heap, class, &blocks);
+        try freeOnAnotherThread(&blocks);
+        const span = Segment.of(@intFromPtr(blocks[0])).spanOf(@intFromPtr(blocks[0]));
+        const used_before = span.used;
+        // The refill takes the whole inbox chain and pops its head; no
+        // span's count moves, since the block goes straight back out.
+        const again = heap.refill(class) orelse return error.OutOfMemory;
+        try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, again) != null);
+        try std.testing.expect(heap.stash[class] != null);
+        try std.testing.expect(!heap.inbox.hasPending(class));
+        try std.testing.expectEqual(used_before, span.used);
+        freeOwn(&heap, again);
+        // Drain gives the stashed blocks back to their spans: nothing is left.
+        _ = heap.drain(true);
+        try std.testing.expect(heap.stash[class] == null);
+        try std.testing.expect(heap.isBare());
+    }
 }
 
 test "a medium class hands out the blocks its heap freed last, newest first" {

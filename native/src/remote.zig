@@ -6,16 +6,16 @@
 //!             inbox queue for that class;
 //!   collect — the owner takes back everything queued for one class (one
 //!             swap), so a refill of class c touches only class c's blocks
-//!             (docs/DESIGN.md, "Remote frees"), and gives each block back to
-//!             its span, or (small classes, heap.zig's stash) hands the
-//!             blocks out again as they are; a heap about to take a fresh
-//!             span may collect, instead, the queue it last flushed the
-//!             class to (heap.zig's `borrow`); for a heap whose thread
-//!             exited, a thread whose flush reached it collects
-//!             (`after_flush`); for a heap whose thread stopped collecting,
-//!             a thread whose flush reached it sweeps: it purges the spans
-//!             whose every block waits in the inbox and leaves them on
-//!             `Inbox.swept`, which the owner's next collect retires
+//!             (docs/DESIGN.md, "Remote frees"), and hands the blocks out
+//!             again as they are (heap.zig's stash), or, in the hardened
+//!             lane and at drain, gives each back to its span; a heap
+//!             about to take a fresh span may collect, instead, the queue it
+//!             last flushed the class to (heap.zig's `borrow`); for a heap
+//!             whose thread exited, a thread whose flush reached it
+//!             collects (`after_flush`); for a heap whose thread stopped
+//!             collecting, a thread whose flush reached it sweeps: it purges
+//!             the spans whose every block waits in the inbox and leaves
+//!             them on `Inbox.swept`, which the owner's next collect retires
 //!             (heap.zig's `sweep`).
 //! Until a flush, a freeing thread keeps its remote frees in its outbox: one
 //! batch per size class, for one owner at a time (a free for another owner
