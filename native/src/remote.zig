@@ -22,6 +22,7 @@
 //! flushes the batch first). A hashed table of (owner, class) batches
 //! collided so often that batches averaged two blocks.
 const std = @import("std");
+const segment_box = @import("segment.zig");
 const sizeclass = @import("sizeclass.zig");
 const span_box = @import("span.zig");
 const stats = @import("stats.zig");
@@ -40,9 +41,36 @@ pub const Flushed = struct { before: u64, after: u64 };
 
 fn ignoreFlush(_: *Inbox, _: Flushed) void {}
 
+/// A chain taken from an inbox queue, its addresses not yet checked.
+pub const Chain = struct {
+    head: *Block,
+    /// How many blocks it holds (`max_chain_blocks` when at least that many).
+    blocks: u32,
+};
+
+/// An inbox queue is one word: its chain's first block in the bits below
+/// `count_shift` (every block lies in a segment, below 2^47), the chain's
+/// block count above them, so that one compare-and-swap keeps both and the
+/// owner learns a chain's length without walking it.
+const count_shift = 48;
+pub const max_chain_blocks: u32 = std.math.maxInt(u16);
+
+comptime {
+    std.debug.assert(segment_box.address_bits <= count_shift);
+}
+
+fn chainOf(word: usize) ?Chain {
+    if (word == 0) return null;
+    return .{
+        .head = @ptrFromInt(word & ((@as(usize, 1) << count_shift) - 1)),
+        .blocks = @intCast(word >> count_shift),
+    };
+}
+
 /// Per-class queues of blocks other threads handed back; one per heap.
 pub const Inbox = struct {
-    queues: [sizeclass.class_count]std.atomic.Value(?*Block) = @splat(.init(null)),
+    /// Per class, a chain as `chainOf` reads it (0 when empty).
+    queues: [sizeclass.class_count]std.atomic.Value(usize) = @splat(.init(0)),
     /// Spans another thread swept (their every block was queued here, their
     /// memory is purged), linked through `Span.swept_next`: still the
     /// owner's, with every block counted in `used`, until its collect
@@ -57,7 +85,7 @@ pub const Inbox = struct {
     unanswered_mib: std.atomic.Value(u32) = .init(0),
 
     pub inline fn hasPending(inbox: *const Inbox, class: Class) bool {
-        return inbox.queues[class].load(.monotonic) != null;
+        return inbox.queues[class].load(.monotonic) != 0;
     }
 
     /// Takes back every block queued for `class`: each address of the
@@ -66,21 +94,22 @@ pub const Inbox = struct {
     /// overwritten after the free is caught) before its link is read, then
     /// `owner.takeBack(found)`. Returns the blocks taken.
     pub fn collect(inbox: *Inbox, class: Class, owner: anytype) u32 {
-        return giveBackChain(inbox.take(class), class, owner);
+        const chain = inbox.take(class) orelse return 0;
+        return giveBackChain(chain.head, class, owner);
     }
 
     /// Takes every block queued for `class`, as a chain whose addresses are
     /// not yet checked: the caller checks each with `checkRemote` before it
     /// reads the block's link.
-    pub inline fn take(inbox: *Inbox, class: Class) ?*Block {
+    pub inline fn take(inbox: *Inbox, class: Class) ?Chain {
         inbox.answer();
         return inbox.takeUnanswered(class);
     }
 
     /// `take` that leaves `unanswered_mib` as it is: a sweep's, which
     /// queues again what it does not purge.
-    pub inline fn takeUnanswered(inbox: *Inbox, class: Class) ?*Block {
-        return inbox.queues[class].swap(null, .acquire);
+    pub inline fn takeUnanswered(inbox: *Inbox, class: Class) ?Chain {
+        return chainOf(inbox.queues[class].swap(0, .acquire));
     }
 
     /// The inbox is drawn on: `unanswered_mib` starts again. Written only
@@ -124,14 +153,18 @@ pub fn giveBackChain(head: ?*Block, class: Class, owner: anytype) u32 {
     return count;
 }
 
-/// Hands the chain `head..tail` (linked through `next`, all of `class`) to
-/// the heap whose inbox is `inbox`.
-pub fn publish(inbox: *Inbox, class: Class, head: *Block, tail: *Block) void {
+/// Hands the chain `head..tail` of `blocks` blocks (linked through `next`,
+/// all of `class`) to the heap whose inbox is `inbox`.
+pub fn publish(inbox: *Inbox, class: Class, head: *Block, tail: *Block, blocks: u32) void {
+    std.debug.assert(blocks > 0);
     const queue = &inbox.queues[class];
     var old = queue.load(.monotonic);
     while (true) {
-        tail.link = span_box.encodeLink(tail, old);
-        old = queue.cmpxchgWeak(old, head, .release, .monotonic) orelse return;
+        const queued = chainOf(old);
+        tail.link = span_box.encodeLink(tail, if (queued) |chain| chain.head else null);
+        const count = @min(blocks +| (if (queued) |chain| chain.blocks else 0), max_chain_blocks);
+        const word = @intFromPtr(head) | @as(usize, count) << count_shift;
+        old = queue.cmpxchgWeak(old, word, .release, .monotonic) orelse return;
     }
 }
 
@@ -191,7 +224,7 @@ pub const Outbox = struct {
         const inbox = slot.inbox.?;
         const flushed: Flushed = .{ .before = outbox.flushed_bytes, .after = outbox.flushed_bytes + @as(u64, slot.count) * sizeclass.block_size_bytes[class] };
         outbox.flushed_bytes = flushed.after;
-        publish(inbox, class, slot.head.?, slot.tail.?);
+        publish(inbox, class, slot.head.?, slot.tail.?, slot.count);
         outbox.recipient[class] = inbox;
         counters.flush_count.add(1);
         slot.* = .{};
@@ -231,6 +264,24 @@ test "flush and collect move blocks to the owner" {
     try std.testing.expectEqual(@as(usize, 0), outbox.occupied.count());
     try std.testing.expectEqual(@as(u32, 8), inbox.collect(3, &owner));
     try std.testing.expectEqual(@as(u32, 40), owner.blocks);
+}
+
+test "a queue counts the blocks of its chain" {
+    var blocks: [3]Block align(16) = undefined;
+    var inbox: Inbox = .{};
+    publish(&inbox, 5, &blocks[0], &blocks[0], 16);
+    publish(&inbox, 5, &blocks[1], &blocks[1], 16);
+    const chain = inbox.take(5).?;
+    try std.testing.expectEqual(&blocks[1], chain.head);
+    try std.testing.expectEqual(@as(u32, 32), chain.blocks);
+    try std.testing.expect(inbox.take(5) == null);
+    // The count saturates; the chain stays whole.
+    publish(&inbox, 5, &blocks[0], &blocks[0], max_chain_blocks);
+    publish(&inbox, 5, &blocks[2], &blocks[2], 5);
+    const full = inbox.take(5).?;
+    try std.testing.expectEqual(max_chain_blocks, full.blocks);
+    try std.testing.expectEqual(&blocks[2], full.head);
+    try std.testing.expectEqual(@intFromPtr(&blocks[0]), span_box.decodeLink(&blocks[2]));
 }
 
 test "batches of different classes and owners stay apart" {

@@ -224,7 +224,7 @@ var no_span: Span = .{};
 // check. Segments come from mmap without an address hint, so they lie
 // below 2^47.
 
-const address_bits = 47;
+pub const address_bits = 47;
 const map_len = 1 << (address_bits - segment_shift);
 var segment_map: [map_len]u8 = @splat(0);
 
