@@ -6,11 +6,12 @@
 //! the medium classes up to 32 KiB, first on the stack of blocks the heap
 //! freed last, `LastFreed`), no atomics, no environment. Everything else
 //! happens at event boundaries:
-//!   refill  — the current span ran dry: a free block of a slightly larger
-//!             class (blocks of a page and more), carve, collect remote
-//!             frees, take a partial span, borrow another heap's queued
-//!             frees, or a fresh span (backing off first when the heap's
-//!             segments are full and more threads run than CPUs);
+//!   refill  — the current span ran dry: collect remote frees (handed out
+//!             as they are, a chain of more than 1 MiB given back to its
+//!             spans), a free block of a slightly larger class (blocks of a
+//!             page and more), carve, take a partial span, borrow another
+//!             heap's queued frees, or a fresh span (backing off first when
+//!             the heap's segments are full and more threads run than CPUs);
 //!   retire  — a span's last block came back: it returns to its segment
 //!             (the current span is kept, so a hot class does not thrash);
 //!   purge   — too many free slices stay resident: madvise them away;
@@ -1313,10 +1314,15 @@ fn allocAll(heap: *Heap, class: Class, blocks: []*anyopaque) !void {
     for (blocks) |*slot| slot.* = heap.alloc(class) orelse return error.OutOfMemory;
 }
 
+/// The span that holds `p`.
+fn spanOfBlock(p: *anyopaque) *Span {
+    const addr = @intFromPtr(p);
+    return Segment.of(addr).spanOf(addr);
+}
+
 /// The class of the span that holds `p`.
 fn spanClassOf(p: *anyopaque) Class {
-    const addr = @intFromPtr(p);
-    return Segment.of(addr).spanOf(addr).class;
+    return spanOfBlock(p).class;
 }
 
 /// Frees a block of `heap`'s on `heap`'s own thread.
@@ -1389,7 +1395,7 @@ test "at thread exit a heap keeps each class's current span and purges free slic
         heap.check();
         // The next thread's first malloc of the class comes from that span.
         const again = heap.alloc(class) orelse return error.OutOfMemory;
-        try std.testing.expect(Segment.of(@intFromPtr(again)).spanOf(@intFromPtr(again)) == current);
+        try std.testing.expect(spanOfBlock(again) == current);
         freeOwn(&heap, again);
         _ = heap.drain(true);
         try std.testing.expect(heap.isBare());
@@ -1436,8 +1442,7 @@ test "remote frees come back through collect" {
     try freeOnAnotherThread(&blocks);
     try std.testing.expect(heap.inbox.hasPending(class));
     heap.collectAll();
-    const addr = @intFromPtr(blocks[0]);
-    try std.testing.expectEqual(@as(u32, 0), Segment.of(addr).spanOf(addr).used);
+    try std.testing.expectEqual(@as(u32, 0), spanOfBlock(blocks[0]).used);
     heap.check();
     _ = heap.drain(true);
 }
@@ -1447,7 +1452,7 @@ test "a sweep purges the spans whose every block waits in the inbox, and the own
     var heap: Heap = .{};
     const class = sizeclass.classOf(1024);
     const first = heap.alloc(class) orelse return error.OutOfMemory;
-    const per_span: usize = Segment.of(@intFromPtr(first)).spanOf(@intFromPtr(first)).reserved;
+    const per_span: usize = spanOfBlock(first).reserved;
     // Three spans handed out whole, then the current one half: every block
     // of the three comes back through the inbox, half of the fourth's.
     const blocks = try std.testing.allocator.alloc(*anyopaque, 3 * per_span + per_span / 2);
@@ -1484,7 +1489,7 @@ test "a swept span that is still its class's current one retires at the owner's 
     var heap: Heap = .{};
     const class = sizeclass.classOf(2048);
     const first = heap.alloc(class) orelse return error.OutOfMemory;
-    const span = Segment.of(@intFromPtr(first)).spanOf(@intFromPtr(first));
+    const span = spanOfBlock(first);
     const blocks = try std.testing.allocator.alloc(*anyopaque, span.reserved);
     defer std.testing.allocator.free(blocks);
     blocks[0] = first;
@@ -1511,7 +1516,7 @@ test "a class hands remote frees out again from its stash, small or medium" {
         var blocks: [100]*anyopaque = undefined;
         try allocAll(&heap, class, &blocks);
         try freeOnAnotherThread(&blocks);
-        const span = Segment.of(@intFromPtr(blocks[0])).spanOf(@intFromPtr(blocks[0]));
+        const span = spanOfBlock(blocks[0]);
         const used_before = span.used;
         // The refill takes the whole inbox chain and pops its head; no
         // span's count moves, since the block goes straight back out.
@@ -1542,7 +1547,7 @@ test "a chain of remote frees past the stash's bound goes back to its spans" {
     try std.testing.expect(!heap.inbox.hasPending(class));
     // Every other block is back on its span: the one handed out is the
     // only one its span counts.
-    const span = Segment.of(@intFromPtr(again)).spanOf(@intFromPtr(again));
+    const span = spanOfBlock(again);
     try std.testing.expectEqual(@as(u32, 1), span.usedBlocks());
     heap.check();
     freeOwn(&heap, again);
