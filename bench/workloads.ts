@@ -7,10 +7,16 @@
  * allocator runs it with identical arguments.  Every program prints its own
  * throughput as `ops/s=X`, so higher is better for all of them.
  *
- * Sizes suit a 2-core machine: iteration counts that take about 0.3-0.5 s
- * per run on an idle machine, so that `make bench ROUNDS=10` (31 workloads,
- * five allocators, eleven rounds) stays under about 20 minutes; the runner
- * prints its estimate, from `typicalS`, when it starts.
+ * Sizes suit a 2-core machine: the counts were set for runs of about
+ * 0.3-0.5 s; hakozuna now runs them in 0.04-0.14 s on an idle machine (its
+ * median wall times in bench/results/latest.json).  Longer counts (up to
+ * three times, the large-block lanes 10-15 times) measured the 8-thread and
+ * large-block lanes much faster under every allocator (thread starts, first
+ * touches of fresh memory and cache warm-up weigh less), the others within
+ * 0-14%, but left the spreads where the host's placement of the two CPUs
+ * sets them, and took 38 minutes instead of 20 at 20 rounds
+ * (bench/LEDGER.md, 2026-12-06).  The runner prints its estimate, from
+ * `typicalS`, when it starts.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
@@ -50,11 +56,8 @@ const THREADS = 2;
 /**
  * The mixed-workload lanes (random_mixed_mt_remote): size range, and
  * iterations per thread at R = 0, 50, 90 for 2 and 8 threads, and at 1
- * thread (where every free is local, so no R).  Each count makes a run of
- * hakozuna last about 0.3 s on an idle 2-core machine: runs of 0.1 s spread
- * by ±15-20% from run to run there, runs of 0.3 s and more by ±2-9% (glibc
- * and hakozuna, 5 runs each, on 2 otherwise idle CPUs).  8 threads on a
- * 2-core machine is the oversubscribed case.
+ * thread (where every free is local, so no R), sized as the header says.
+ * 8 threads on a 2-core machine is the oversubscribed case.
  */
 const LANES = [
   {
