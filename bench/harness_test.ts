@@ -236,10 +236,12 @@ Deno.test("a run is repeated while a probe around it reads the CPUs placed apart
       stderr: "",
     });
   };
-  await load.measure(2, run);
+  const kept = await load.measure(2, run);
   eq(ran.length, 2);
-  await load.measure(1, run);
+  eq(kept.placementNs, [61, 62]);
+  const single = await load.measure(1, run);
   eq(ran.length, 3);
+  eq(single.placementNs, undefined);
   eq(readings.length, 0);
   const record = load.finish(2);
   eq(record.placement, { fastestNs: 60, farFactor: 2.5, repeatedRuns: 1 });

@@ -51,6 +51,9 @@ function ownSeconds(): number {
   return (user + system) / 1e6;
 }
 
+/** A measured run with, where it was probed, the placement around it (`Run.placementNs`). */
+export type PlacedRun = Measured & { placementNs?: [number, number] };
+
 /**
  * Samples the load average around and during a run, and measures the other
  * work beside it: around each measured run, the CPU the whole machine spent
@@ -75,15 +78,16 @@ export class LoadMonitor {
    * run of `threads` > 1 is bracketed by the two-CPU probe: while the probe
    * reads far (`isFar`) the run waits for it to read near (at most
    * `PLACEMENT_WAIT_MS`), and a run after which it reads far is run again,
-   * up to `PLACEMENT_ATTEMPTS` times in all. Far means the host had placed
-   * the two CPUs apart, which slows any workload that passes memory between
-   * threads 2–2.5 times whatever the allocator (bench/LEDGER.md, "where the
-   * host places the two CPUs").
+   * up to `PLACEMENT_ATTEMPTS` times in all; the run kept carries the two
+   * readings around it. Far means the host had placed the two CPUs apart,
+   * which slows any workload that passes memory between threads 2–2.5
+   * times whatever the allocator (bench/LEDGER.md, "where the host places
+   * the two CPUs").
    */
   async measure(
     threads: number,
     run: () => Promise<Measured>,
-  ): Promise<Measured> {
+  ): Promise<PlacedRun> {
     const probe = () => threads > 1 ? this.#placement.probe() : null;
     for (let attempt = 1;; attempt++) {
       let before = await probe();
@@ -102,7 +106,11 @@ export class LoadMonitor {
       const after = await probe();
       const far = this.#placement.isFar(before) ||
         this.#placement.isFar(after);
-      if (!m.ok || !far || attempt === PLACEMENT_ATTEMPTS) return m;
+      if (!m.ok || !far || attempt === PLACEMENT_ATTEMPTS) {
+        return before === null || after === null
+          ? m
+          : { ...m, placementNs: [before, after] };
+      }
       this.#placement.repeatedRuns++;
     }
   }

@@ -22,6 +22,13 @@ export interface Run {
   /** User + system CPU time: less disturbed than wall time by other load. */
   cpuS: number;
   peakRssKiB: number;
+  /**
+   * The two-CPU probe's round trip just before and just after the run, in
+   * ns (workloads of two or more threads, where the probe could run): what
+   * the host's placement of the CPUs was around this run, beside the
+   * fastest one in `Machine.load.placement`.
+   */
+  placementNs?: [number, number];
 }
 
 /** The runs of one workload under one allocator, and their summary. */

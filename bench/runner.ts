@@ -13,7 +13,7 @@ import {
   runMeasured,
   verifyMalloc,
 } from "./exec.ts";
-import type { LoadMonitor } from "./machine.ts";
+import type { LoadMonitor, PlacedRun } from "./machine.ts";
 import {
   type AllocatorResult,
   type Run,
@@ -163,7 +163,7 @@ export async function measureWorkloads(
     warmup,
     async (w, alloc, measured) => {
       const run = () => runMeasured(alloc, programPath(w), w.args);
-      const m = measured && load
+      const m: PlacedRun = measured && load
         ? await load.measure(w.threads, run)
         : await run();
       const value = m.ok ? parseOpsPerSec(m.stdout) : null;
@@ -185,6 +185,7 @@ export async function measureWorkloads(
           wallS: m.wallS,
           cpuS: m.userS + m.sysS,
           peakRssKiB: m.peakRssKiB,
+          ...(m.placementNs ? { placementNs: m.placementNs } : {}),
         });
         runs.set(key(w, alloc), list);
       }
