@@ -8,7 +8,7 @@ import { cpus } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import type { Measured } from "./exec.ts";
-import type { Load, Machine, Placement } from "./model.ts";
+import type { Load, Machine, Placement, Run } from "./model.ts";
 import { BUILD_DIR, ROOT } from "./workloads.ts";
 
 async function output(cmd: string, args: string[]): Promise<string | null> {
@@ -52,7 +52,7 @@ function ownSeconds(): number {
 }
 
 /** A measured run with, where it was probed, the placement around it (`Run.placementNs`). */
-export type PlacedRun = Measured & { placementNs?: [number, number] };
+export type PlacedRun = Measured & Pick<Run, "placementNs">;
 
 /**
  * Samples the load average around and during a run, and measures the other
