@@ -14,9 +14,10 @@
  * thread that finished first never fills up and turns its neighbour's remote
  * frees into local ones, and every block is freed inside the timed region.
  * (Without this, a run's figure depended on which thread finished first.)
- * Waiting threads yield the CPU, so lanes with more threads than cores stay
- * fair.  Timed from the first thread's start to the last join, ops =
- * THREADS*ITERS.
+ * A waiting thread with nothing to drain yields the CPU, or, where threads
+ * outnumber the CPUs, sleeps between looks (nap), leaving the CPU to the
+ * threads still working.  Timed from the first thread's start to the last
+ * join, ops = THREADS*ITERS.
  */
 #include "bench.h"
 
@@ -41,6 +42,7 @@ struct ring {
 
 struct worker {
   int id, threads;
+  int oversubscribed; /* more threads than CPUs this process may use */
   uint64_t iters, ws, min, max, remote_pct;
   struct ring *rings; /* rings[i] is thread i's incoming ring */
   _Atomic int *running; /* threads still doing their ITERS */
@@ -68,6 +70,16 @@ static size_t ring_drain(struct ring *r) {
   }
   atomic_store_explicit(&r->head, tail, memory_order_release);
   return tail - head;
+}
+
+/* 100 us: far less than a producer needs to fill a ring.  Where threads
+ * outnumber the CPUs, sched_yield let the waiting threads take turns with
+ * the working ones, up to 44,000 context switches a run, as many as the
+ * threads' finish times were apart; with a CPU per thread it returns at once
+ * and drains without delay, which a nap would hold back (bench/LEDGER.md). */
+static void nap(void) {
+  struct timespec ts = {0, 100000};
+  nanosleep(&ts, NULL);
 }
 
 static void *worker_main(void *arg) {
@@ -109,8 +121,13 @@ static void *worker_main(void *arg) {
   /* Done: keep serving the thread that feeds this ring until all are done
    * (no one pushes after that), then take what is left. */
   atomic_fetch_sub_explicit(w->running, 1, memory_order_acq_rel);
-  while (atomic_load_explicit(w->running, memory_order_acquire) > 0)
-    if (!ring_drain(in)) sched_yield();
+  while (atomic_load_explicit(w->running, memory_order_acquire) > 0) {
+    if (ring_drain(in)) continue;
+    if (w->oversubscribed)
+      nap();
+    else
+      sched_yield();
+  }
   ring_drain(in);
   for (uint64_t i = 0; i < w->ws; i++)
     if (slot[i].p) {
@@ -137,6 +154,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "random_mixed_mt_remote: out of memory\n");
     return 1;
   }
+  cpu_set_t allowed;
+  int cpus = sched_getaffinity(0, sizeof allowed, &allowed) == 0 ? CPU_COUNT(&allowed) : 1;
   _Atomic int running;
   atomic_init(&running, threads);
   for (int i = 0; i < threads; i++) {
@@ -145,7 +164,8 @@ int main(int argc, char **argv) {
     rings[i].cap = ring;
     rings[i].buf = hz_xmalloc(sizeof(struct block) * ring);
     ws_[i] = (struct worker){.id = i, .threads = threads, .iters = iters, .ws = ws, .min = min,
-                             .max = max, .remote_pct = remote_pct, .rings = rings, .running = &running};
+                             .max = max, .remote_pct = remote_pct, .rings = rings, .running = &running,
+                             .oversubscribed = threads > cpus};
   }
   double t = hz_run_threads(threads, worker_main, ws_, sizeof *ws_);
 

@@ -13,10 +13,11 @@
  * three times, the large-block lanes 10-15 times) measured the 8-thread and
  * large-block lanes much faster under every allocator (thread starts, first
  * touches of fresh memory and cache warm-up weigh less), the others within
- * 0-14%, but left the spreads where the host's placement of the two CPUs
- * sets them, and took 38 minutes instead of 20 at 20 rounds
- * (bench/LEDGER.md, 2026-12-06).  The runner prints its estimate, from
- * `typicalS`, when it starts.
+ * 0-14%, but did not narrow the spreads, and took 38 minutes instead of 20
+ * at 20 rounds.  What sets the spreads: on the 2-thread remote lanes the
+ * host's placement of the two CPUs, on the 8-thread remote lanes how many
+ * blocks the rings hold (bench/LEDGER.md, 2026-12-06).  The runner prints
+ * its estimate, from `typicalS`, when it starts.
  */
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
