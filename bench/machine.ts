@@ -237,7 +237,11 @@ export async function packageOf(
   return null;
 }
 
-/** The commit of this checkout, `+dirty` when native/ has local changes. */
+/**
+ * The commit of this checkout, `+dirty` when what a run measures has local
+ * changes: the library (native/) or the workloads and harness (bench/, but
+ * for its results and ledger).
+ */
 async function commit(): Promise<string | null> {
   const head = await output("git", [
     "-C",
@@ -254,6 +258,9 @@ async function commit(): Promise<string | null> {
     "--porcelain",
     "--",
     "native",
+    "bench",
+    ":(exclude)bench/results",
+    ":(exclude)bench/LEDGER.md",
   ]);
   return dirty ? `${head}+dirty` : head;
 }
