@@ -217,6 +217,16 @@ export function workloads(scale: Scale = "full"): Workload[] {
       typicalS: 0.3 * t,
     },
     {
+      name: "pair-4096",
+      program: "malloc_pair",
+      args: [n(30_000_000), "4096"],
+      unit: "ops/s",
+      threads: 1,
+      description:
+        "medium hot path: malloc(4096), one byte written, free, on one thread (ops = pairs)",
+      typicalS: 0.3 * t,
+    },
+    {
       name: "large-churn",
       program: "large_churn",
       args: [n(1_000), "16", "262144", "4194304"],
