@@ -492,8 +492,8 @@ pub const Heap = struct {
     }
 
     /// Keeps `block`, of a class with a `last_freed` stack, as
-    /// `LastFreed.newest` while the class keeps fewer than `LastFreed.depth`
-    /// (its stack and `newest`).
+    /// `LastFreed.newest` while that stack holds fewer than
+    /// `LastFreed.depth`: with `newest` the class keeps at most as many.
     inline fn keepNewest(heap: *Heap, class: Class, block: *Block, cookie: usize) bool {
         const slot = LastFreed.slotOf(class);
         if (slot >= LastFreed.class_count) return false;
@@ -505,15 +505,15 @@ pub const Heap = struct {
         return true;
     }
 
-    /// Pushes `LastFreed.newest` on its class's stack, which had room when
-    /// it came (only its own class's frees, which settle it first, and
-    /// remote ones up to `LastFreed.foreign_depth` push there).
+    /// Pushes `LastFreed.newest` on its class's stack, which has room: it
+    /// had when the block came, and every push since would have settled
+    /// the block first (own and remote frees alike), so the stack can only
+    /// have shrunk.
     noinline fn settleNewest(heap: *Heap) void {
         const kept = heap.last_freed.newest.?;
         heap.last_freed.newest = null;
         const slot = LastFreed.slotOf(heap.last_freed.newest_class);
-        const count = heap.last_freed.counts[slot];
-        if (count < LastFreed.depth) heap.pushKept(slot, count, kept) else heap.release(kept);
+        heap.pushKept(slot, heap.last_freed.counts[slot], kept);
     }
 
     /// Keeps `block`, of a medium class, on its class's `last_freed` stack
