@@ -124,6 +124,16 @@ export function workloads(scale: Scale = "full"): Workload[] {
     }, ${min}-${max} B, ${r}% of frees remote`,
     typicalS: (threads === 1 ? 0.3 : 0.5) * t,
   });
+  const pair = (bytes: number, path: string): Workload => ({
+    name: `pair-${bytes}`,
+    program: "malloc_pair",
+    args: [n(30_000_000), String(bytes)],
+    unit: "ops/s",
+    threads: 1,
+    description:
+      `${path}: malloc(${bytes}), one byte written, free, on one thread (ops = pairs)`,
+    typicalS: 0.3 * t,
+  });
   for (const { lane, min, max, t1 } of LANES) {
     list.push(mixed(`mixed-${lane}-t1`, 1, t1, min, max, 0));
   }
@@ -206,26 +216,8 @@ export function workloads(scale: Scale = "full"): Workload[] {
         "realloc growth: strings by 1-32 B to 4 KiB, buffers doubling to 256 KiB",
       typicalS: 0.4 * t,
     },
-    {
-      name: "pair-64",
-      program: "malloc_pair",
-      args: [n(30_000_000), "64"],
-      unit: "ops/s",
-      threads: 1,
-      description:
-        "hot path: malloc(64), one byte written, free, on one thread (ops = pairs)",
-      typicalS: 0.3 * t,
-    },
-    {
-      name: "pair-4096",
-      program: "malloc_pair",
-      args: [n(30_000_000), "4096"],
-      unit: "ops/s",
-      threads: 1,
-      description:
-        "medium hot path: malloc(4096), one byte written, free, on one thread (ops = pairs)",
-      typicalS: 0.3 * t,
-    },
+    pair(64, "hot path"),
+    pair(4096, "medium hot path"),
     {
       name: "large-churn",
       program: "large_churn",

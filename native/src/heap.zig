@@ -484,24 +484,16 @@ pub const Heap = struct {
 
     /// Keeps a block of the heap's own, of a class with a `last_freed`
     /// stack, while `LastFreed.newest` is empty: as `newest` when malloc
-    /// handed it out last, else on its class's stack.
+    /// handed it out last, else on its class's stack. With `newest` a class
+    /// keeps at most `LastFreed.depth` blocks, as with its stack alone.
     inline fn keepOwn(heap: *Heap, class: Class, block: *Block, cookie: usize) bool {
-        std.debug.assert(heap.last_freed.newest == null);
-        if (block == heap.last_freed.handed_out) return heap.keepNewest(class, block, cookie);
-        return heap.keepFreed(class, block, cookie, LastFreed.depth);
-    }
-
-    /// Keeps `block`, of a class with a `last_freed` stack, as
-    /// `LastFreed.newest` while that stack holds fewer than
-    /// `LastFreed.depth`: with `newest` the class keeps at most as many.
-    inline fn keepNewest(heap: *Heap, class: Class, block: *Block, cookie: usize) bool {
-        const slot = LastFreed.slotOf(class);
-        if (slot >= LastFreed.class_count) return false;
-        if (heap.last_freed.counts[slot] >= LastFreed.depth) return false;
-        block.link = span_box.encodeLink(block, null);
-        block.cookie = cookie;
-        heap.last_freed.newest = block;
-        heap.last_freed.newest_class = class;
+        const at = heap.markKept(class, block, cookie, LastFreed.depth) orelse return false;
+        if (block == heap.last_freed.handed_out) {
+            heap.last_freed.newest = block;
+            heap.last_freed.newest_class = class;
+        } else {
+            heap.pushKept(at.slot, at.count, block);
+        }
         return true;
     }
 
@@ -516,18 +508,22 @@ pub const Heap = struct {
         heap.pushKept(slot, heap.last_freed.counts[slot], kept);
     }
 
-    /// Keeps `block`, of a medium class, on its class's `last_freed` stack
-    /// when the class keeps blocks and the stack holds fewer than `limit`.
-    inline fn keepFreed(heap: *Heap, class: Class, block: *Block, cookie: usize, limit: u8) bool {
+    /// Where a block marked kept goes on its class's stack.
+    const KeptAt = struct { slot: usize, count: u8 };
+
+    /// Marks `block`, of a medium class, kept (its link names no block,
+    /// its cookie says free) when its class keeps blocks and the class's
+    /// stack holds fewer than `limit`: where it goes on that stack, else
+    /// null.
+    inline fn markKept(heap: *Heap, class: Class, block: *Block, cookie: usize, limit: u8) ?KeptAt {
         const slot = LastFreed.slotOf(class);
-        if (slot >= LastFreed.class_count) return false;
+        if (slot >= LastFreed.class_count) return null;
         std.debug.assert(heap.last_freed.newest == null);
         const count = heap.last_freed.counts[slot];
-        if (count >= limit) return false;
+        if (count >= limit) return null;
         block.link = span_box.encodeLink(block, null);
         block.cookie = cookie;
-        heap.pushKept(slot, count, block);
-        return true;
+        return .{ .slot = slot, .count = count };
     }
 
     /// Pushes `block`, marked kept (its link and cookie written), on the
@@ -573,7 +569,9 @@ pub const Heap = struct {
         const class = span.class;
         if (class >= LastFreed.first_class and !heap.flags.crowded) {
             if (heap.last_freed.newest != null) heap.settleNewest();
-            if (heap.keepFreed(class, block, span_box.cookieOf(block), LastFreed.foreign_depth)) return;
+            if (heap.markKept(class, block, span_box.cookieOf(block), LastFreed.foreign_depth)) |at| {
+                return heap.pushKept(at.slot, at.count, block);
+            }
         }
         heap.handOver(span, block);
     }
