@@ -752,11 +752,22 @@ pub const Heap = struct {
     /// would take what another producer's own refill is about to collect,
     /// and that one would take a fresh span instead (xmalloc-test:
     /// bench/LEDGER.md).
+    ///
+    /// The recipient's queue only while this heap keeps fewer free slices
+    /// not yet purged than the class's span takes: borrowed blocks stay
+    /// their owner's, so every later free of them is remote and queued
+    /// there again, for this heap to borrow again. A heap that frees what
+    /// it allocates, borrowing whenever its span ran dry, ended with every
+    /// malloc of the class a borrowed pop and every free of it remote
+    /// (sh8bench, 3 to 8 times as long: bench/LEDGER.md); with free slices
+    /// of its own it takes its span there.
     fn takeToBorrow(heap: *Heap, class: Class) ?*Block {
         const inbox = heap.outbox.recipient[class] orelse return null;
-        if (inbox.take(class)) |chain| {
-            heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
-            return chain.head;
+        if (heap.dirty_slices < sizeclass.span_slices[class]) {
+            if (inbox.take(class)) |chain| {
+                heap.lender[class] = @alignCast(@fieldParentPtr("inbox", inbox));
+                return chain.head;
+            }
         }
         const lender = find_lender(heap, class) orelse return null;
         const chain = lender.inbox.take(class) orelse return null;
@@ -1810,6 +1821,39 @@ test "a heap out of spans borrows the blocks it handed to another heap" {
     // segment).
     owner.collectAll();
     owner.check();
+    _ = owner.drain(true);
+    try std.testing.expect(owner.isBare());
+}
+
+test "a heap with free slices of its own takes its span there instead of borrowing from the heap it hands blocks to" {
+    span_box.initKeys(.{ 0x1234, 0x5678 });
+    // The borrower frees what it allocated of a larger class: three spans of
+    // four blocks, the first two emptied; the first is kept for the class,
+    // the second retires, its slices free and not yet purged.
+    var borrower: Heap = .{};
+    const roomy = sizeclass.classOf(64 * 1024);
+    var own: [12]*anyopaque = undefined;
+    try allocAll(&borrower, roomy, &own);
+    for (own[0..8]) |p| freeOwn(&borrower, p);
+    // It hands blocks of a smaller class to their owner.
+    var owner: Heap = .{};
+    const class = sizeclass.classOf(8192);
+    var blocks: [16]*anyopaque = undefined;
+    try allocAll(&owner, class, &blocks);
+    freeRemotely(&borrower, &blocks);
+    try std.testing.expect(borrower.dirty_slices >= sizeclass.span_slices[class]);
+    // Its malloc of that class then takes a span from its free slices: the
+    // owner's queue stays for the owner.
+    var mine: [1]*anyopaque = undefined;
+    try allocAll(&borrower, class, &mine);
+    try std.testing.expect(std.mem.indexOfScalar(*anyopaque, &blocks, mine[0]) == null);
+    try std.testing.expect(borrower.borrowed[class] == null);
+    try std.testing.expect(owner.inbox.hasPending(class));
+    freeOwn(&borrower, mine[0]);
+    for (own[8..]) |p| freeOwn(&borrower, p);
+    _ = borrower.drain(true);
+    try std.testing.expect(borrower.isBare());
+    owner.collectAll();
     _ = owner.drain(true);
     try std.testing.expect(owner.isBare());
 }
