@@ -759,7 +759,7 @@ pub const Heap = struct {
     /// there again, for this heap to borrow again. A heap that frees what
     /// it allocates, borrowing whenever its span ran dry, ended with every
     /// malloc of the class a borrowed pop and every free of it remote
-    /// (sh8bench, 3 to 8 times as long: bench/LEDGER.md); with free slices
+    /// (sh8bench, 4 to 8 times as long: bench/LEDGER.md); with free slices
     /// of its own it takes its span there.
     fn takeToBorrow(heap: *Heap, class: Class) ?*Block {
         const inbox = heap.outbox.recipient[class] orelse return null;
