@@ -1353,6 +1353,16 @@ pub const Heap = struct {
         return heap.segments.isEmpty();
     }
 
+    /// Asserts that `block`, kept by `last_freed`, is a freed block of a
+    /// span of `class`.
+    fn checkKept(block: *Block, class: usize) void {
+        const addr = @intFromPtr(block);
+        const span = Segment.of(addr).spanOf(addr);
+        std.debug.assert(span.class == class);
+        std.debug.assert(span.blockAt(addr) == block);
+        std.debug.assert(Span.isFree(block));
+    }
+
     /// Asserts the heap's invariants (safety builds only): each class's
     /// current and partial spans belong to this heap and class, partial
     /// spans have free blocks, every span's own invariant holds, and each
@@ -1361,19 +1371,13 @@ pub const Heap = struct {
         if (!build_options.safety) return;
         for (&heap.last_freed.blocks, heap.last_freed.counts, LastFreed.first_class..) |*blocks, count, class| {
             std.debug.assert(count <= LastFreed.depth);
-            for (blocks[0..count]) |kept| {
-                const block = kept.?;
-                const addr = @intFromPtr(block);
-                const span = Segment.of(addr).spanOf(addr);
-                std.debug.assert(span.class == class);
-                std.debug.assert(span.blockAt(addr) == block);
-                std.debug.assert(Span.isFree(block));
-            }
+            for (blocks[0..count]) |kept| checkKept(kept.?, class);
         }
         if (heap.last_freed.newest) |block| {
-            const addr = @intFromPtr(block);
-            std.debug.assert(Segment.of(addr).spanOf(addr).class == heap.last_freed.newest_class);
-            std.debug.assert(Span.isFree(block));
+            const class = heap.last_freed.newest_class;
+            // It counts with its class's stack.
+            std.debug.assert(heap.last_freed.counts[LastFreed.slotOf(class)] < LastFreed.depth);
+            checkKept(block, class);
         }
         for (heap.current, &heap.partial, 0..) |current, *partial, class| {
             if (current != &empty_span) {
