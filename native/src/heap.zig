@@ -1115,7 +1115,10 @@ pub const Heap = struct {
         before_fresh_segment();
         const segment = segment_box.acquire(heap) orelse return null;
         heap.segments.pushFront(segment);
-        return segment.takeSpan(slices, heap, class).?;
+        const span = segment.takeSpan(slices, heap, class).?;
+        // A cached segment may come back resident (segment.zig's `release`).
+        heap.dirty_slices += segment.dirtySlices();
+        return span;
     }
 
     /// Yields (`back_off`) while more threads run than CPUs, each time
@@ -1186,9 +1189,11 @@ pub const Heap = struct {
         while (cursor) |segment| : (cursor = Segments.next(segment)) {
             heap.dirty_slices -|= segment.purgeFree(now_ms, delay_ms);
         }
-        // Freed large mappings past the same delay go too: otherwise they
-        // expire only when a large block is allocated or freed again.
+        // Freed large mappings and cached segments past the same delay go
+        // too: otherwise they wait for a large block's malloc or free, or
+        // for a segment's release.
         _ = large.trimExpired();
+        _ = segment_box.purgeCached(now_ms, delay_ms);
     }
 
     /// Returns the bytes the release gave back to the OS.

@@ -111,7 +111,7 @@ pub const knobs = [_]Knob{
         .min = 0,
         .max = 1 << 16,
         .default = .init(.{ .balanced = 8, .scale = 64, .compact = 0, .hardened = 8 }),
-        .meaning = "empty 4 MiB segments kept (purged) for reuse",
+        .meaning = "empty 4 MiB segments kept for reuse, purged (all but four times purge_slices of their slices, which wait for the purge delay)",
     },
     .{
         .env = "HZ_LARGE_CACHE_MB",

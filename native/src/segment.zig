@@ -261,6 +261,16 @@ fn mapMark(segment: *Segment, live: bool) void {
 var cache_lock: os.Lock = .{};
 var cache_head: ?*Segment = null;
 var cache_count: usize = 0;
+/// Free slices of the cached segments still resident: `release` leaves a
+/// segment's slices as they are while these stay within
+/// `cache_resident_factor` times the policy's `purge_slices`, so that a
+/// heap whose segments empty and fill in turn (a producer whose consumers
+/// free a segment's worth at a time) takes them back without faulting them
+/// in, and purges them past that. Written under `cache_lock`.
+var cache_resident_slices: usize = 0;
+
+/// The bound on `cache_resident_slices`, in `purge_slices`.
+pub const cache_resident_factor = 4;
 
 /// A segment owned by `heap`, every slice free. Null when out of memory.
 pub fn acquire(heap: *anyopaque) ?*Segment {
@@ -283,14 +293,21 @@ pub fn acquire(heap: *anyopaque) ?*Segment {
     return segment;
 }
 
-/// Hands an empty segment back: kept in the cache (purged) up to the policy's
-/// limit, unmapped beyond it. Returns the bytes given back to the OS.
+/// Hands an empty segment back: kept in the cache up to the policy's
+/// limit (purged, unless `cache_resident_slices` has room for its resident
+/// slices), unmapped beyond it. Returns the bytes given back to the OS.
 pub fn release(segment: *Segment) usize {
     std.debug.assert(segment.isEmpty());
     segment.heap = null;
     cache_lock.lock();
     if (cache_count < policy.snapshot.segment_cache) {
-        const purged_slices = segment.purgeFree(0, 0);
+        const resident_slices = segment.dirtySlices();
+        var purged_slices: usize = 0;
+        if (cache_resident_slices + resident_slices <= cache_resident_factor * policy.snapshot.purge_slices) {
+            @atomicStore(usize, &cache_resident_slices, cache_resident_slices + resident_slices, .monotonic);
+        } else {
+            purged_slices = segment.purgeFree(0, 0);
+        }
         segment.link.next = cache_head;
         cache_head = segment;
         cache_count += 1;
@@ -315,7 +332,22 @@ fn popCached() ?*Segment {
     const segment = cache_head orelse return null;
     cache_head = segment.link.next;
     cache_count -= 1;
+    @atomicStore(usize, &cache_resident_slices, cache_resident_slices - segment.dirtySlices(), .monotonic);
     return segment;
+}
+
+/// Purges the cached segments' slices free for at least `min_age_ms` (the
+/// purge delay: heap.zig's purge boundary calls this, as it does the large
+/// cache's trim). Returns the bytes. One atomic load when none is resident.
+pub fn purgeCached(now_ms: u32, min_age_ms: u32) usize {
+    if (@atomicLoad(usize, &cache_resident_slices, .monotonic) == 0) return 0;
+    cache_lock.lock();
+    defer cache_lock.unlock();
+    var purged_slices: usize = 0;
+    var cursor = cache_head;
+    while (cursor) |segment| : (cursor = segment.link.next) purged_slices += segment.purgeFree(now_ms, min_age_ms);
+    @atomicStore(usize, &cache_resident_slices, cache_resident_slices - purged_slices, .monotonic);
+    return purged_slices * slice_size_bytes;
 }
 
 /// Unmaps every cached segment. Returns the bytes unmapped.
@@ -324,6 +356,7 @@ pub fn trimCache() usize {
     var cached = cache_head;
     cache_head = null;
     cache_count = 0;
+    @atomicStore(usize, &cache_resident_slices, 0, .monotonic);
     cache_lock.unlock();
     var bytes: usize = 0;
     while (cached) |segment| {
@@ -387,4 +420,34 @@ test "segments are aligned, mapped in the segment map, and spans fit" {
     _ = release(segment);
     _ = trimCache();
     try std.testing.expect(!contains(@intFromPtr(segment)));
+}
+
+test "the segment cache keeps released segments resident within its bound, purges past it and by age" {
+    const saved = policy.snapshot;
+    defer policy.snapshot = saved;
+    policy.snapshot.segment_cache = 4;
+    policy.snapshot.purge_slices = 10;
+    _ = trimCache();
+    defer _ = trimCache();
+    var heap_token: u8 = 0;
+    var segments: [2]*Segment = undefined;
+    for (&segments) |*slot| {
+        const segment = acquire(&heap_token) orelse return error.OutOfMemory;
+        segment.releaseSpan(segment.takeSpan(30, &heap_token, 0).?, 1000, .resident);
+        slot.* = segment;
+    }
+    // 30 resident slices fit the bound (4 * 10); 60 would not.
+    try std.testing.expectEqual(@as(usize, 0), release(segments[0]));
+    try std.testing.expectEqual(30 * slice_size_bytes, release(segments[1]));
+    try std.testing.expectEqual(@as(usize, 30), cache_resident_slices);
+    // Taken back, newest first: the resident one leaves the count with its slices.
+    try std.testing.expect(acquire(&heap_token).? == segments[1]);
+    try std.testing.expect(acquire(&heap_token).? == segments[0]);
+    try std.testing.expectEqual(@as(usize, 30), segments[0].dirtySlices());
+    try std.testing.expectEqual(@as(usize, 0), cache_resident_slices);
+    // Released again: purged once free for the delay, not before.
+    for (segments) |segment| _ = release(segment);
+    try std.testing.expectEqual(@as(usize, 0), purgeCached(1050, 100));
+    try std.testing.expectEqual(30 * slice_size_bytes, purgeCached(1100, 100));
+    try std.testing.expectEqual(@as(usize, 0), cache_resident_slices);
 }
