@@ -181,26 +181,30 @@ pub fn parse(comptime lookup: fn ([*:0]const u8) ?[]const u8) Policy {
         if (std.meta.stringToEnum(Lane, name)) |named| {
             lane = named;
         } else if (name.len > 0) {
-            warn("HZ_POLICY", name, "balanced (lanes: " ++ laneList() ++ ")");
+            warn("HZ_POLICY", name, "balanced (lanes: " ++ comptime laneList() ++ ")");
         }
     }
     var result = Policy.ofLane(lane);
     inline for (knobs) |knob| {
         if (lookup(knob.env)) |text| {
-            if (parseKnob(knob, text)) |value| @field(result, knob.field) = value;
+            if (parseKnob(&knob, text)) |value| @field(result, knob.field) = value;
         }
     }
     if (lookup("HZ_STATS")) |value| result.stats_output = parseStats(value);
     return result;
 }
 
-fn parseKnob(comptime knob: Knob, text: []const u8) ?u32 {
+/// Not generic over the knob: one copy serves the whole table (inlined
+/// per knob, the parsing and its warnings were half the start's code).
+fn parseKnob(knob: *const Knob, text: []const u8) ?u32 {
     const value = std.fmt.parseInt(u32, text, 10) catch {
         warn(knob.env, text, "the lane's default");
         return null;
     };
     if (value < knob.min or value > knob.max) {
-        warn(knob.env, text, std.fmt.comptimePrint("the lane's default (range {d}..{d})", .{ knob.min, knob.max }));
+        var buffer: [64]u8 = undefined;
+        const fallback = std.fmt.bufPrint(&buffer, "the lane's default (range {d}..{d})", .{ knob.min, knob.max }) catch unreachable;
+        warn(knob.env, text, fallback);
         return null;
     }
     return value;
@@ -232,10 +236,10 @@ fn laneList() []const u8 {
     }
 }
 
-fn warn(comptime name: []const u8, value: []const u8, comptime fallback: []const u8) void {
+fn warn(name: []const u8, value: []const u8, fallback: []const u8) void {
     var buffer: [256]u8 = undefined;
     const shown = value[0..@min(value.len, 64)];
-    const line = std.fmt.bufPrint(&buffer, "hakozuna: invalid " ++ name ++ "=\"{s}\", using " ++ fallback ++ "\n", .{shown}) catch return;
+    const line = std.fmt.bufPrint(&buffer, "hakozuna: invalid {s}=\"{s}\", using {s}\n", .{ name, shown, fallback }) catch return;
     os.writeStderr(line);
 }
 

@@ -246,9 +246,20 @@ pub fn formatLine(buffer: []u8, snapshot: *const Snapshot, process: Process) []c
 
 fn writeLine(writer: *std.Io.Writer, snapshot: *const Snapshot, process: Process) std.Io.Writer.Error!void {
     try writer.print("hakozuna: stats pid={d} program={s} policy={s}", .{ process.pid, process.program, process.lane });
-    inline for (@typeInfo(Snapshot).@"struct".fields[2..]) |field| {
-        try writer.print(" {s}={d}", .{ field.name, @field(snapshot, field.name) });
-    }
+    // The counters gathered first, then printed by one loop: a print per
+    // field, unrolled, made this cold path 8.5 KiB of resident text.
+    const counters = @typeInfo(Snapshot).@"struct".fields[2..];
+    const names = comptime names: {
+        var list: [counters.len][]const u8 = undefined;
+        for (counters, &list) |field, *name| {
+            std.debug.assert(field.type == u64);
+            name.* = field.name;
+        }
+        break :names list;
+    };
+    var values: [counters.len]u64 = undefined;
+    inline for (counters, &values) |field, *value| value.* = @field(snapshot, field.name);
+    for (names, values) |name, value| try writer.print(" {s}={d}", .{ name, value });
     try writer.writeByte('\n');
 }
 
