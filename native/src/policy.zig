@@ -187,24 +187,26 @@ pub fn parse(comptime lookup: fn ([*:0]const u8) ?[]const u8) Policy {
     var result = Policy.ofLane(lane);
     inline for (knobs) |knob| {
         if (lookup(knob.env)) |text| {
-            if (parseKnob(&knob, text)) |value| @field(result, knob.field) = value;
+            if (parseKnob(knob.env, knob.min, knob.max, text)) |value| @field(result, knob.field) = value;
         }
     }
     if (lookup("HZ_STATS")) |value| result.stats_output = parseStats(value);
     return result;
 }
 
-/// Not generic over the knob: one copy serves the whole table (inlined
-/// per knob, the parsing and its warnings were half the start's code).
-fn parseKnob(knob: *const Knob, text: []const u8) ?u32 {
+/// The value of the knob named `env` that `text` gives, if it lies in
+/// `min..max`. Not generic over the knob: one copy serves the whole table
+/// (inlined per knob, the parsing and its warnings were half the start's
+/// code), and only these fields of it reach the library.
+fn parseKnob(env: []const u8, min: u32, max: u32, text: []const u8) ?u32 {
     const value = std.fmt.parseInt(u32, text, 10) catch {
-        warn(knob.env, text, "the lane's default");
+        warn(env, text, "the lane's default");
         return null;
     };
-    if (value < knob.min or value > knob.max) {
+    if (value < min or value > max) {
         var buffer: [64]u8 = undefined;
-        const fallback = std.fmt.bufPrint(&buffer, "the lane's default (range {d}..{d})", .{ knob.min, knob.max }) catch unreachable;
-        warn(knob.env, text, fallback);
+        const fallback = std.fmt.bufPrint(&buffer, "the lane's default (range {d}..{d})", .{ min, max }) catch unreachable;
+        warn(env, text, fallback);
         return null;
     }
     return value;
