@@ -182,7 +182,8 @@ pub inline fn free(ptr: ?*anyopaque) void {
 pub inline fn freeAs(ptr: ?*anyopaque, release: Release) void {
     const addr = @intFromPtr(ptr);
     const chunk = segment_box.liveChunk(addr) orelse return freeOutsideSegments(addr);
-    const span = Segment.ofChunk(chunk).spanOf(addr);
+    const segment = Segment.ofChunk(chunk);
+    const span = segment.spanOf(addr);
     // Nothing reads `addr` before blockAt has accepted it.
     const block = span.blockAt(addr) orelse return freeRejected(addr, release);
     const cookie = span_box.cookieOf(block);
@@ -191,7 +192,7 @@ pub inline fn freeAs(ptr: ?*anyopaque, release: Release) void {
         @branchHint(.unlikely);
         return freeRejected(addr, release);
     }
-    freeSpan(.{ .span = span, .block = block }, cookie, release);
+    freeSpan(.{ .span = span, .block = block }, cookie, release, segment.classOf(addr));
 }
 
 /// NULL, a large block, or a pointer that is not ours.
@@ -209,18 +210,19 @@ noinline fn freeOutsideSegments(addr: usize) void {
 /// with the reason (or, if a racing carve made it valid since, is freed).
 noinline fn freeRejected(addr: usize, release: Release) void {
     switch (ownerOrDie(addr, "free()")) {
-        .span => |found| freeSpan(found, span_box.cookieOf(found.block), release),
+        .span => |found| freeSpan(found, span_box.cookieOf(found.block), release, found.span.class),
         // In a segment's chunk (modulo 2^47): never a large or empty block.
         .large, .empty => unreachable,
     }
 }
 
-/// Frees a live span block; `cookie` is `span_box.cookieOf(found.block)`.
-inline fn freeSpan(found: SpanBlock, cookie: usize, release: Release) void {
+/// Frees a live span block; `cookie` is `span_box.cookieOf(found.block)`
+/// and `class` its span's class.
+inline fn freeSpan(found: SpanBlock, cookie: usize, release: Release, class: sizeclass.Class) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
         @branchHint(.likely);
-        heap.?.freeLocal(found.span, found.block, cookie);
+        heap.?.freeLocal(found.span, found.block, cookie, class);
     } else {
         freeOther(heap, found.span, found.block, release);
     }
@@ -232,7 +234,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return .ok;
     switch (classify(addr)) {
-        .span => |found| freeSpan(found, span_box.cookieOf(found.block), .{}),
+        .span => |found| freeSpan(found, span_box.cookieOf(found.block), .{}, found.span.class),
         .large => if (!large.free(addr)) return .invalid,
         .empty => if (empty.free(addr) != .live) return .freed,
         .invalid => return .invalid,
@@ -286,7 +288,7 @@ noinline fn freeWithoutSlot(span: *Span, block: *Block, release: Release) void {
     const own = thread.heapForFree() orelse return heap_box.freeWithoutHeap(span, block);
     // The heap just taken may be an adopted orphan that owns the span.
     if (span.heap == @as(*anyopaque, own)) {
-        own.freeLocal(span, block, span_box.cookieOf(block));
+        own.freeLocal(span, block, span_box.cookieOf(block), span.class);
     } else {
         own.freeRemote(span, block);
     }
@@ -328,7 +330,7 @@ inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
     const fresh = malloc(size) orelse return null;
     const bytes = @min(usable, size);
     @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(found.block))[0..bytes]);
-    freeSpan(found, span_box.cookieOf(found.block), .{});
+    freeSpan(found, span_box.cookieOf(found.block), .{}, found.span.class);
     return fresh;
 }
 

@@ -460,9 +460,12 @@ pub const Heap = struct {
     }
 
     /// Gives back a block of a span this heap owns; `cookie` is
-    /// `span_box.cookieOf(block)`, which the caller computed to check it.
-    pub inline fn freeLocal(heap: *Heap, span: *Span, block: *Block, cookie: usize) void {
-        const class = span.class;
+    /// `span_box.cookieOf(block)`, which the caller computed to check it,
+    /// and `class` is `span.class` (free's hit path reads it from the
+    /// segment, `Segment.classOf`, so that the count below does not wait
+    /// for the span record: bench/LEDGER.md).
+    pub inline fn freeLocal(heap: *Heap, span: *Span, block: *Block, cookie: usize, class: Class) void {
+        std.debug.assert(class == span.class);
         heap.counters.class_frees[class].add(1);
         if (class >= LastFreed.first_class) {
             // Laid out after the small classes' hit path, which then takes
@@ -1441,7 +1444,7 @@ fn freeOwn(heap: *Heap, p: *anyopaque) void {
     const addr = @intFromPtr(p);
     const span = Segment.of(addr).spanOf(addr);
     const block = span.blockAt(addr).?;
-    heap.freeLocal(span, block, span_box.cookieOf(block));
+    heap.freeLocal(span, block, span_box.cookieOf(block), span.class);
 }
 
 test "a fresh heap set up over zero pages equals the default heap" {

@@ -45,6 +45,12 @@ pub const Segment = extern struct {
     dirty_mask: u64,
     /// Link in the owner heap's segment list.
     link: list.Link(Segment),
+    /// The class of the span each slice belongs to (stale for free slices
+    /// and the header, which no lookup that reads it accepts): free's
+    /// per-class count reads it at an address computed from the pointer
+    /// alone, where the span's own `class` waits for `span_of`'s load
+    /// (bench/LEDGER.md).
+    class_of: [slices_per_segment]u8,
     /// The span each slice belongs to, `&no_span` for free slices and the
     /// header: pointer -> span is a shift, a mask and one load.
     span_of: [slices_per_segment]*Span,
@@ -78,6 +84,15 @@ pub const Segment = extern struct {
         return segment.span_of[(addr >> slice_shift) & (slices_per_segment - 1)];
     }
 
+    /// The class of the span that contains `addr` (which lies in a span
+    /// of this segment): `spanOf(addr).class`, without waiting for it.
+    pub inline fn classOf(segment: *const Segment, addr: usize) u8 {
+        // Through a pointer: indexing the array field itself made the
+        // compiler copy the array.
+        const classes: *const [slices_per_segment]u8 = &segment.class_of;
+        return classes[(addr >> slice_shift) & (slices_per_segment - 1)];
+    }
+
     pub inline fn sliceIndex(segment: *const Segment, span: *const Span) usize {
         return (@intFromPtr(span) - @intFromPtr(&segment.slices[0])) / @sizeOf(Span);
     }
@@ -108,6 +123,7 @@ pub const Segment = extern struct {
         segment.dirty_mask &= ~span_mask;
         const span = &segment.slices[first];
         for (segment.span_of[first..][0..count]) |*slot| slot.* = span;
+        @memset(segment.class_of[first..][0..count], class);
         span.span_slices = @intCast(count);
         span.assign(heap, class, segment.sliceStart(first), count * slice_size_bytes);
         return span;
@@ -388,6 +404,7 @@ test "a fresh segment header set up over zero pages equals its default" {
         .free_mask = Segment.all_slices_free,
         .dirty_mask = 0,
         .link = .{},
+        .class_of = @splat(0),
         .span_of = @splat(&no_span),
     };
     try std.testing.expect(std.meta.eql(expected, zeroed.*));

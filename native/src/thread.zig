@@ -688,7 +688,8 @@ test "a heap that gives back its idle pages keeps its counts in the registry and
             for (0..100) |_| {
                 const block: *span_box.Block = @ptrCast(@alignCast(heap.alloc(class) orelse return));
                 const addr = @intFromPtr(block);
-                heap.freeLocal(segment_box.Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
+                const span = segment_box.Segment.of(addr).spanOf(addr);
+                heap.freeLocal(span, block, span_box.cookieOf(block), span.class);
             }
             out.* = heap;
         }
@@ -723,7 +724,8 @@ test "threads that exit together leave at most warm_orphans_max heaps warm" {
             out.* = heap;
             const block: *span_box.Block = @ptrCast(@alignCast(heap.alloc(sizeclass.classOf(64)) orelse return));
             const addr = @intFromPtr(block);
-            heap.freeLocal(segment_box.Segment.of(addr).spanOf(addr), block, span_box.cookieOf(block));
+            const span = segment_box.Segment.of(addr).spanOf(addr);
+            heap.freeLocal(span, block, span_box.cookieOf(block), span.class);
             // Each holds its heap until all have one, so none adopts another's.
             _ = ready.fetchAdd(1, .monotonic);
             while (ready.load(.monotonic) < threads) std.Thread.yield() catch {};
