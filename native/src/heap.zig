@@ -1439,8 +1439,9 @@ fn spanClassOf(p: *anyopaque) Class {
     return spanOfBlock(p).class;
 }
 
-/// Frees a block of `heap`'s on `heap`'s own thread.
-fn freeOwn(heap: *Heap, p: *anyopaque) void {
+/// Frees a block of `heap`'s on `heap`'s own thread. For tests
+/// (thread.zig's too).
+pub fn freeOwn(heap: *Heap, p: *anyopaque) void {
     const addr = @intFromPtr(p);
     const span = Segment.of(addr).spanOf(addr);
     const block = span.blockAt(addr).?;

@@ -686,10 +686,7 @@ test "a heap that gives back its idle pages keeps its counts in the registry and
         fn run(out: *?*Heap) void {
             const heap = currentOrCreate() orelse return;
             for (0..100) |_| {
-                const block: *span_box.Block = @ptrCast(@alignCast(heap.alloc(class) orelse return));
-                const addr = @intFromPtr(block);
-                const span = segment_box.Segment.of(addr).spanOf(addr);
-                heap.freeLocal(span, block, span_box.cookieOf(block), span.class);
+                heap_box.freeOwn(heap, heap.alloc(class) orelse return);
             }
             out.* = heap;
         }
@@ -722,10 +719,7 @@ test "threads that exit together leave at most warm_orphans_max heaps warm" {
         fn run(out: *?*Heap, ready: *std.atomic.Value(u32)) void {
             const heap = currentOrCreate() orelse return;
             out.* = heap;
-            const block: *span_box.Block = @ptrCast(@alignCast(heap.alloc(sizeclass.classOf(64)) orelse return));
-            const addr = @intFromPtr(block);
-            const span = segment_box.Segment.of(addr).spanOf(addr);
-            heap.freeLocal(span, block, span_box.cookieOf(block), span.class);
+            heap_box.freeOwn(heap, heap.alloc(sizeclass.classOf(64)) orelse return);
             // Each holds its heap until all have one, so none adopts another's.
             _ = ready.fetchAdd(1, .monotonic);
             while (ready.load(.monotonic) < threads) std.Thread.yield() catch {};
