@@ -162,6 +162,21 @@ pub fn cpuCount() u32 {
     return @max(1, linux.CPU_COUNT(set));
 }
 
+/// This process's id (a forked child has its own).
+pub fn pid() i32 {
+    return linux.getpid();
+}
+
+extern var program_invocation_short_name: ?[*:0]const u8;
+
+/// The running program's name as libc has it (argv[0] without its
+/// directory), at most 64 bytes of it (it goes into fixed-size lines), or
+/// "?" where libc has not set it yet.
+pub fn programName() []const u8 {
+    const name = std.mem.span(program_invocation_short_name orelse return "?");
+    return name[0..@min(name.len, 64)];
+}
+
 /// Writes all of `bytes` to stderr, retrying short writes; never allocates.
 pub fn writeStderr(bytes: []const u8) void {
     writeAll(2, bytes);
@@ -288,7 +303,7 @@ pub fn processRandom() [2]u64 {
     const seed: [2]u64 = if (at_random != 0)
         @as(*align(1) const [2]u64, @ptrFromInt(at_random)).*
     else
-        .{ @intCast(linux.getpid()), @intFromPtr(&words) };
+        .{ @intCast(pid()), @intFromPtr(&words) };
     return .{ scramble(seed[0] ^ 0x9e3779b97f4a7c15), scramble(seed[1] ^ 0xbf58476d1ce4e5b9) };
 }
 

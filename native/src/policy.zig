@@ -239,9 +239,11 @@ fn laneList() []const u8 {
 }
 
 fn warn(name: []const u8, value: []const u8, fallback: []const u8) void {
-    var buffer: [256]u8 = undefined;
+    var buffer: [320]u8 = undefined;
     const shown = value[0..@min(value.len, 64)];
-    const line = std.fmt.bufPrint(&buffer, "hakozuna: invalid {s}=\"{s}\", using {s}\n", .{ name, shown, fallback }) catch return;
+    // Every process of a tree reads the environment and warns; the line
+    // says which one.
+    const line = std.fmt.bufPrint(&buffer, "hakozuna: pid={d} program={s}: invalid {s}=\"{s}\", using {s}\n", .{ os.pid(), os.programName(), name, shown, fallback }) catch return;
     os.writeStderr(line);
 }
 

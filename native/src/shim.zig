@@ -331,15 +331,13 @@ fn pinLibrary() void {
 /// Where HZ_STATS=1 and HZ_STATS=verbose write at exit.
 var stats_fd: i32 = 2;
 
-extern var program_invocation_short_name: [*:0]const u8;
-
 /// The stats line of this process, now.
 fn statsLine(buffer: []u8) []const u8 {
     thread.start();
     const snapshot = thread.snapshot();
     return stats.formatLine(buffer, &snapshot, .{
-        .pid = std.os.linux.getpid(),
-        .program = std.mem.span(program_invocation_short_name),
+        .pid = os.pid(),
+        .program = os.programName(),
         .lane = std.mem.span(policy.laneName()),
     });
 }
@@ -350,7 +348,7 @@ fn statsLine(buffer: []u8) []const u8 {
 fn destructor() callconv(.c) void {
     const output = policy.snapshot.stats_output;
     if (output == .off) return;
-    const pid = std.os.linux.getpid();
+    const pid = os.pid();
     var buffer: [1024]u8 = undefined;
     const line = statsLine(&buffer);
     if (output == .file) {

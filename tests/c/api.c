@@ -405,6 +405,11 @@ static void check_policy(void) {
   run(self, bogus, 1, unset + 1, 2, out, err, sizeof out);
   CHECK(!strcmp(out, "balanced\n") && one_line(err),
         "HZ_POLICY=bogus: want policy \"balanced\" and one warning line on stderr, got \"%s\" and \"%s\"", out, err);
+  /* The warning names its process: each process of a tree warns once. */
+  int pid = 0, end = 0;
+  sscanf(err, "hakozuna: pid=%d program=exe: invalid HZ_POLICY=\"bogus\", using balanced (lanes: %*[^)])%n", &pid, &end);
+  CHECK(pid > 0 && end > 0 && !strcmp(err + end, "\n"),
+        "HZ_POLICY=bogus: want \"hakozuna: pid=N program=exe: invalid HZ_POLICY=\\\"bogus\\\", using balanced (lanes: ...)\", got \"%s\"", err);
 }
 
 /* HZ_STATS=1: a preloaded program prints one line at exit on stderr, and
