@@ -171,9 +171,10 @@ extern var program_invocation_short_name: ?[*:0]const u8;
 
 /// The running program's name as libc has it (argv[0] without its
 /// directory), at most 64 bytes of it (it goes into fixed-size lines), or
-/// "?" where libc has not set it yet.
+/// "?" while libc has none (it holds "" until its start-up sets it).
 pub fn programName() []const u8 {
     const name = std.mem.span(program_invocation_short_name orelse return "?");
+    if (name.len == 0) return "?";
     return name[0..@min(name.len, 64)];
 }
 
