@@ -210,10 +210,16 @@ noinline fn freeOutsideSegments(addr: usize) void {
 /// with the reason (or, if a racing carve made it valid since, is freed).
 noinline fn freeRejected(addr: usize, release: Release) void {
     switch (ownerOrDie(addr, "free()")) {
-        .span => |found| freeSpan(found, span_box.cookieOf(found.block), release, found.span.class),
+        .span => |found| freeFound(found, release),
         // In a segment's chunk (modulo 2^47): never a large or empty block.
         .large, .empty => unreachable,
     }
+}
+
+/// `freeSpan` for the callers off free's hit path, which found the block
+/// through its span and take its cookie and class from there.
+inline fn freeFound(found: SpanBlock, release: Release) void {
+    freeSpan(found, span_box.cookieOf(found.block), release, found.span.class);
 }
 
 /// Frees a live span block; `cookie` is `span_box.cookieOf(found.block)`
@@ -234,7 +240,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return .ok;
     switch (classify(addr)) {
-        .span => |found| freeSpan(found, span_box.cookieOf(found.block), .{}, found.span.class),
+        .span => |found| freeFound(found, .{}),
         .large => if (!large.free(addr)) return .invalid,
         .empty => if (empty.free(addr) != .live) return .freed,
         .invalid => return .invalid,
@@ -330,7 +336,7 @@ inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
     const fresh = malloc(size) orelse return null;
     const bytes = @min(usable, size);
     @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(found.block))[0..bytes]);
-    freeSpan(found, span_box.cookieOf(found.block), .{}, found.span.class);
+    freeFound(found, .{});
     return fresh;
 }
 
