@@ -142,12 +142,34 @@ pub fn purge(ptr: [*]u8, len_bytes: usize) void {
 }
 
 /// Monotonic milliseconds (coarse clock, a vDSO read; wraps every 49
-/// days: compare with wrapping subtraction).
+/// days: compare with wrapping subtraction). Not through libc's
+/// clock_gettime: its code lies in a part of libc that a program may never
+/// run otherwise, and the kernel maps 64 KiB of a file's cached pages around
+/// each page it faults in, all counted in the program's RSS
+/// (bench/LEDGER.md, "libc pages").
 pub fn nowMs() u32 {
-    const now = std.posix.clock_gettime(.MONOTONIC_COARSE) catch return 0;
+    if (@atomicLoad(?[*]std.elf.Auxv, &linux.elf_aux_maybe, .acquire) == null) findVdso();
+    var now: linux.timespec = undefined;
+    if (failed(linux.clock_gettime(.MONOTONIC_COARSE, &now))) return 0;
     const ms = @as(u64, @intCast(now.sec)) * 1000 + @as(u64, @intCast(now.nsec)) / std.time.ns_per_ms;
     return @truncate(ms);
 }
+
+/// std's clock_gettime finds the vDSO through `linux.elf_aux_maybe`,
+/// which only Zig's own start-up code sets (libc starts this process): it
+/// gets the one entry it reads, before its first call, which would
+/// otherwise settle on the system call for good.
+fn findVdso() void {
+    vdso_auxv[0] = .{
+        .a_type = std.elf.AT_SYSINFO_EHDR,
+        .a_un = .{ .a_val = std.c.getauxval(std.elf.AT_SYSINFO_EHDR) },
+    };
+    @atomicStore(?[*]std.elf.Auxv, &linux.elf_aux_maybe, &vdso_auxv, .release);
+}
+var vdso_auxv: [2]std.elf.Auxv = .{
+    undefined,
+    .{ .a_type = std.elf.AT_NULL, .a_un = .{ .a_val = 0 } },
+};
 
 /// Gives the CPU to another runnable thread, if any.
 pub fn yield() void {
