@@ -158,16 +158,14 @@ pub fn nowMs() u32 {
 /// std's clock_gettime finds the vDSO through `linux.elf_aux_maybe`,
 /// which only Zig's own start-up code sets (libc starts this process): it
 /// gets the one entry it reads, before its first call, which would
-/// otherwise settle on the system call for good.
+/// otherwise settle on the system call for good. Threads that get here at
+/// once store the same value.
 fn findVdso() void {
-    vdso_auxv[0] = .{
-        .a_type = std.elf.AT_SYSINFO_EHDR,
-        .a_un = .{ .a_val = std.c.getauxval(std.elf.AT_SYSINFO_EHDR) },
-    };
+    @atomicStore(u64, &vdso_auxv[0].a_un.a_val, std.c.getauxval(std.elf.AT_SYSINFO_EHDR), .monotonic);
     @atomicStore(?[*]std.elf.Auxv, &linux.elf_aux_maybe, &vdso_auxv, .release);
 }
 var vdso_auxv: [2]std.elf.Auxv = .{
-    undefined,
+    .{ .a_type = std.elf.AT_SYSINFO_EHDR, .a_un = .{ .a_val = 0 } },
     .{ .a_type = std.elf.AT_NULL, .a_un = .{ .a_val = 0 } },
 };
 
