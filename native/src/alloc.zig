@@ -43,12 +43,48 @@ pub inline fn malloc(size: usize) ?*anyopaque {
 /// `malloc` for a request of `origin` (C++ new and new[] pass theirs, which
 /// only the hardened lane keeps).
 pub inline fn mallocAs(size: usize, comptime origin: Origin) ?*anyopaque {
+    return cached(size, struct {
+        const dry = Heap.refill;
+        inline fn miss(bytes: usize) ?*anyopaque {
+            return mallocOther(bytes, origin);
+        }
+    });
+}
+
+/// The hot path of an entry point that allocates `size` bytes: a block of
+/// the thread's heap for 1 to `sizeclass.fine_max_bytes`; a dry current
+/// span returns `Path.dry(heap, class)` and every other case
+/// `Path.miss(size)`.
+pub inline fn cached(size: usize, comptime Path: type) ?*anyopaque {
     if (size -% 1 < sizeclass.small_max_bytes) {
-        if (thread.current()) |heap| return heap.alloc(sizeclass.fineClassOf(size));
+        if (thread.current()) |heap| return heap.allocOr(sizeclass.fineClassOf(size), Path.dry);
     } else if (size -% 1 < sizeclass.fine_max_bytes) {
-        if (thread.current()) |heap| return heap.allocMedium(sizeclass.fineClassOf(size));
+        if (thread.current()) |heap| return heap.allocMediumOr(sizeclass.fineClassOf(size), Path.dry);
     }
-    return mallocOther(size, origin);
+    return Path.miss(size);
+}
+
+/// C++'s `new(0)` asks malloc for 1 byte, as the runtime's own does, so
+/// that every `new` returns an ordinary block.
+pub inline fn newBytes(size: usize) usize {
+    return @max(size, 1);
+}
+
+/// The `Path` of `cached` for C++'s `new` of `origin`, which does not fail
+/// with ENOMEM but calls `fail(size)` (the runtime's own definition, which
+/// runs the program's new_handler and throws: shim.zig). Both exits are out
+/// of line and neither repeats the hit path.
+pub fn NewPath(comptime origin: Origin, comptime fail: fn (usize) ?*anyopaque) type {
+    return struct {
+        noinline fn dry(heap: *Heap, class: sizeclass.Class) ?*anyopaque {
+            // The runtime asks again for the class's block size, which
+            // the span would have handed out.
+            return heap.refill(class) orelse fail(sizeclass.block_size_bytes[class]);
+        }
+        noinline fn miss(size: usize) ?*anyopaque {
+            return mallocOther(newBytes(size), origin) orelse fail(size);
+        }
+    };
 }
 
 /// Sizes the hot path does not cover: those above 32 KiB up to
@@ -174,25 +210,26 @@ inline fn liveSpanBlock(addr: usize) ?SpanBlock {
 /// Every failed check leaves through a tail call, so the hit path keeps no
 /// stack frame.
 pub inline fn free(ptr: ?*anyopaque) void {
-    freeAs(ptr, .{});
+    freeAs(ptr, .malloc, Release.no_size);
 }
 
-/// `free` for a `release` (C++'s delete and delete[] pass theirs, which
-/// only the hardened lane checks, off the hot path).
-pub inline fn freeAs(ptr: ?*anyopaque, release: Release) void {
+/// `free` for a release of `origin` with the size the program passed, or
+/// `Release.no_size` (C++'s delete and delete[] and C23's `free_sized`
+/// pass theirs, which only the hardened lane checks, off the hot path).
+pub inline fn freeAs(ptr: ?*anyopaque, origin: Origin, size: usize) void {
     const addr = @intFromPtr(ptr);
     const chunk = segment_box.liveChunk(addr) orelse return freeOutsideSegments(addr);
     const segment = Segment.ofChunk(chunk);
     const span = segment.spanOf(addr);
     // Nothing reads `addr` before blockAt has accepted it.
-    const block = span.blockAt(addr) orelse return freeRejected(addr, release);
+    const block = span.blockAt(addr) orelse return freeRejected(addr, origin, size);
     const cookie = span_box.cookieOf(block);
     if (block.cookie == cookie) {
         // Laid out after the hit path, which then takes no branch.
         @branchHint(.unlikely);
-        return freeRejected(addr, release);
+        return freeRejected(addr, origin, size);
     }
-    freeSpan(.{ .span = span, .block = block }, cookie, release, segment.classOf(addr));
+    freeSpan(.{ .span = span, .block = block }, cookie, origin, size, segment.classOf(addr));
 }
 
 /// NULL, a large block, or a pointer that is not ours.
@@ -208,9 +245,9 @@ noinline fn freeOutsideSegments(addr: usize) void {
 
 /// A pointer into a segment that free refused: checked again, it aborts
 /// with the reason (or, if a racing carve made it valid since, is freed).
-noinline fn freeRejected(addr: usize, release: Release) void {
+noinline fn freeRejected(addr: usize, origin: Origin, size: usize) void {
     switch (ownerOrDie(addr, "free()")) {
-        .span => |found| freeFound(found, release),
+        .span => |found| freeFound(found, origin, size),
         // In a segment's chunk (modulo 2^47): never a large or empty block.
         .large, .empty => unreachable,
     }
@@ -218,19 +255,19 @@ noinline fn freeRejected(addr: usize, release: Release) void {
 
 /// `freeSpan` for the callers off free's hit path, which found the block
 /// through its span and take its cookie and class from there.
-inline fn freeFound(found: SpanBlock, release: Release) void {
-    freeSpan(found, span_box.cookieOf(found.block), release, found.span.class);
+inline fn freeFound(found: SpanBlock, origin: Origin, size: usize) void {
+    freeSpan(found, span_box.cookieOf(found.block), origin, size, found.span.class);
 }
 
 /// Frees a live span block; `cookie` is `span_box.cookieOf(found.block)`
 /// and `class` its span's class.
-inline fn freeSpan(found: SpanBlock, cookie: usize, release: Release, class: sizeclass.Class) void {
+inline fn freeSpan(found: SpanBlock, cookie: usize, origin: Origin, size: usize, class: sizeclass.Class) void {
     const heap = thread.current();
     if (found.span.heap == @as(?*anyopaque, heap)) {
         @branchHint(.likely);
         heap.?.freeLocal(found.span, found.block, cookie, class);
     } else {
-        freeOther(heap, found.span, found.block, release);
+        freeOther(heap, found.span, found.block, origin, size);
     }
 }
 
@@ -240,7 +277,7 @@ pub fn freeChecked(ptr: ?*anyopaque) Status {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return .ok;
     switch (classify(addr)) {
-        .span => |found| freeFound(found, .{}),
+        .span => |found| freeFound(found, .malloc, Release.no_size),
         .large => if (!large.free(addr)) return .invalid,
         .empty => if (empty.free(addr) != .live) return .freed,
         .invalid => return .invalid,
@@ -281,9 +318,9 @@ pub fn freeMany(ptrs: [*]const ?*anyopaque, count: usize) usize {
 
 /// A block another heap owns. Out of line so the local path saves no
 /// registers for it.
-noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block, release: Release) void {
+noinline fn freeOther(heap: ?*Heap, span: *Span, block: *Block, origin: Origin, size: usize) void {
     if (heap) |own| return own.freeRemote(span, block);
-    freeWithoutSlot(span, block, release);
+    freeWithoutSlot(span, block, .of(origin, size));
 }
 
 /// A free by a thread whose hot-path slot is null: the hardened lane (every
@@ -336,7 +373,7 @@ inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
     const fresh = malloc(size) orelse return null;
     const bytes = @min(usable, size);
     @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(found.block))[0..bytes]);
-    freeFound(found, .{});
+    freeFound(found, .malloc, Release.no_size);
     return fresh;
 }
 

@@ -77,6 +77,20 @@ pub const Release = packed struct(u64) {
     pub fn sized(origin: Origin, size: usize) Release {
         return .{ .origin = origin, .size = std.math.cast(u62, size) orelse unsized - 1 };
     }
+
+    /// The size an entry point without one (free, unsized delete) passes
+    /// to `of`. A sized delete of this many bytes reads as unsized: no
+    /// block can be that large.
+    pub const no_size: usize = std.math.maxInt(usize);
+
+    /// The release of an entry point of `origin` that passes `size`, or
+    /// `no_size`. Free's hit path carries the two in registers and only its
+    /// exits out of line build the word: built up front, the sized
+    /// delete's hit path kept it in a spilled register.
+    pub fn of(origin: Origin, size: usize) Release {
+        if (size == no_size) return .{ .origin = origin };
+        return sized(origin, size);
+    }
 };
 
 /// The tail holds the requested size in its low bits and the origin in

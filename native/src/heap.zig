@@ -384,15 +384,22 @@ pub const Heap = struct {
     /// Pops a block of `class`; refills when the current span is dry. Null
     /// (errno ENOMEM) only when the system refuses memory.
     pub inline fn alloc(heap: *Heap, class: Class) ?*anyopaque {
-        return heap.popCurrent(class, false);
+        return heap.allocOr(class, refill);
     }
 
-    /// `alloc`; with `note` (a class with a `last_freed` stack), the block
-    /// is noted as `LastFreed.handed_out` when it comes from the current
-    /// span's list.
-    inline fn popCurrent(heap: *Heap, class: Class, comptime note: bool) ?*anyopaque {
+    /// `alloc` that returns `dry(heap, class)` when the current span is
+    /// dry: `refill`, or an entry point's own slow path (C++'s `new`, whose
+    /// slow path also runs the program's new_handler: shim.zig).
+    pub inline fn allocOr(heap: *Heap, class: Class, comptime dry: anytype) ?*anyopaque {
+        return heap.popCurrent(class, false, dry);
+    }
+
+    /// `allocOr`; with `note` (a class with a `last_freed` stack), the
+    /// block is noted as `LastFreed.handed_out` when it comes from the
+    /// current span's list.
+    inline fn popCurrent(heap: *Heap, class: Class, comptime note: bool, comptime dry: anytype) ?*anyopaque {
         const span = heap.current[class];
-        const block = span.free orelse return heap.refill(class);
+        const block = span.free orelse return dry(heap, class);
         const delta = span_box.linkDelta(block);
         if (!span.linkFits(delta)) {
             // Laid out after the hit path, which then takes no branch.
@@ -417,9 +424,15 @@ pub const Heap = struct {
     /// newest block of its `last_freed` stack, if any, else the current
     /// span's.
     pub inline fn allocMedium(heap: *Heap, class: Class) ?*anyopaque {
+        return heap.allocMediumOr(class, refill);
+    }
+
+    /// `allocMedium` that returns `dry(heap, class)` when the current span
+    /// is dry, as `allocOr`.
+    pub inline fn allocMediumOr(heap: *Heap, class: Class, comptime dry: anytype) ?*anyopaque {
         const slot = LastFreed.slotOf(class);
         std.debug.assert(slot < LastFreed.class_count);
-        return heap.popLastFreed(class, slot) orelse heap.popCurrent(class, true);
+        return heap.popLastFreed(class, slot) orelse heap.popCurrent(class, true, dry);
     }
 
     /// Hands out the newest block `class` keeps on `last_freed` (the
@@ -588,7 +601,9 @@ pub const Heap = struct {
     // -----------------------------------------------------------------
     // Refill boundary.
 
-    noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
+    /// Gives the class a current span with a free block and pops it. Null
+    /// (errno ENOMEM) only when the system refuses memory.
+    pub noinline fn refill(heap: *Heap, class: Class) ?*anyopaque {
         // A heap that refills takes back what others free for it, now or
         // from its stash (thread.zig sweeps heaps that do not).
         heap.inbox.answer();

@@ -56,7 +56,7 @@ const Exports = struct {
     /// for, which must match (glibc defines it from 2.43: without ours, a
     /// program built against it would hand our blocks to glibc's free).
     fn freeSized(ptr: ?*anyopaque, size: usize) callconv(.c) void {
-        alloc.freeAs(ptr, .sized(.malloc, size));
+        alloc.freeAs(ptr, .malloc, size);
     }
     /// C23's free of an aligned_alloc block: `freeSized`; the address
     /// alone finds the block, so the alignment is not needed.
@@ -236,10 +236,10 @@ const Cxx = struct {
     fn Delete(comptime origin: alloc.Origin) type {
         return struct {
             fn unsized(ptr: ?*anyopaque) align(hot_entry_alignment) callconv(.c) void {
-                alloc.freeAs(ptr, .{ .origin = origin });
+                alloc.freeAs(ptr, origin, alloc.Release.no_size);
             }
             fn sized(ptr: ?*anyopaque, size: usize) align(hot_entry_alignment) callconv(.c) void {
-                alloc.freeAs(ptr, .sized(origin, size));
+                alloc.freeAs(ptr, origin, size);
             }
         };
     }
@@ -259,37 +259,37 @@ const Cxx = struct {
         return @ptrCast(@alignCast(symbol));
     }
 
-    /// The runtime's `new(0)` asks malloc for 1 byte: so do we, so that
-    /// every `new` returns an ordinary block.
-    inline fn bytes(size: usize) usize {
-        return @max(size, 1);
-    }
-
     fn New(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
+            /// Malloc's hit path; the rest out of line (`alloc.NewPath`),
+            /// so that the hit path keeps no register for the runtime's
+            /// call.
             fn call(size: usize) align(hot_entry_alignment) callconv(.c) ?*anyopaque {
-                return alloc.mallocAs(bytes(size), origin) orelse runtime(@TypeOf(call), name)(size);
+                return alloc.cached(size, alloc.NewPath(origin, fail));
+            }
+            fn fail(size: usize) ?*anyopaque {
+                return runtime(@TypeOf(call), name)(size);
             }
         };
     }
     fn NewNothrow(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
-                return alloc.mallocAs(bytes(size), origin) orelse runtime(@TypeOf(call), name)(size, nothrow);
+                return alloc.mallocAs(alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, nothrow);
             }
         };
     }
     fn NewAligned(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, alignment: usize) callconv(.c) ?*anyopaque {
-                return alloc.memalignAs(alignment, bytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment);
+                return alloc.memalignAs(alignment, alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment);
             }
         };
     }
     fn NewAlignedNothrow(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, alignment: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
-                return alloc.memalignAs(alignment, bytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
+                return alloc.memalignAs(alignment, alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
             }
         };
     }
