@@ -78,6 +78,30 @@ static void sized_array_delete_of_other_size(void) {
   ::operator delete[](sink, opaque(1));
 }
 
+/* Small news until the address space runs out, in a child: the exit the
+ * hit path takes when its span is dry must still reach the new_handler and
+ * then std::bad_alloc, as the exits for other sizes do. Exits 0 when it did. */
+static void small_news_past_the_address_space(void) {
+  unsigned long pages = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  CHECK(f && fscanf(f, "%lu", &pages) == 1, "cannot read /proc/self/statm");
+  fclose(f);
+  /* Room for a few of the library's segments beyond what is mapped now. */
+  rlim_t cap = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + 32 * MiB;
+  struct rlimit as = {cap, cap};
+  CHECK(setrlimit(RLIMIT_AS, &as) == 0, "setrlimit(RLIMIT_AS) failed");
+  handler_calls = 0;
+  std::set_new_handler(handler);
+  size_t news = 0;
+  try {
+    for (;; news++) sink = new char[opaque(64)];
+  } catch (const std::bad_alloc &) {
+    CHECK(handler_calls == 1, "after %zu small news the new_handler ran %d times, not once", news, handler_calls);
+    CHECK(news > 1000, "bad_alloc after only %zu small news", news);
+    return;
+  }
+}
+
 static void check_mismatch(const char *name, void (*body)(void), bool hardened, const char *message) {
   char err[1024];
   int st = run_in_child(body, err, sizeof err);
@@ -166,6 +190,10 @@ int main(void) {
     thrown = true;
   }
   CHECK(thrown, "operator new[](align) of SIZE_MAX/2 did not throw std::bad_alloc");
+
+  char err[1024];
+  int st = run_in_child(small_news_past_the_address_space, err, sizeof err);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "small news past the address space: status 0x%x, stderr \"%.300s\"", st, err);
 
   /* Mismatched deletes. */
   const char *(*policy)(void) = (const char *(*)(void))dlsym(RTLD_DEFAULT, "hz_policy_name");

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The hit paths keep no stack frame and take no jump (docs/DESIGN.md, "The
+# hot path"): in each exported entry point of the hot path, the instructions
+# from its symbol to its first `ret` are the hit path, laid out first and
+# falling through (no unconditional jump among them), and they neither call,
+# nor push or pop, nor touch the stack pointer.
+#   tests/c/hitpath.sh LIB
+# x86-64 only; prints "FAIL: ..." per entry point that keeps a frame.
+set -u
+lib=$1
+if [ "$(uname -m)" != x86_64 ]; then
+  echo "skipped: the check reads x86-64 code"
+  exit 0
+fi
+status=0
+for sym in malloc free free_sized _Znwm _Znam _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm; do
+  addr=$(nm -D --defined-only "$lib" | awk -v s="$sym" '$3 == s { print $1; exit }')
+  if [ -z "$addr" ]; then
+    echo "FAIL: $sym is not exported by $lib"
+    status=1
+    continue
+  fi
+  # 512 bytes hold every hit path with room to spare; the path ends at the
+  # first ret.
+  end=$(printf '0x%x' $((0x$addr + 512)))
+  path=$(objdump -d --no-show-raw-insn --start-address="0x$addr" --stop-address="$end" "$lib" |
+    awk '/^ *[0-9a-f]+:/ { sub(/^ *[0-9a-f]+:[ \t]*/, ""); print; if ($1 == "ret") exit }')
+  if [ "$(printf '%s\n' "$path" | tail -n1 | awk '{ print $1 }')" != ret ]; then
+    echo "FAIL: $sym: no ret within 512 bytes of its start"
+    status=1
+    continue
+  fi
+  frame=$(printf '%s\n' "$path" | grep -E '^(push|pop|call|enter|leave)|%rsp' || true)
+  jump=$(printf '%s\n' "$path" | grep -E '^jmp' || true)
+  if [ -n "$frame" ]; then
+    echo "FAIL: $sym keeps a stack frame on its hit path: $(printf '%s' "$frame" | tr '\n' ';')"
+    status=1
+  elif [ -n "$jump" ]; then
+    echo "FAIL: $sym jumps before its first ret, so its hit path is not laid out first: $(printf '%s' "$jump" | tr '\n' ';')"
+    status=1
+  else
+    echo "ok: $sym, $(printf '%s\n' "$path" | wc -l) instructions to its ret"
+  fi
+done
+exit $status
