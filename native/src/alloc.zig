@@ -354,7 +354,7 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
 /// alone: Lua's does). Then a live block of a segment, outside the
 /// hardened lane, asked for a size from 1 to `max_request_bytes`; the
 /// rest, and every pointer that is not such a block, take `reallocOther`.
-pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
+pub inline fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
     const addr = @intFromPtr(ptr);
     if (addr == 0) return malloc(size);
     if (liveSpanBlock(addr)) |found| {
@@ -364,16 +364,22 @@ pub fn realloc(ptr: ?*anyopaque, size: usize) ?*anyopaque {
 }
 
 /// realloc of a live span block outside the hardened lane, to a size from
-/// 1 to `max_request_bytes`. A move frees the old block through `freeSpan`:
-/// it was looked up already.
+/// 1 to `max_request_bytes`: in place, or moved out of line (`reallocMove`),
+/// so that realloc's hit path keeps no stack frame.
 inline fn reallocSpan(found: SpanBlock, size: usize) ?*anyopaque {
     const usable: usize = found.span.usableBytes();
     // Fits, and not so much smaller that keeping it wastes half.
     if (size <= usable and size * 2 >= usable) return found.block;
+    return reallocMove(found.span, found.block, size);
+}
+
+/// `reallocSpan` of a block that moves: malloc, copy, and free of the old
+/// block through `freeFound`, which needs no second lookup.
+noinline fn reallocMove(span: *Span, block: *Block, size: usize) ?*anyopaque {
     const fresh = malloc(size) orelse return null;
-    const bytes = @min(usable, size);
-    @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(found.block))[0..bytes]);
-    freeFound(found, .malloc, Release.no_size);
+    const bytes = @min(span.usableBytes(), size);
+    @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(block))[0..bytes]);
+    freeFound(.{ .span = span, .block = block }, .malloc, Release.no_size);
     return fresh;
 }
 
