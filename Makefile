@@ -221,6 +221,9 @@ test-c: $(LIB)
 	@# api links the library itself: relinked every run, so it uses this $(LIB)
 	$(CC) $(TEST_CFLAGS) -o build/c/api tests/c/api.c -L$(dir $(LIB)) -lhakozuna -Wl,-rpath,$(abspath $(dir $(LIB)))
 	tests/c/run.sh $(LIB) build/c
+	@# The release build's hot entry points keep no stack frame (the safety
+	@# build's assertions need one: test-safety does not run this).
+	sh tests/c/hitpath.sh $(LIB)
 
 # The C tests again against the safety build (zig build -Dsafety=true:
 # ReleaseSafe, span and heap invariants checked at refill, retire, collect).

@@ -5,7 +5,9 @@
 # falling through (no unconditional jump among them), and they neither call,
 # nor push or pop, nor touch the stack pointer.
 #   tests/c/hitpath.sh LIB
-# x86-64 only; prints "FAIL: ..." per entry point that keeps a frame.
+# For the release build (`make test-c`; the safety build's assertions keep
+# frames). x86-64 only; prints "FAIL: ..." per entry point that keeps a
+# frame.
 set -u
 lib=$1
 if [ "$(uname -m)" != x86_64 ]; then

@@ -48,10 +48,6 @@ else
   fail preload-loads "$lib does not show in /proc/self/maps under LD_PRELOAD ($(head -c 200 "$logs/preload.log"))"
 fi
 
-# The hot entry points run their hit path straight through, with no stack
-# frame (x86-64 code read with objdump).
-check hitpath sh "$(dirname "$0")/hitpath.sh" "$lib"
-
 # The contract test itself is sound: built with ASan and UBSan, without
 # preload (a sanitizer brings its own allocator), it runs clean.
 check contract-sanitized env ASAN_OPTIONS=allocator_may_return_null=1 $limit "$bin/contract-asan"
