@@ -338,6 +338,25 @@ noinline fn freeWithoutSlot(span: *Span, block: *Block, release: Release) void {
 }
 
 pub fn calloc(count: usize, size: usize) ?*anyopaque {
+    // The product's high half is 0 unless it overflows (as a tuple from
+    // @mulWithOverflow, the flag went through the stack).
+    const product = @as(u128, count) * size;
+    const total: usize = @truncate(product);
+    if (product >> 64 == 0 and total -% 1 < sizeclass.small_max_bytes) {
+        if (thread.current()) |heap| {
+            if (heap.allocOr(sizeclass.fineClassOf(total), Heap.giveUp)) |ptr| {
+                @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
+                return ptr;
+            }
+        }
+    }
+    return callocOther(count, size);
+}
+
+/// What calloc's hit path leaves, out of line so that the hit path keeps
+/// no stack frame: an overflowing product, a medium or large size, a dry
+/// span or its last block, a thread without a heap.
+noinline fn callocOther(count: usize, size: usize) ?*anyopaque {
     const total = std.math.mul(usize, count, size) catch return outOfMemory();
     if (total <= sizeclass.medium_max_bytes) {
         const ptr = malloc(total) orelse return null;

@@ -394,6 +394,13 @@ pub const Heap = struct {
         return heap.popCurrent(class, false, dry);
     }
 
+    /// The `dry` of `allocOr` for a caller whose own slow path takes every
+    /// request the thread cache does not serve at once (calloc, whose hit
+    /// path zeroes only what it pops), the span's last block included.
+    pub fn giveUp(_: *Heap, _: Class) ?*anyopaque {
+        return null;
+    }
+
     /// `allocOr`; with `note` (a class with a `last_freed` stack), the
     /// block is noted as `LastFreed.handed_out` when it comes from the
     /// current span's list.
@@ -404,6 +411,9 @@ pub const Heap = struct {
         if (!span.linkFits(delta)) {
             // Laid out after the hit path, which then takes no branch.
             @branchHint(.unlikely);
+            // A caller that gives up on a dry span gives up here too: its
+            // own slow path pops this block again.
+            if (comptime dry == giveUp) return null;
             return heap.takeLast(class);
         }
         if (note) heap.last_freed.handed_out = block;
