@@ -272,9 +272,14 @@ const Cxx = struct {
             }
         };
     }
+    // The other shapes: the hit path of malloc or of the aligned family,
+    // then, out of line, the whole request and the runtime's call.
     fn NewNothrow(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
+                return alloc.cachedOrNull(size) orelse other(size, nothrow);
+            }
+            noinline fn other(size: usize, nothrow: Nothrow) ?*anyopaque {
                 return alloc.mallocAs(alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, nothrow);
             }
         };
@@ -282,14 +287,20 @@ const Cxx = struct {
     fn NewAligned(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, alignment: usize) callconv(.c) ?*anyopaque {
-                return alloc.memalignAs(alignment, alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment);
+                return alloc.cachedAligned(alignment, size) orelse other(size, alignment);
+            }
+            noinline fn other(size: usize, alignment: usize) ?*anyopaque {
+                return alloc.memalignOther(alignment, alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment);
             }
         };
     }
     fn NewAlignedNothrow(comptime name: [:0]const u8, comptime origin: alloc.Origin) type {
         return struct {
             fn call(size: usize, alignment: usize, nothrow: Nothrow) callconv(.c) ?*anyopaque {
-                return alloc.memalignAs(alignment, alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
+                return alloc.cachedAligned(alignment, size) orelse other(size, alignment, nothrow);
+            }
+            noinline fn other(size: usize, alignment: usize, nothrow: Nothrow) ?*anyopaque {
+                return alloc.memalignOther(alignment, alloc.newBytes(size), origin) orelse runtime(@TypeOf(call), name)(size, alignment, nothrow);
             }
         };
     }

@@ -162,6 +162,19 @@ test "class sizes are ordered, aligned and cover the range" {
     try std.testing.expectEqualSlices(u32, block_size_bytes[small_class_count..first_aligned_class], block_size_bytes[first_aligned_class..]);
 }
 
+test "a size rounded up to a power-of-two alignment up to a cache line gets a class whose blocks are a multiple of it" {
+    // alloc.cachedAligned relies on it: with spans starting at slice
+    // boundaries and colors of whole cache lines (span.zig), every block of
+    // such a class is aligned.
+    var alignment: usize = 1;
+    while (alignment <= layout.cache_line_bytes) : (alignment *= 2) {
+        var rounded = alignment;
+        while (rounded <= fine_max_bytes) : (rounded += alignment) {
+            try std.testing.expect(block_size_bytes[fineClassOf(rounded)] % alignment == 0);
+        }
+    }
+}
+
 test "classOf picks the smallest class that fits" {
     var size: usize = 0;
     while (size <= medium_max_bytes) : (size += if (size < 8192) 1 else 97) {

@@ -9,14 +9,19 @@
 # For the release build (`make test-c`; the safety build's assertions keep
 # frames). x86-64 only; prints "FAIL: ..." per entry point that keeps a
 # frame.
+#
+# posix_memalign's small and medium paths end in one shared tail (the store
+# of the block and the return of 0), which the compiler reaches with a
+# jump: it is checked for a frame only.
 set -u
 lib=$1
+shared_tail=posix_memalign
 if [ "$(uname -m)" != x86_64 ]; then
   echo "skipped: the check reads x86-64 code"
   exit 0
 fi
 status=0
-for sym in malloc free free_sized calloc _Znwm _Znam _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm; do
+for sym in malloc free free_sized calloc posix_memalign memalign aligned_alloc _Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t _ZnamSt11align_val_t _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t _ZdlPv _ZdaPv _ZdlPvm _ZdaPvm; do
   addr=$(nm -D --defined-only "$lib" | awk -v s="$sym" '$3 == s { print $1; exit }')
   if [ -z "$addr" ]; then
     echo "FAIL: $sym is not exported by $lib"
@@ -42,7 +47,7 @@ for sym in malloc free free_sized calloc _Znwm _Znam _ZdlPv _ZdaPv _ZdlPvm _ZdaP
   if [ -n "$frame" ]; then
     echo "FAIL: $sym keeps a stack frame on its hit path: $(printf '%s' "$frame" | tr '\n' ';')"
     status=1
-  elif [ -n "$jump" ]; then
+  elif [ -n "$jump" ] && [ "$sym" != "$shared_tail" ]; then
     echo "FAIL: $sym jumps before its first ret, so its hit path is not laid out first: $(printf '%s' "$jump" | tr '\n' ';')"
     status=1
   else
