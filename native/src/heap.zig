@@ -617,7 +617,14 @@ pub const Heap = struct {
         // A heap that refills takes back what others free for it, now or
         // from its stash (thread.zig sweeps heaps that do not).
         heap.inbox.answer();
+        // Where threads free each other's blocks, most refills are a stash
+        // pop: kept free of the registers the rest saves (a tail call each).
         if (heap.stash[class]) |block| return heap.popStash(class, block);
+        return heap.refillSpans(class);
+    }
+
+    /// `refill` when the class's stash is empty.
+    noinline fn refillSpans(heap: *Heap, class: Class) ?*anyopaque {
         heap.counters.refill_count.add(1);
         heap.check();
         // Most refills: the current span is carved whole, no remote frees
