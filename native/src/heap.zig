@@ -592,12 +592,19 @@ pub const Heap = struct {
         // Counted first, so that a flush in `handOver` is a tail call.
         heap.counters.class_frees[span.class].add(1);
         heap.counters.remote_free_count.add(1);
+        if (span.class >= LastFreed.first_class and !heap.flags.crowded) return heap.keepForeign(span, block);
+        heap.handOver(span, block);
+    }
+
+    /// `freeRemote` of a medium block: kept on the heap's own stack while
+    /// it has room (`LastFreed.foreign_depth`), else handed over. Out of
+    /// line, so that a small block's remote free saves no registers for the
+    /// call it may make.
+    noinline fn keepForeign(heap: *Heap, span: *Span, block: *Block) void {
         const class = span.class;
-        if (class >= LastFreed.first_class and !heap.flags.crowded) {
-            if (heap.last_freed.newest != null) heap.settleNewest();
-            if (heap.markKept(class, block, span_box.cookieOf(block), LastFreed.foreign_depth)) |at| {
-                return heap.pushKept(at.slot, at.count, block);
-            }
+        if (heap.last_freed.newest != null) heap.settleNewest();
+        if (heap.markKept(class, block, span_box.cookieOf(block), LastFreed.foreign_depth)) |at| {
+            return heap.pushKept(at.slot, at.count, block);
         }
         heap.handOver(span, block);
     }
