@@ -31,15 +31,13 @@ const Span = span_box.Span;
 const Class = sizeclass.Class;
 
 /// Called after each flush with the inbox it went to and the flushing
-/// outbox's running count of bytes flushed, before and after the flush. Set
-/// once at process start by thread.zig, which knows whether the inbox's
-/// owner still has a thread to collect it.
-pub var after_flush: *const fn (*Inbox, Flushed) void = ignoreFlush;
+/// outbox's running count of bytes flushed (to any inbox), before and after
+/// the flush: two words in registers, so that the flush ends in a tail
+/// call. Set once at process start by thread.zig, which knows whether the
+/// inbox's owner still has a thread to collect it.
+pub var after_flush: *const fn (inbox: *Inbox, before_bytes: u64, after_bytes: u64) void = ignoreFlush;
 
-/// An outbox's bytes flushed so far (to any inbox), before and after one flush.
-pub const Flushed = struct { before: u64, after: u64 };
-
-fn ignoreFlush(_: *Inbox, _: Flushed) void {}
+fn ignoreFlush(_: *Inbox, _: u64, _: u64) void {}
 
 /// A chain taken from an inbox queue, its addresses not yet checked.
 pub const Chain = struct {
@@ -202,14 +200,21 @@ pub const Outbox = struct {
 
     /// `push` of a batch's first block (the slot is empty or holds another
     /// owner's batch, which is flushed first). Out of line, like
-    /// `flushSlot`, so the push of every other block saves no registers.
+    /// `flushSlot`, so the push of every other block saves no registers;
+    /// an empty slot, the common case, takes no call but tail calls.
     noinline fn pushFirst(outbox: *Outbox, inbox: *Inbox, class: Class, block: *Block, batch_limit: u32, counters: *stats.Counters) void {
         const slot = &outbox.slots[class];
-        if (slot.inbox != null) outbox.flushSlot(class, counters);
-        slot.inbox = inbox;
-        slot.tail = block;
+        if (slot.inbox != null) return outbox.pushReplacing(inbox, class, block, batch_limit, counters);
+        block.link = span_box.encodeLink(block, null);
+        slot.* = .{ .inbox = inbox, .count = 1, .head = block, .tail = block };
         outbox.occupied.set(class);
-        outbox.push(inbox, class, block, batch_limit, counters);
+        if (batch_limit <= 1) outbox.flushSlot(class, counters);
+    }
+
+    /// `pushFirst` into a slot that holds another owner's batch.
+    noinline fn pushReplacing(outbox: *Outbox, inbox: *Inbox, class: Class, block: *Block, batch_limit: u32, counters: *stats.Counters) void {
+        outbox.flushSlot(class, counters);
+        outbox.pushFirst(inbox, class, block, batch_limit, counters);
     }
 
     /// Hands every pending batch over.
@@ -222,14 +227,15 @@ pub const Outbox = struct {
         const slot = &outbox.slots[class];
         std.debug.assert(slot.count > 0 and outbox.occupied.isSet(class));
         const inbox = slot.inbox.?;
-        const flushed: Flushed = .{ .before = outbox.flushed_bytes, .after = outbox.flushed_bytes + @as(u64, slot.count) * sizeclass.block_size_bytes[class] };
-        outbox.flushed_bytes = flushed.after;
+        const before_bytes = outbox.flushed_bytes;
+        const after_bytes = before_bytes + @as(u64, slot.count) * sizeclass.block_size_bytes[class];
+        outbox.flushed_bytes = after_bytes;
         publish(inbox, class, slot.head.?, slot.tail.?, slot.count);
         outbox.recipient[class] = inbox;
         counters.flush_count.add(1);
         slot.* = .{};
         outbox.occupied.unset(class);
-        after_flush(inbox, flushed);
+        return after_flush(inbox, before_bytes, after_bytes);
     }
 };
 

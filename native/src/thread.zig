@@ -425,22 +425,24 @@ const mib_per_sweep = 4;
 /// already for an aged one, which then gives back everything again. A warm
 /// orphan keeps its reserved place. A live owner that stopped taking blocks
 /// back is swept.
-fn afterFlush(inbox: *remote.Inbox, flushed: remote.Flushed) void {
+fn afterFlush(inbox: *remote.Inbox, before_bytes: u64, after_bytes: u64) void {
     const heap: *Heap = @alignCast(@fieldParentPtr("inbox", inbox));
     const due: u32 = switch (@atomicLoad(State, &heap.state, .monotonic)) {
         .warm_orphan, .cold_orphan => orphan_flushes_per_collect - 1,
         .aged_orphan => 0,
         // Each MiB a thread flushes is noted in the inbox it went to.
-        .active => return if (flushed.after >> mib_shift != flushed.before >> mib_shift) noteMiB(heap, flushed),
+        .active => {
+            const mib: u32 = @intCast((after_bytes >> mib_shift) - (before_bytes >> mib_shift));
+            return if (mib != 0) noteMiB(heap, mib);
+        },
         .claimed, .dead => return,
     };
     if (heap.orphan_flushes.fetchAdd(1, .monotonic) % orphan_flushes_per_collect != due) return;
     collectForOrphan(heap);
 }
 
-noinline fn noteMiB(heap: *Heap, flushed: remote.Flushed) void {
+noinline fn noteMiB(heap: *Heap, mib: u32) void {
     // A flush carries at most 4 KiB or one medium block: one MiB at most.
-    const mib: u32 = @intCast((flushed.after >> mib_shift) - (flushed.before >> mib_shift));
     std.debug.assert(mib == 1);
     const unanswered = heap.inbox.noteMiB(mib);
     if (unanswered < sweep_unanswered_mib) return;
