@@ -355,11 +355,9 @@ pub fn calloc(count: usize, size: usize) ?*anyopaque {
     const product = @as(u128, count) * size;
     const total: usize = @truncate(product);
     if (product >> 64 == 0 and total -% 1 < sizeclass.small_max_bytes) {
-        if (thread.current()) |heap| {
-            if (heap.allocOr(sizeclass.fineClassOf(total), Heap.giveUp)) |ptr| {
-                @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
-                return ptr;
-            }
+        if (cachedOrNull(total)) |ptr| {
+            @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
+            return ptr;
         }
     }
     return callocOther(count, size);
@@ -496,16 +494,12 @@ const power_of_two_less_one: u64 = blk: {
 /// alignments up to 16 are plain malloc; a non-power-of-two alignment is
 /// rounded up to the next power of two; above SIZE_MAX/2+1 is EINVAL.
 pub inline fn memalign(alignment: usize, size: usize) ?*anyopaque {
-    return memalignAs(alignment, size, .malloc);
+    return cachedAligned(alignment, size) orelse memalignOther(alignment, size, .malloc);
 }
 
-/// `memalign` for a request of `origin` (C++'s aligned new and new[]).
-pub inline fn memalignAs(alignment: usize, size: usize, comptime origin: Origin) ?*anyopaque {
-    return cachedAligned(alignment, size) orelse memalignOther(alignment, size, origin);
-}
-
-/// What `memalignAs`'s hit path leaves, out of line so that the hit path
-/// keeps no stack frame.
+/// What `memalign`'s hit path leaves, out of line so that the hit path
+/// keeps no stack frame, for a request of `origin` (C++'s aligned new and
+/// new[] call it with theirs after the same hit path).
 pub noinline fn memalignOther(alignment: usize, size: usize, comptime origin: Origin) ?*anyopaque {
     if (alignment <= sizeclass.min_alignment_bytes) return mallocAs(size, origin);
     if (alignment > std.math.maxInt(usize) / 2 + 1) return badAlignment();
