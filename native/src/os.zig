@@ -89,6 +89,19 @@ pub fn remap(ptr: [*]align(page_size_bytes) u8, old_len_bytes: usize, new_len_by
     return @ptrFromInt(rc);
 }
 
+/// Moves the `len_bytes` of pages at `from` to `to` (mremap with
+/// MREMAP_FIXED and no resize): what was mapped at `to` goes, `from` is
+/// left unmapped, and the pages keep their contents without faulting in
+/// again. False when the system refuses: `from` is then untouched, but `to`
+/// may have been unmapped (a kernel that does not move a range spanning two
+/// mappings refuses it only after unmapping the destination).
+pub fn move(from: usize, len_bytes: usize, to: usize) bool {
+    std.debug.assert(from % page_size_bytes == 0 and to % page_size_bytes == 0);
+    std.debug.assert(len_bytes > 0 and len_bytes % page_size_bytes == 0);
+    const rc = linux.mremap(@ptrFromInt(from), len_bytes, len_bytes, .{ .MAYMOVE = true, .FIXED = true }, @ptrFromInt(to));
+    return !failed(rc);
+}
+
 /// Reserves `len_bytes` of address space that no access may touch: no
 /// memory behind it, nothing accounted (MAP_NORESERVE), every access faults.
 pub fn reserve(len_bytes: usize) ?[*]align(page_size_bytes) u8 {
