@@ -216,6 +216,8 @@ const Cached = struct {
     /// refused it once): never grown with mremap, which would refuse it.
     joined: bool = false,
 };
+/// The cached mappings are `cache[0..cache_count]`, in no order: every
+/// search reads only those (a large malloc or free makes a few).
 var cache: [cache_slots]Cached = @splat(.{});
 var cache_bytes: usize = 0;
 var cache_count: usize = 0;
@@ -223,9 +225,11 @@ var frees_cached: u64 = 0;
 
 /// Mappings taken out of the cache (and a freed block the cache refused),
 /// to unmap once the lock is released.
+/// Declared `undefined` with `count` set to 0: a default-initialised one
+/// was zeroed whole (4.6 KiB) on every large malloc and free.
 const Evicted = struct {
-    blocks: [cache_slots + pool_slots + 1]Block = undefined,
-    count: usize = 0,
+    blocks: [cache_slots + pool_slots + 1]Block,
+    count: usize,
 
     fn add(evicted: *Evicted, block: Block) void {
         evicted.blocks[evicted.count] = block;
@@ -237,10 +241,17 @@ const Evicted = struct {
     }
 };
 
-/// Takes `slot`'s entry out of the cache.
+/// The cached mappings (under the lock).
+fn cachedLocked() []Cached {
+    return cache[0..cache_count];
+}
+
+/// Takes `slot`'s entry out of the cache; the last entry takes its place.
 fn dropLocked(slot: *Cached) Cached {
     const entry = slot.*;
-    slot.* = .{};
+    const last = &cache[cache_count - 1];
+    slot.* = last.*;
+    last.* = .{};
     cache_bytes -= entry.block.len_bytes;
     @atomicStore(usize, &cache_count, cache_count - 1, .monotonic);
     return entry;
@@ -264,11 +275,15 @@ fn takeHeadLocked(slot: *Cached, len: usize, evicted: *Evicted) Block {
 /// Moves cache entries older than the purge delay (all of them when
 /// `everything`) to `evicted`.
 fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
-    if (cache_count == 0) return;
-    for (&cache) |*slot| {
-        if (slot.block.addr == 0) continue;
-        if (!everything and now_ms -% slot.freed_ms < policy.snapshot.purge_delay_ms) continue;
-        evicted.add(dropLocked(slot).block);
+    var index: usize = 0;
+    while (index < cache_count) {
+        const slot = &cache[index];
+        if (!everything and now_ms -% slot.freed_ms < policy.snapshot.purge_delay_ms) {
+            index += 1;
+        } else {
+            // The last entry moves here: this index is read again.
+            evicted.add(dropLocked(slot).block);
+        }
     }
 }
 
@@ -284,13 +299,11 @@ const Taken = union(enum) { ready: Block, grow: Cached };
 /// Failing that (page alignment: mremap may move it), the longest shorter
 /// mapping, to grow: growing keeps its pages resident too.
 fn takeCachedLocked(len: usize, alignment_bytes: usize, evicted: *Evicted) ?Taken {
-    if (cache_count == 0) return null;
     var best: ?*Cached = null;
     var longer: ?*Cached = null;
     var shorter: ?*Cached = null;
-    for (&cache) |*slot| {
+    for (cachedLocked()) |*slot| {
         const block = slot.block;
-        if (block.addr == 0) continue;
         if (block.addr % alignment_bytes != 0) continue;
         if (block.len_bytes < len) {
             if (shorter == null or block.len_bytes > shorter.?.block.len_bytes) shorter = slot;
@@ -311,9 +324,8 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, evicted: *Evicted) ?Take
 
 /// Whether a cached mapping has `len` usable bytes or more.
 fn cachedAtLeastLocked(len: usize) bool {
-    if (cache_count == 0) return false;
-    for (cache) |slot| {
-        if (slot.block.addr != 0 and slot.block.len_bytes >= len) return true;
+    for (cachedLocked()) |slot| {
+        if (slot.block.len_bytes >= len) return true;
     }
     return false;
 }
@@ -322,8 +334,7 @@ fn cachedAtLeastLocked(len: usize) bool {
 /// `addr`, taken out of the cache: the bytes taken (all of it when what
 /// would be left is too short to cache), or null when none starts there.
 fn takeFollowingLocked(addr: usize, need_bytes: usize, evicted: *Evicted) ?usize {
-    if (cache_count == 0) return null;
-    for (&cache) |*slot| {
+    for (cachedLocked()) |*slot| {
         if (slot.block.addr != addr or slot.block.len_bytes < need_bytes) continue;
         const whole = slot.block.len_bytes - need_bytes < min_block_bytes;
         return takeHeadLocked(slot, if (whole) slot.block.len_bytes else need_bytes, evicted).len_bytes;
@@ -401,25 +412,26 @@ fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicte
     var block = freed;
     var oldest_ms = freed_ms;
     var joined = freed_joined;
-    if (cache_count > 0) for (&cache) |*slot| {
+    var index: usize = 0;
+    while (index < cache_count) {
+        const slot = &cache[index];
         const other = slot.block;
-        if (other.addr == 0 or block.len_bytes + other.len_bytes > limit) continue;
-        if (other.addr + other.len_bytes != block.addr and block.addr + block.len_bytes != other.addr) continue;
+        const adjacent = other.addr + other.len_bytes == block.addr or block.addr + block.len_bytes == other.addr;
+        if (!adjacent or block.len_bytes + other.len_bytes > limit) {
+            index += 1;
+            continue;
+        }
         if (freed_ms -% slot.freed_ms > freed_ms -% oldest_ms) oldest_ms = slot.freed_ms;
         joined = true;
+        // The last entry moves here: this index is read again.
         _ = dropLocked(slot);
         block = .{ .addr = @min(block.addr, other.addr), .len_bytes = block.len_bytes + other.len_bytes, .guarded = false };
-    };
-    makeRoomLocked(block.len_bytes, true, limit, evicted);
-    for (&cache) |*slot| {
-        if (slot.block.addr != 0) continue;
-        frees_cached += 1;
-        slot.* = .{ .block = block, .freed_ms = oldest_ms, .sequence = frees_cached, .joined = joined };
-        cache_bytes += block.len_bytes;
-        @atomicStore(usize, &cache_count, cache_count + 1, .monotonic);
-        return;
     }
-    unreachable;
+    makeRoomLocked(block.len_bytes, true, limit, evicted);
+    frees_cached += 1;
+    cache[cache_count] = .{ .block = block, .freed_ms = oldest_ms, .sequence = frees_cached, .joined = joined };
+    cache_bytes += block.len_bytes;
+    @atomicStore(usize, &cache_count, cache_count + 1, .monotonic);
 }
 
 /// Evicts the oldest entries into `evicted` until `bytes` more fit within
@@ -427,8 +439,7 @@ fn cacheLocked(freed: Block, freed_ms: u32, freed_joined: bool, evicted: *Evicte
 fn makeRoomLocked(bytes: usize, slot_needed: bool, limit: usize, evicted: *Evicted) void {
     while (cache_bytes + bytes > limit or (slot_needed and cache_count == cache_slots)) {
         var oldest: ?*Cached = null;
-        for (&cache) |*slot| {
-            if (slot.block.addr == 0) continue;
+        for (cachedLocked()) |*slot| {
             if (oldest == null or slot.sequence < oldest.?.sequence) oldest = slot;
         }
         const slot = oldest.?;
@@ -461,7 +472,8 @@ pub fn trimExpired() usize {
 }
 
 fn trim(everything: bool) usize {
-    var evicted: Evicted = .{};
+    var evicted: Evicted = undefined;
+    evicted.count = 0;
     const now_ms = os.nowMs();
     lock.lock();
     expireLocked(now_ms, everything, &evicted);
@@ -518,7 +530,8 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     // last page the request needs.
     const guarded = policy.snapshot.hardened();
     const len = lengthFor(size_bytes, if (guarded) 0 else cacheLimitBytes()) orelse return null;
-    var evicted: Evicted = .{};
+    var evicted: Evicted = undefined;
+    evicted.count = 0;
     defer evicted.unmapAll();
     const now_ms = os.nowMs();
     lock.lock();
@@ -580,7 +593,8 @@ pub fn usableSize(addr: usize) ?usize {
 
 /// Frees the large block at `addr`. False (nothing done) if it is not one.
 pub fn free(addr: usize) bool {
-    var evicted: Evicted = .{};
+    var evicted: Evicted = undefined;
+    evicted.count = 0;
     defer evicted.unmapAll();
     const now_ms = os.nowMs();
     lock.lock();
@@ -797,7 +811,8 @@ pub const Resized = union(enum) {
 /// by.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
     const class_len = lengthFor(size_bytes, cacheLimitBytes()) orelse return .copy;
-    var evicted: Evicted = .{};
+    var evicted: Evicted = undefined;
+    evicted.count = 0;
     defer evicted.unmapAll();
     const now_ms = os.nowMs();
     lock.lock();
@@ -1078,7 +1093,7 @@ test "the cache keeps the most recent mappings within its bytes and slots" {
     }
     try std.testing.expectEqual(@as(usize, cache_slots), cache_count);
     var total: usize = 0;
-    for (cache) |slot| total += slot.block.len_bytes;
+    for (cachedLocked()) |slot| total += slot.block.len_bytes;
     try std.testing.expectEqual(total, cache_bytes);
     for (many, 0..) |addr, i| {
         if (i % 2 == 1) try std.testing.expect(free(addr));
@@ -1117,8 +1132,8 @@ test "the cache holds up to half the live large bytes when that is more than the
 
 /// Whether a cached mapping holds the page at `addr`.
 fn cachedAt(addr: usize) bool {
-    for (cache) |slot| {
-        if (slot.block.addr != 0 and slot.block.addr <= addr and addr < slot.block.addr + slot.block.len_bytes) return true;
+    for (cachedLocked()) |slot| {
+        if (slot.block.addr <= addr and addr < slot.block.addr + slot.block.len_bytes) return true;
     }
     return false;
 }
@@ -1165,7 +1180,8 @@ test "a joined cached mapping whose neighbours are taken moves onto a fresh mapp
     const middle: Block = .{ .addr = @intFromPtr(memory) + (1 << 20), .len_bytes = 1 << 20, .guarded = false };
     memory[1 << 20] = 0x5a;
     stats.global.mapped(middle.len_bytes);
-    var evicted: Evicted = .{};
+    var evicted: Evicted = undefined;
+    evicted.count = 0;
     lock.lock();
     cacheLocked(middle, os.nowMs(), true, &evicted);
     lock.unlock();
