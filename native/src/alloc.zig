@@ -66,7 +66,7 @@ pub inline fn cached(size: usize, comptime Path: type) ?*anyopaque {
 
 /// `cached` that returns null for a dry span (its last block included)
 /// and every other case, for an entry point whose slow path then takes the
-/// request whole (C++'s nothrow new, the aligned family).
+/// request whole (calloc, C++'s nothrow new, the aligned family).
 pub inline fn cachedOrNull(size: usize) ?*anyopaque {
     return cached(size, struct {
         const dry = Heap.giveUp;

@@ -225,6 +225,7 @@ var frees_cached: u64 = 0;
 
 /// Mappings taken out of the cache (and a freed block the cache refused),
 /// to unmap once the lock is released.
+///
 /// Declared `undefined` with `count` set to 0: a default-initialised one
 /// was zeroed whole (4.6 KiB) on every large malloc and free.
 const Evicted = struct {
