@@ -132,18 +132,18 @@ fn mallocHardened(size: usize, alignment: usize, origin: Origin) ?*anyopaque {
 }
 
 noinline fn mallocLarge(size: usize, alignment: usize) ?*anyopaque {
-    const mapping = largeMapping(size, alignment) orelse return null;
+    const mapping = largeMapping(size, alignment, .exact) orelse return null;
     return mapping.ptr;
 }
 
 /// A large block, or null with errno ENOMEM.
-fn largeMapping(size: usize, alignment: usize) ?large.Mapping {
+fn largeMapping(size: usize, alignment: usize, request: large.Request) ?large.Mapping {
     if (size > max_request_bytes) {
         os.setErrno(.NOMEM);
         return null;
     }
     thread.start();
-    return large.alloc(size, alignment) orelse {
+    return large.alloc(size, alignment, request) orelse {
         os.setErrno(.NOMEM);
         return null;
     };
@@ -373,7 +373,7 @@ noinline fn callocOther(count: usize, size: usize) ?*anyopaque {
         @memset(@as([*]u8, @ptrCast(ptr))[0..total], 0);
         return ptr;
     }
-    const mapping = largeMapping(total, sizeclass.min_alignment_bytes) orelse return null;
+    const mapping = largeMapping(total, sizeclass.min_alignment_bytes, .exact) orelse return null;
     // A fresh mapping is zero already; only a reused one needs clearing.
     if (!mapping.zeroed) @memset(@as([*]u8, @ptrCast(mapping.ptr))[0..total], 0);
     return mapping.ptr;
@@ -435,12 +435,12 @@ noinline fn reallocOther(ptr: *anyopaque, size: usize) ?*anyopaque {
             return reallocSpan(found, size);
         },
         .large => {
-            if (size > sizeclass.medium_max_bytes) switch (large.resize(addr, size)) {
-                .moved => |moved| return moved,
-                .copy => {},
+            if (size <= sizeclass.medium_max_bytes) return move(ptr, large.usableSize(addr).?, size);
+            return switch (large.resize(addr, size)) {
+                .moved => |moved| moved,
+                .copy => moveLarge(ptr, large.usableSize(addr).?, size),
                 .not_large => unreachable,
             };
-            return move(ptr, large.usableSize(addr).?, size);
         },
         .empty => return move(ptr, 0, size),
     }
@@ -449,7 +449,19 @@ noinline fn reallocOther(ptr: *anyopaque, size: usize) ?*anyopaque {
 /// realloc by copy: a new block, the old contents, the old block freed. On
 /// failure the old block is untouched.
 fn move(ptr: *anyopaque, old_usable: usize, size: usize) ?*anyopaque {
-    const fresh = malloc(size) orelse return null;
+    return moveInto(malloc(size) orelse return null, ptr, old_usable, size);
+}
+
+/// `move` of a large block that could not grow in place to a large `size`:
+/// its new block has room to grow into (`large.Request.growing`).
+fn moveLarge(ptr: *anyopaque, old_usable: usize, size: usize) ?*anyopaque {
+    const mapping = largeMapping(size, sizeclass.min_alignment_bytes, .growing) orelse return null;
+    return moveInto(mapping.ptr, ptr, old_usable, size);
+}
+
+/// The old block's contents (up to `size`) copied into `fresh`, the old
+/// block freed.
+fn moveInto(fresh: *anyopaque, ptr: *anyopaque, old_usable: usize, size: usize) *anyopaque {
     const bytes = @min(old_usable, size);
     @memcpy(@as([*]u8, @ptrCast(fresh))[0..bytes], @as([*]const u8, @ptrCast(ptr))[0..bytes]);
     free(ptr);

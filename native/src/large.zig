@@ -11,12 +11,11 @@
 //! live), each for at most the purge delay (the oldest go first when it is
 //! full), so a program that allocates and frees big buffers of varying
 //! size pays no map, unmap and refault each time.
-//! Lengths are rounded up to `classes_per_doubling` classes per doubling
-//! (when such a mapping could be cached at all), so a freed mapping
-//! fits every later request of its class, and a request may take a cached
-//! mapping up to three quarters longer than it needs (best fit). When none
-//! fits, it takes the head of a longer one and the tail stays cached:
-//! resident pages instead of a fresh mapping faulted in page by page.
+//! A block is the pages its request needs (one that realloc grows, its
+//! length class: `Request`), and the cache serves it as a page heap would,
+//! from resident pages: the head of the shortest cached mapping that is
+//! long enough (best fit), the rest staying cached however short, so that
+//! it joins its neighbour again when that is freed.
 //! Adjacent cached mappings join into one entry, so the pieces a program
 //! frees next to each other serve a later, longer request; such an entry
 //! may span two kernel mappings, which mremap refuses to resize: a joined
@@ -145,23 +144,31 @@ fn removeLocked(entry: *Entry) void {
 // ---------------------------------------------------------------------------
 // Lengths.
 
-/// Length classes per doubling: a request is rounded up by less than
-/// 1/`classes_per_doubling` of its length.
+/// Length classes per doubling for a block that grows (`classLength`):
+/// rounded up by less than 1/`classes_per_doubling` of its length, so that
+/// a buffer realloc grows step by step is not moved at every step.
 const classes_per_doubling = 4;
-/// A request may take a cached mapping up to this many quarters of its
-/// (rounded) length bigger, and a shrinking `resize` keeps the block when
-/// what is left over is within it: the memory a reuse may waste is bounded.
-/// (A random mix of 256 KiB to 4 MiB blocks, 64 live, misses the 64 MiB
-/// cache on about 6% of requests with half, 3% with three quarters.)
+/// A shrinking `resize` keeps the block when what it leaves over is at
+/// most this many quarters of the new length, a `growing` request takes a
+/// cached mapping that much longer whole, and the hardened lane's pool
+/// serves a request from a retired mapping that much longer: the memory
+/// each may waste is bounded.
 const reuse_slack_quarters = 3;
 
-/// The usable length mapped for a request of `size_bytes`: whole pages,
-/// rounded up to its length class when a mapping of that class fits in the
-/// cache (`cache_limit_bytes`); null when no mapping can be that big.
-fn lengthFor(size_bytes: usize, cache_limit_bytes: usize) ?usize {
+/// The usable length mapped for a request of `size_bytes`: whole pages
+/// (a block cut from a cached mapping leaves the rest for others: no
+/// rounding up serves a later request better; bench/LEDGER.md); null when
+/// no mapping can be that big.
+fn lengthFor(size_bytes: usize) ?usize {
     // Room for the rounding and a guard page without overflow.
     if (size_bytes > std.math.maxInt(isize)) return null;
-    const len = pageLength(size_bytes);
+    return pageLength(size_bytes);
+}
+
+/// `len` (whole pages) rounded up to its length class when a mapping of
+/// that class fits in the cache (`cache_limit_bytes`): the length a block
+/// that grows gets (`resize`, `Request.growing`).
+fn classLength(len: usize, cache_limit_bytes: usize) usize {
     if (len <= page_size_bytes * classes_per_doubling) return len;
     const step = @as(usize, 1) << (std.math.log2_int(usize, len - 1) - std.math.log2_int(usize, classes_per_doubling));
     const class_len = std.mem.alignForward(usize, len, step);
@@ -173,7 +180,8 @@ fn pageLength(size_bytes: usize) usize {
     return std.mem.alignForward(usize, @max(size_bytes, 1), page_size_bytes);
 }
 
-/// Whether a mapping of `have` usable bytes may serve a request of `len`.
+/// Whether a mapping of `have` usable bytes may serve a request of `len`
+/// as it is (`reuse_slack_quarters`).
 fn reusable(have: usize, len: usize) bool {
     return have >= len and have - len <= (len / 4) * reuse_slack_quarters;
 }
@@ -260,16 +268,14 @@ fn dropLocked(slot: *Cached) Cached {
 
 /// Takes `slot`'s mapping out of the cache, split after `len` usable
 /// bytes: the head is the caller's; the rest stays cached with the entry's
-/// free time, or is unmapped when too short for any large block.
+/// free time, however short: alone it may serve no request, but it joins
+/// the head again when that is freed while both are cached, and the pages
+/// stay whole instead of holes that fresh mappings fault in again.
 fn takeHeadLocked(slot: *Cached, len: usize, evicted: *Evicted) Block {
     const entry = dropLocked(slot);
     std.debug.assert(!entry.block.guarded and len <= entry.block.len_bytes);
     const rest: Block = .{ .addr = entry.block.addr + len, .len_bytes = entry.block.len_bytes - len, .guarded = false };
-    if (rest.len_bytes >= min_block_bytes) {
-        cacheLocked(rest, entry.freed_ms, entry.joined, evicted);
-    } else if (rest.len_bytes > 0) {
-        evicted.add(rest);
-    }
+    if (rest.len_bytes > 0) cacheLocked(rest, entry.freed_ms, entry.joined, evicted);
     return .{ .addr = entry.block.addr, .len_bytes = len, .guarded = false };
 }
 
@@ -292,16 +298,17 @@ fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
 /// one to grow (`growBlock`).
 const Taken = union(enum) { ready: Block, grow: Cached };
 
-/// The best fit for `len` usable bytes at `alignment_bytes`: the shortest
-/// reusable cached mapping, the most recently freed of equals; removed from
-/// the cache. Failing that, the head of the shortest longer mapping: its
-/// pages are resident, where a fresh mapping would fault each one in, and
-/// its tail stays cached (in `evicted` when too short for any large block).
+/// The best fit for `len` usable bytes at `alignment_bytes`: the head of
+/// the shortest cached mapping that holds them, the most recently freed of
+/// equals, its rest staying cached (`takeHeadLocked`): its pages are
+/// resident, where a fresh mapping would fault each one in. Taken whole,
+/// a longer mapping's rest was of no use until the block was freed, and a
+/// later, longer request faulted in fresh pages meanwhile (bench/LEDGER.md);
+/// only a `growing` request takes a fit within the slack whole.
 /// Failing that (page alignment: mremap may move it), the longest shorter
 /// mapping, to grow: growing keeps its pages resident too.
-fn takeCachedLocked(len: usize, alignment_bytes: usize, evicted: *Evicted) ?Taken {
-    var best: ?*Cached = null;
-    var longer: ?*Cached = null;
+fn takeCachedLocked(len: usize, alignment_bytes: usize, request: Request, evicted: *Evicted) ?Taken {
+    var fit: ?*Cached = null;
     var shorter: ?*Cached = null;
     for (cachedLocked()) |*slot| {
         const block = slot.block;
@@ -310,15 +317,16 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, evicted: *Evicted) ?Take
             if (shorter == null or block.len_bytes > shorter.?.block.len_bytes) shorter = slot;
             continue;
         }
-        const candidate = if (reusable(block.len_bytes, len)) &best else &longer;
-        if (candidate.*) |b| {
+        if (fit) |b| {
             if (block.len_bytes > b.block.len_bytes) continue;
             if (block.len_bytes == b.block.len_bytes and slot.sequence < b.sequence) continue;
         }
-        candidate.* = slot;
+        fit = slot;
     }
-    if (best) |slot| return .{ .ready = dropLocked(slot).block };
-    if (longer) |slot| return .{ .ready = takeHeadLocked(slot, len, evicted) };
+    if (fit) |slot| {
+        if (request == .growing and reusable(slot.block.len_bytes, len)) return .{ .ready = dropLocked(slot).block };
+        return .{ .ready = takeHeadLocked(slot, len, evicted) };
+    }
     if (alignment_bytes > page_size_bytes) return null;
     return .{ .grow = dropLocked(shorter orelse return null) };
 }
@@ -391,9 +399,11 @@ fn extendBlock(old: Block, len: usize) ?Block {
     return null;
 }
 
-/// A tail shorter than this is unmapped rather than cached: only an aligned
-/// request (rare) is a large block below it; every other smaller request
-/// is a span block.
+/// No request but an aligned one (rare) is a large block below this: every
+/// other smaller request is a span block. A piece left shorter serves none
+/// on its own, so realloc's growth into a cached mapping takes it whole,
+/// an eviction trims the oldest entry only when this much of it stays, and
+/// a shrink that would leave less keeps it with the block.
 const min_block_bytes = sizeclass.medium_max_bytes + 1;
 
 /// Keeps a freed block, making room by evicting the oldest entries into
@@ -516,6 +526,13 @@ fn mapBlock(len: usize, alignment_bytes: usize, guarded: bool) ?Block {
     return .{ .addr = @intFromPtr(memory), .len_bytes = len, .guarded = guarded };
 }
 
+/// What a large block is asked for: `exact`, its pages (malloc and the
+/// rest); `growing`, the new block of one that realloc copies because it
+/// could not grow in place, given room for its next growth: its length
+/// class, and a cached mapping within the slack whole (a realloc to a
+/// random size moved a fifth more often without: bench/LEDGER.md).
+pub const Request = enum { exact, growing };
+
 /// A large block: one mapping of its own.
 pub const Mapping = struct {
     ptr: *anyopaque,
@@ -525,12 +542,13 @@ pub const Mapping = struct {
 
 /// A mapping of at least `size_bytes`, aligned to `alignment_bytes` (a
 /// power of two). Null when the system refuses the memory.
-pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
+pub fn alloc(size_bytes: usize, alignment_bytes: usize, request: Request) ?Mapping {
     // Hardened: the request's pages, never from the cache (its freed
     // mappings are quarantined, then pooled), so the guard page follows the
     // last page the request needs.
     const guarded = policy.snapshot.hardened();
-    const len = lengthFor(size_bytes, if (guarded) 0 else cacheLimitBytes()) orelse return null;
+    const pages_len = lengthFor(size_bytes) orelse return null;
+    const len = if (request == .growing and !guarded) classLength(pages_len, cacheLimitBytes()) else pages_len;
     var evicted: Evicted = undefined;
     evicted.count = 0;
     defer evicted.unmapAll();
@@ -544,7 +562,7 @@ pub fn alloc(size_bytes: usize, alignment_bytes: usize) ?Mapping {
     expirePoolLocked(now_ms, false, &evicted);
     const pooled = if (guarded) takePooledLocked(len, alignment_bytes) else null;
     var shorter: ?Cached = null;
-    if (!guarded) if (takeCachedLocked(len, alignment_bytes, &evicted)) |taken| switch (taken) {
+    if (!guarded) if (takeCachedLocked(len, alignment_bytes, request, &evicted)) |taken| switch (taken) {
         .ready => |block| {
             insertLocked(block);
             lock.unlock();
@@ -811,7 +829,8 @@ pub const Resized = union(enum) {
 /// would give the tail back to the kernel and fault in every page it grows
 /// by.
 pub fn resize(addr: usize, size_bytes: usize) Resized {
-    const class_len = lengthFor(size_bytes, cacheLimitBytes()) orelse return .copy;
+    const len = lengthFor(size_bytes) orelse return .copy;
+    const cache_limit_bytes = cacheLimitBytes();
     var evicted: Evicted = undefined;
     evicted.count = 0;
     defer evicted.unmapAll();
@@ -820,7 +839,10 @@ pub fn resize(addr: usize, size_bytes: usize) Resized {
     defer lock.unlock();
     const entry = findLocked(addr) orelse return .not_large;
     const old = entry.*;
-    const new_len = if (old.guarded) pageLength(size_bytes) else class_len;
+    // A block that must grow takes its length class, so that a buffer
+    // grown step by step moves less often; one that shrinks keeps its
+    // pages while what it leaves over stays within the slack.
+    const new_len = if (old.guarded or len <= old.len_bytes) len else classLength(len, cache_limit_bytes);
     const fits = if (old.guarded) new_len == old.len_bytes else reusable(old.len_bytes, new_len);
     if (fits) return .{ .moved = @ptrFromInt(addr) };
     if (!old.guarded) {
@@ -903,7 +925,7 @@ pub fn resetAfterFork() void {
 }
 
 test "large blocks are registered, resized and freed" {
-    const p = (alloc(1 << 20, 16) orelse return error.OutOfMemory).ptr;
+    const p = (alloc(1 << 20, 16, .exact) orelse return error.OutOfMemory).ptr;
     const addr = @intFromPtr(p);
     try std.testing.expectEqual(@as(?usize, 1 << 20), usableSize(addr));
     try std.testing.expectEqual(@as(?usize, null), usableSize(addr + 4096));
@@ -952,7 +974,7 @@ test "aligned large blocks and a full registry" {
     var blocks: [300]usize = undefined;
     for (&blocks, 0..) |*slot, i| {
         const alignment: usize = if (i % 3 == 0) 1 << 20 else 16;
-        const p = (alloc(300 * 1024, alignment) orelse return error.OutOfMemory).ptr;
+        const p = (alloc(300 * 1024, alignment, .exact) orelse return error.OutOfMemory).ptr;
         try std.testing.expect(@intFromPtr(p) % alignment == 0);
         slot.* = @intFromPtr(p);
     }
@@ -992,72 +1014,77 @@ fn resizedTo(addr: usize, size_bytes: usize) !usize {
 }
 
 fn allocOrFail(size_bytes: usize) !Mapping {
-    return alloc(size_bytes, 16) orelse error.OutOfMemory;
+    return alloc(size_bytes, 16, .exact) orelse error.OutOfMemory;
 }
 
-test "lengths are rounded to four classes per doubling when they can be cached" {
+test "a block is its whole pages; one that grows is rounded to four classes per doubling when they can be cached" {
     const limit: usize = 64 << 20;
-    try std.testing.expectEqual(@as(?usize, 1 << 20), lengthFor(1 << 20, limit));
-    try std.testing.expectEqual(@as(?usize, 1280 << 10), lengthFor((1 << 20) + 1, limit));
-    try std.testing.expectEqual(@as(?usize, 640 << 10), lengthFor(600 << 10, limit));
-    try std.testing.expectEqual(@as(?usize, 3584 << 10), lengthFor((3 << 20) + 5, limit));
-    try std.testing.expectEqual(@as(?usize, 3 * page_size_bytes), lengthFor(2 * page_size_bytes + 1, limit));
+    try std.testing.expectEqual(@as(?usize, (1 << 20) + page_size_bytes), lengthFor((1 << 20) + 1));
+    try std.testing.expectEqual(@as(?usize, 600 << 10), lengthFor(600 << 10));
+    try std.testing.expectEqual(@as(?usize, null), lengthFor(std.math.maxInt(usize)));
+    try std.testing.expectEqual(@as(usize, 1 << 20), classLength(1 << 20, limit));
+    try std.testing.expectEqual(@as(usize, 1280 << 10), classLength((1 << 20) + page_size_bytes, limit));
+    try std.testing.expectEqual(@as(usize, 640 << 10), classLength(600 << 10, limit));
+    try std.testing.expectEqual(@as(usize, 3584 << 10), classLength((3 << 20) + page_size_bytes, limit));
+    try std.testing.expectEqual(@as(usize, 3 * page_size_bytes), classLength(3 * page_size_bytes, limit));
     // Too big for the cache (or no cache, the compact lane): whole pages only.
-    try std.testing.expectEqual(@as(?usize, (1 << 20) + page_size_bytes), lengthFor((1 << 20) + 1, 1 << 20));
-    try std.testing.expectEqual(@as(?usize, (1 << 20) + page_size_bytes), lengthFor((1 << 20) + 1, 0));
-    try std.testing.expectEqual(@as(?usize, null), lengthFor(std.math.maxInt(usize), limit));
+    try std.testing.expectEqual(@as(usize, (1 << 20) + page_size_bytes), classLength((1 << 20) + page_size_bytes, 1 << 20));
+    try std.testing.expectEqual(@as(usize, (1 << 20) + page_size_bytes), classLength((1 << 20) + page_size_bytes, 0));
     var size: usize = 256 << 10;
     while (size < 64 << 20) : (size += 12345) {
-        const len = lengthFor(size, limit).?;
+        const len = classLength(lengthFor(size).?, limit);
         try std.testing.expect(len >= size and len - size < size / classes_per_doubling + page_size_bytes);
     }
 }
 
-test "a freed mapping is reused by its class and by smaller requests with bounded slack, not zeroed" {
+test "a freed mapping serves later requests from its head, best fit, its rest cached however short, not zeroed" {
     const test_policy = TestPolicy.begin(.balanced, 64);
     defer test_policy.end();
+    const first_len: usize = (1 << 20) + page_size_bytes;
     const first = try allocOrFail((1 << 20) + 1);
     try std.testing.expect(first.zeroed);
-    try std.testing.expectEqual(@as(?usize, 1280 << 10), usableSize(@intFromPtr(first.ptr)));
+    try std.testing.expectEqual(@as(?usize, first_len), usableSize(@intFromPtr(first.ptr)));
     @as([*]u8, @ptrCast(first.ptr))[0] = 7;
+    @as([*]u8, @ptrCast(first.ptr))[first_len - 1] = 1;
     try std.testing.expect(free(@intFromPtr(first.ptr)));
     try std.testing.expect(!free(@intFromPtr(first.ptr)));
     try std.testing.expectEqual(@as(?usize, null), usableSize(@intFromPtr(first.ptr)));
-    // Same class: the cached mapping, contents as they were.
-    const again = try allocOrFail((1 << 20) + (100 << 10));
+    // The same length: the cached mapping, contents as they were.
+    const again = try allocOrFail(first_len);
     try std.testing.expectEqual(first.ptr, again.ptr);
     try std.testing.expect(!again.zeroed);
     try std.testing.expectEqual(@as(u8, 7), @as([*]u8, @ptrCast(again.ptr))[0]);
     try std.testing.expect(free(@intFromPtr(again.ptr)));
-    // A smaller class within the slack: the same mapping, all of it usable.
-    const smaller = try allocOrFail(900 << 10);
-    try std.testing.expectEqual(first.ptr, smaller.ptr);
-    try std.testing.expectEqual(@as(?usize, 1280 << 10), usableSize(@intFromPtr(smaller.ptr)));
-    @as([*]u8, @ptrCast(smaller.ptr))[(1280 << 10) - 1] = 1;
-    try std.testing.expect(free(@intFromPtr(smaller.ptr)));
-    // Too small to take 1.25 MiB whole (640 KiB class: at most 1120 KiB):
-    // its head, resident; the 640 KiB tail stays cached for the next.
+    // Shorter: its head, no longer than asked; the rest stays cached for
+    // the next.
     const head = try allocOrFail(600 << 10);
     try std.testing.expectEqual(first.ptr, head.ptr);
     try std.testing.expect(!head.zeroed);
-    try std.testing.expectEqual(@as(?usize, 640 << 10), usableSize(@intFromPtr(head.ptr)));
-    const tail = try allocOrFail(640 << 10);
-    try std.testing.expectEqual(@intFromPtr(first.ptr) + (640 << 10), @intFromPtr(tail.ptr));
+    try std.testing.expectEqual(@as(?usize, 600 << 10), usableSize(@intFromPtr(head.ptr)));
+    const rest_len = first_len - (600 << 10);
+    const tail = try allocOrFail(rest_len);
+    try std.testing.expectEqual(@intFromPtr(first.ptr) + (600 << 10), @intFromPtr(tail.ptr));
     try std.testing.expect(!tail.zeroed);
-    try std.testing.expectEqual(@as(u8, 1), @as([*]u8, @ptrCast(tail.ptr))[(640 << 10) - 1]);
+    try std.testing.expectEqual(@as(u8, 1), @as([*]u8, @ptrCast(tail.ptr))[rest_len - 1]);
     // Nothing cached is left for 1 MiB: a fresh mapping.
     const fresh = try allocOrFail(1 << 20);
     try std.testing.expect(fresh.zeroed);
-    // Best fit: of 640 KiB and 1 MiB, a 640 KiB request takes the former.
-    // (The live head keeps the fresh mapping, placed below it, from
-    // joining the tail.)
+    // Best fit: of the tail and the 1 MiB mapping, a 400 KiB request takes
+    // the tail's head. (The live head keeps the fresh mapping, placed below
+    // it, from joining the tail.)
     try std.testing.expect(free(@intFromPtr(tail.ptr)));
     try std.testing.expect(free(@intFromPtr(fresh.ptr)));
-    const fit = try allocOrFail(640 << 10);
+    const fit = try allocOrFail(400 << 10);
     try std.testing.expectEqual(tail.ptr, fit.ptr);
+    // Its rest, too short for any large block, stays cached and joins it
+    // again: the tail's whole length is one resident mapping once more.
     try std.testing.expect(free(@intFromPtr(fit.ptr)));
+    const whole = try allocOrFail(rest_len);
+    try std.testing.expectEqual(tail.ptr, whole.ptr);
+    try std.testing.expect(!whole.zeroed);
+    try std.testing.expect(free(@intFromPtr(whole.ptr)));
     try std.testing.expect(free(@intFromPtr(head.ptr)));
-    try std.testing.expect(trimCache() >= (1024 << 10) + 2 * (640 << 10));
+    try std.testing.expect(trimCache() >= first_len + (1 << 20));
     try std.testing.expectEqual(@as(usize, 0), cache_count);
 }
 
@@ -1218,6 +1245,36 @@ test "a cached mapping grows into the free range right after or before it" {
     // Both ranges taken: nothing is mapped.
     try std.testing.expectEqual(@as(?Block, null), extendBlock(.{ .addr = addr + (1 << 20), .len_bytes = 1 << 20, .guarded = false }, 2 << 20));
     os.unmap(memory, 4 << 20);
+}
+
+test "a block that grows is given room: resize rounds it to its class, a growing request takes a fit within the slack whole" {
+    const test_policy = TestPolicy.begin(.balanced, 64);
+    defer test_policy.end();
+    // A block of whole pages shrinks in place within the slack, and grows
+    // to its length class (1 MiB + a page: 1280 KiB) when nothing is in
+    // the way.
+    const block = try allocOrFail(1000 << 10);
+    const addr = @intFromPtr(block.ptr);
+    try std.testing.expectEqual(@as(?usize, 1000 << 10), usableSize(addr));
+    try std.testing.expectEqual(addr, try resizedTo(addr, 990 << 10));
+    try std.testing.expectEqual(@as(?usize, 1000 << 10), usableSize(addr));
+    const grown = try resizedTo(addr, (1 << 20) + 1);
+    try std.testing.expectEqual(@as(?usize, 1280 << 10), usableSize(grown));
+    try std.testing.expect(free(grown));
+    // A 1600 KiB mapping cached: an exact request takes its head, a growing
+    // one (its class 1280 KiB) all of it.
+    _ = trimCache();
+    const cached = try allocOrFail(1600 << 10);
+    try std.testing.expect(free(@intFromPtr(cached.ptr)));
+    const exact = try allocOrFail((1 << 20) + 1);
+    try std.testing.expectEqual(cached.ptr, exact.ptr);
+    try std.testing.expectEqual(@as(?usize, (1 << 20) + page_size_bytes), usableSize(@intFromPtr(exact.ptr)));
+    try std.testing.expect(free(@intFromPtr(exact.ptr)));
+    const roomy = alloc((1 << 20) + 1, 16, .growing) orelse return error.OutOfMemory;
+    try std.testing.expectEqual(cached.ptr, roomy.ptr);
+    try std.testing.expectEqual(@as(?usize, 1600 << 10), usableSize(@intFromPtr(roomy.ptr)));
+    try std.testing.expect(free(@intFromPtr(roomy.ptr)));
+    _ = trimCache();
 }
 
 test "resize leaves a shrunk block's tail cached, grows into a cached neighbour, else copies into resident pages" {
