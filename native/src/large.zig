@@ -12,10 +12,10 @@
 //! full), so a program that allocates and frees big buffers of varying
 //! size pays no map, unmap and refault each time.
 //! A block is the pages its request needs (one that realloc grows, its
-//! length class: `Request`), and the cache serves it as a page heap would,
-//! from resident pages: the head of the shortest cached mapping that is
-//! long enough (best fit), the rest staying cached however short, so that
-//! it joins its neighbour again when that is freed.
+//! length class: `Request`), and the cache serves it from resident pages:
+//! the shortest cached mapping that is long enough (best fit), whole when
+//! it is not much longer, else its head, the rest staying cached however
+//! short, so that it joins its neighbour again when that is freed.
 //! Adjacent cached mappings join into one entry, so the pieces a program
 //! frees next to each other serve a later, longer request; such an entry
 //! may span two kernel mappings, which mremap refuses to resize: a joined
@@ -154,6 +154,14 @@ const classes_per_doubling = 4;
 /// serves a request from a retired mapping that much longer: the memory
 /// each may waste is bounded.
 const reuse_slack_quarters = 3;
+/// Any other request takes a cached mapping whole when it is at most this
+/// many quarters longer, and only its head when longer: the rest of a
+/// longer one serves the next request, where inside the block it served
+/// none (large-churn faulted 7 pages a replacement with 3, 6 with 2). Cut
+/// to the page every time, the rests of a program that replaces buffers
+/// of 5–25 MiB a millisecond apart waited past the purge delay and were
+/// unmapped: twice the faults (bench/LEDGER.md).
+const fit_slack_quarters = 2;
 
 /// The usable length mapped for a request of `size_bytes`: whole pages
 /// (a block cut from a cached mapping leaves the rest for others: no
@@ -183,7 +191,13 @@ fn pageLength(size_bytes: usize) usize {
 /// Whether a mapping of `have` usable bytes may serve a request of `len`
 /// as it is (`reuse_slack_quarters`).
 fn reusable(have: usize, len: usize) bool {
-    return have >= len and have - len <= (len / 4) * reuse_slack_quarters;
+    return withinSlack(have, len, reuse_slack_quarters);
+}
+
+/// Whether `have` usable bytes hold `len` with at most `slack_quarters`
+/// quarters of `len` to spare.
+fn withinSlack(have: usize, len: usize, slack_quarters: usize) bool {
+    return have >= len and have - len <= (len / 4) * slack_quarters;
 }
 
 // ---------------------------------------------------------------------------
@@ -298,13 +312,12 @@ fn expireLocked(now_ms: u32, everything: bool, evicted: *Evicted) void {
 /// one to grow (`growBlock`).
 const Taken = union(enum) { ready: Block, grow: Cached };
 
-/// The best fit for `len` usable bytes at `alignment_bytes`: the head of
-/// the shortest cached mapping that holds them, the most recently freed of
-/// equals, its rest staying cached (`takeHeadLocked`): its pages are
-/// resident, where a fresh mapping would fault each one in. Taken whole,
-/// a longer mapping's rest was of no use until the block was freed, and a
-/// later, longer request faulted in fresh pages meanwhile (bench/LEDGER.md);
-/// only a `growing` request takes a fit within the slack whole.
+/// The best fit for `len` usable bytes at `alignment_bytes`: the shortest
+/// cached mapping that holds them, the most recently freed of equals,
+/// whole when it is at most `fit_slack_quarters` longer (a `growing`
+/// request: `reuse_slack_quarters`), else its head, the rest staying cached
+/// (`takeHeadLocked`): its pages are resident, where a fresh mapping would
+/// fault each one in.
 /// Failing that (page alignment: mremap may move it), the longest shorter
 /// mapping, to grow: growing keeps its pages resident too.
 fn takeCachedLocked(len: usize, alignment_bytes: usize, request: Request, evicted: *Evicted) ?Taken {
@@ -324,7 +337,8 @@ fn takeCachedLocked(len: usize, alignment_bytes: usize, request: Request, evicte
         fit = slot;
     }
     if (fit) |slot| {
-        if (request == .growing and reusable(slot.block.len_bytes, len)) return .{ .ready = dropLocked(slot).block };
+        const slack_quarters: usize = if (request == .growing) reuse_slack_quarters else fit_slack_quarters;
+        if (withinSlack(slot.block.len_bytes, len, slack_quarters)) return .{ .ready = dropLocked(slot).block };
         return .{ .ready = takeHeadLocked(slot, len, evicted) };
     }
     if (alignment_bytes > page_size_bytes) return null;
@@ -1055,8 +1069,9 @@ test "a freed mapping serves later requests from its head, best fit, its rest ca
     try std.testing.expect(!again.zeroed);
     try std.testing.expectEqual(@as(u8, 7), @as([*]u8, @ptrCast(again.ptr))[0]);
     try std.testing.expect(free(@intFromPtr(again.ptr)));
-    // Shorter: its head, no longer than asked; the rest stays cached for
-    // the next.
+    // Much shorter: its head, no longer than asked; the rest stays cached
+    // for the next. (A request that leaves at most half its length over
+    // takes the mapping whole: the next test.)
     const head = try allocOrFail(600 << 10);
     try std.testing.expectEqual(first.ptr, head.ptr);
     try std.testing.expect(!head.zeroed);
@@ -1069,13 +1084,14 @@ test "a freed mapping serves later requests from its head, best fit, its rest ca
     // Nothing cached is left for 1 MiB: a fresh mapping.
     const fresh = try allocOrFail(1 << 20);
     try std.testing.expect(fresh.zeroed);
-    // Best fit: of the tail and the 1 MiB mapping, a 400 KiB request takes
-    // the tail's head. (The live head keeps the fresh mapping, placed below
-    // it, from joining the tail.)
+    // Best fit: of the tail and the 1 MiB mapping, a 200 KiB request takes
+    // the tail's head (the tail is more than half as long again). (The live
+    // head keeps the fresh mapping, placed below it, from joining the tail.)
     try std.testing.expect(free(@intFromPtr(tail.ptr)));
     try std.testing.expect(free(@intFromPtr(fresh.ptr)));
-    const fit = try allocOrFail(400 << 10);
+    const fit = try allocOrFail(200 << 10);
     try std.testing.expectEqual(tail.ptr, fit.ptr);
+    try std.testing.expectEqual(@as(?usize, 200 << 10), usableSize(@intFromPtr(fit.ptr)));
     // Its rest, too short for any large block, stays cached and joins it
     // again: the tail's whole length is one resident mapping once more.
     try std.testing.expect(free(@intFromPtr(fit.ptr)));
@@ -1247,7 +1263,7 @@ test "a cached mapping grows into the free range right after or before it" {
     os.unmap(memory, 4 << 20);
 }
 
-test "a block that grows is given room: resize rounds it to its class, a growing request takes a fit within the slack whole" {
+test "a block that grows is given room: resize rounds it to its class, a growing request takes a fit within the wider slack whole" {
     const test_policy = TestPolicy.begin(.balanced, 64);
     defer test_policy.end();
     // A block of whole pages shrinks in place within the slack, and grows
@@ -1261,8 +1277,9 @@ test "a block that grows is given room: resize rounds it to its class, a growing
     const grown = try resizedTo(addr, (1 << 20) + 1);
     try std.testing.expectEqual(@as(?usize, 1280 << 10), usableSize(grown));
     try std.testing.expect(free(grown));
-    // A 1600 KiB mapping cached: an exact request takes its head, a growing
-    // one (its class 1280 KiB) all of it.
+    // A 1600 KiB mapping cached: an exact request of 1 MiB and a page takes
+    // its head, a growing one (its class 1280 KiB) all of it, and so does an
+    // exact one of 1100 KiB (at most half its length over).
     _ = trimCache();
     const cached = try allocOrFail(1600 << 10);
     try std.testing.expect(free(@intFromPtr(cached.ptr)));
@@ -1274,6 +1291,10 @@ test "a block that grows is given room: resize rounds it to its class, a growing
     try std.testing.expectEqual(cached.ptr, roomy.ptr);
     try std.testing.expectEqual(@as(?usize, 1600 << 10), usableSize(@intFromPtr(roomy.ptr)));
     try std.testing.expect(free(@intFromPtr(roomy.ptr)));
+    const close = try allocOrFail(1100 << 10);
+    try std.testing.expectEqual(cached.ptr, close.ptr);
+    try std.testing.expectEqual(@as(?usize, 1600 << 10), usableSize(@intFromPtr(close.ptr)));
+    try std.testing.expect(free(@intFromPtr(close.ptr)));
     _ = trimCache();
 }
 
