@@ -110,6 +110,50 @@ export function summaries(
   });
 }
 
+/**
+ * The subject against, on each workload, the baseline it compares worst
+ * with there (the fastest of them on that workload): the headline of a
+ * suite run, "ahead of every peer on every workload".
+ */
+export interface FastestSummary {
+  /** Workloads where every side ran. */
+  workloads: number;
+  /** Geometric mean of the subject ÷ that baseline. */
+  throughput: number;
+  faster: number;
+  noise: number;
+  /** The workloads where the subject was slower, each against its baseline. */
+  slower: Comparison[];
+  /** Workloads left out because a side failed. */
+  failed: number;
+}
+
+/** `FastestSummary` of the subject against `baselines`. */
+export function againstFastest(
+  res: Results,
+  subject: string,
+  baselines: string[],
+): FastestSummary {
+  const worst = res.workloads.map((w) => {
+    const cs = baselines.map((b) => compareOn(w, subject, b, res.confidence));
+    if (!cs.length || cs.some((c) => !c.throughput)) return null;
+    return cs.reduce((a, c) =>
+      c.throughput!.delta < a.throughput!.delta ? c : a
+    );
+  });
+  const good = worst.filter((c): c is Comparison => c !== null);
+  const count = (r: Reading) =>
+    good.filter((c) => reading(c.throughput!) === r);
+  return {
+    workloads: good.length,
+    throughput: geomean(good.map((c) => 1 + c.throughput!.delta)),
+    faster: count("higher").length,
+    noise: count("within noise").length,
+    slower: count("lower"),
+    failed: worst.length - good.length,
+  };
+}
+
 /** The lowest coverage among the report's intervals (they share the rounds). */
 export function lowestConfidence(
   res: Results,

@@ -197,6 +197,48 @@ Deno.test("reports: one summary line per peer, both charts, one wording", () => 
   ok(svg.includes("hakozuna ÷ glibc"));
 });
 
+Deno.test("reports: with several peers, one line against the fastest on each workload", () => {
+  const res = fixture();
+  const runs = (value: number): Run[] =>
+    [1, 1.01, 0.99].map((f) => ({
+      value: value * f,
+      wallS: 1,
+      cpuS: 1,
+      peakRssKiB: 1024,
+    }));
+  res.allocators = ["hakozuna", "glibc", "tcmalloc"];
+  // a: tcmalloc is fastest, hakozuna 0.80× of it; b: hakozuna 4/3× the
+  // faster peer (tcmalloc again), 2× glibc.
+  res.workloads[0].results.tcmalloc = summarize(runs(250));
+  res.workloads[1].results.tcmalloc = summarize(runs(150));
+  const lines = summaryLines(res, "hakozuna");
+  eq(lines.length, 3);
+  ok(
+    lines[2].startsWith(
+      "hakozuna vs the fastest other allocator on each workload: throughput 1.03× " +
+        "(geometric mean over 2 workloads",
+    ),
+    lines[2],
+  );
+  ok(
+    lines[2].includes(
+      "faster on 1, within noise on 0, slower on 1: a 0.80× of tcmalloc)",
+    ),
+    lines[2],
+  );
+  // A workload where a peer failed is left out, and said so.
+  res.workloads[1].results.tcmalloc = {
+    ...res.workloads[1].results.tcmalloc,
+    error: "crashed",
+  };
+  const partial = summaryLines(res, "hakozuna")[2];
+  ok(
+    partial.includes("over 1 workloads") &&
+      partial.includes("1 not compared, a side failed"),
+    partial,
+  );
+});
+
 Deno.test("quiet means a low load before the run and little other work during it", () => {
   const base = {
     before: [0.3],

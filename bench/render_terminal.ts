@@ -2,8 +2,21 @@
  * Plain-text tables for the terminal, and the summary lines that the
  * terminal and the Markdown report share.
  */
-import { compareOn, summaries, type Summary } from "./analysis.ts";
-import { changeText, mib, ratioText, si, spreadText } from "./format.ts";
+import {
+  againstFastest,
+  compareOn,
+  type FastestSummary,
+  summaries,
+  type Summary,
+} from "./analysis.ts";
+import {
+  changeRatio,
+  changeText,
+  mib,
+  ratioText,
+  si,
+  spreadText,
+} from "./format.ts";
 import {
   type AllocatorResult,
   loadWasLow,
@@ -40,7 +53,28 @@ export function summaryLine(subject: string, s: Summary): string {
 /** The summary lines of a suite run. */
 export function summaryLines(res: Results, subject: string): string[] {
   const baselines = res.allocators.filter((a) => a !== subject);
-  return summaries(res, subject, baselines).map((s) => summaryLine(subject, s));
+  const lines = summaries(res, subject, baselines).map((s) =>
+    summaryLine(subject, s)
+  );
+  if (baselines.length > 1) {
+    lines.push(fastestLine(subject, againstFastest(res, subject, baselines)));
+  }
+  return lines;
+}
+
+/** "vs the fastest other allocator on each workload: throughput 1.08× (…)". */
+export function fastestLine(subject: string, s: FastestSummary): string {
+  const head = `${subject} vs the fastest other allocator on each workload`;
+  if (!s.workloads) return `${head}: no workload to compare`;
+  const slower = s.slower.map((c) =>
+    `${c.workload} ${changeRatio(c.throughput!)} of ${c.baseline}`
+  );
+  return `${head}: throughput ${ratioText(s.throughput)} ` +
+    `(geometric mean over ${s.workloads} workloads of ${subject} ÷ the ` +
+    `allocator it compares worst with there; ${subject} faster on ${s.faster}, ` +
+    `within noise on ${s.noise}, slower on ${s.slower.length}` +
+    `${slower.length ? `: ${slower.join(", ")}` : ""}` +
+    `${s.failed ? `; ${s.failed} not compared, a side failed` : ""})`;
 }
 
 /** The load sentence, with the warning when it was above half the cores. */
