@@ -13,7 +13,7 @@ if ! /usr/bin/python3 -c 'import test.test_dict' 2>/dev/null; then
   apt_install "libpython$(/usr/bin/python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')-testsuite"
 fi
 missing=
-for p in sqlite3:sqlite3 xz:xz-utils git:git perl:perl-base gzip:gzip; do
+for p in sqlite3:sqlite3 xz:xz-utils git:git perl:perl-base gzip:gzip cc:gcc c++:g++; do
   command -v "${p%%:*}" >/dev/null 2>&1 || missing="$missing ${p#*:}"
 done
 # shellcheck disable=SC2086

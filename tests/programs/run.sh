@@ -96,6 +96,22 @@ prog_git() {
   hz git count-objects -v | grep -E '^(count|in-pack|packs|garbage)'
 }
 
+# The C and C++ compilers (cc1 and cc1plus, heavy users of malloc and of
+# their own obstacks) building this repository's C workloads and tests and
+# its C++ test at -O2; the objects must be the same bytes. The sources are
+# named by one absolute path in both runs, which the objects record.
+prog_cc() {
+  src=$(cd "$here/../.." && pwd)
+  for c in "$src"/bench/*.c "$src"/tests/c/*.c; do
+    rm -f obj.o
+    hz cc -O2 -std=gnu11 -pthread -fno-builtin -I"$src/native/include" -c "$c" -o obj.o || echo "cc $c exit status $?"
+    sha256sum <obj.o
+  done
+  rm -f obj.o
+  hz c++ -O2 -std=c++17 -pthread -c "$src/tests/c/cxxnew.cc" -o obj.o || echo "c++ exit status $?"
+  sha256sum <obj.o
+}
+
 prog_perl() {
   hz perl "$here/perl-workload.pl" "$out/input.txt"
   echo "perl exit status $?"
@@ -149,7 +165,7 @@ if ! hz cat /proc/self/maps | grep -qF "$lib"; then
 fi
 
 perl "$here/gen-input.pl" 150000 >"$out/input.txt"
-for p in python sqlite compress sort git perl; do run $p; done
+for p in python sqlite compress sort git perl cc; do run $p; done
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
