@@ -154,6 +154,7 @@ const SpanBlock = span_box.SpanBlock;
 /// Where a pointer given to free/realloc/usable_size lives.
 const Owner = union(enum) {
     span: SpanBlock,
+    /// A large block: its usable bytes.
     large: usize,
     /// A zero-byte block (empty.zig).
     empty,
@@ -163,6 +164,8 @@ const Owner = union(enum) {
 /// unmapped or cached, not registered: it reads as `invalid`.
 const Classified = union(enum) {
     span: SpanBlock,
+    /// A large block: its usable bytes, read under the large box's lock
+    /// once, so that its callers need not look it up again.
     large: usize,
     empty,
     /// Not the start of a block we handed out (foreign, interior, never carved).
@@ -189,8 +192,7 @@ fn classify(addr: usize) Classified {
         .freed => .freed,
         .invalid => .invalid,
     };
-    if (large.usableSize(addr) == null) return .invalid;
-    return .{ .large = addr };
+    return .{ .large = large.usableSize(addr) orelse return .invalid };
 }
 
 /// Classifies `addr` (non-zero), or aborts when it is not a live block,
@@ -198,7 +200,7 @@ fn classify(addr: usize) Classified {
 fn ownerOrDie(addr: usize, comptime operation: []const u8) Owner {
     return switch (classify(addr)) {
         .span => |span| .{ .span = span },
-        .large => .{ .large = addr },
+        .large => |usable| .{ .large = usable },
         .empty => .empty,
         .invalid => os.fatalPointer(operation ++ ": invalid pointer", addr),
         .freed => os.fatalPointer(operation ++ ": double free detected", addr),
@@ -434,11 +436,12 @@ noinline fn reallocOther(ptr: *anyopaque, size: usize) ?*anyopaque {
             }
             return reallocSpan(found, size);
         },
-        .large => {
-            if (size <= sizeclass.medium_max_bytes) return move(ptr, large.usableSize(addr).?, size);
+        .large => |usable| {
+            if (size <= sizeclass.medium_max_bytes) return move(ptr, usable, size);
             return switch (large.resize(addr, size)) {
                 .moved => |moved| moved,
-                .copy => moveLarge(ptr, large.usableSize(addr).?, size),
+                // Not done: the block is as it was, its length too.
+                .copy => moveLarge(ptr, usable, size),
                 .not_large => unreachable,
             };
         },
@@ -621,7 +624,7 @@ noinline fn usableSizeOther(addr: usize) usize {
             hardened.usableSize(found.span, found.block, "malloc_usable_size()")
         else
             found.span.usableBytes(),
-        .large => large.usableSize(addr).?,
+        .large => |usable| usable,
         .empty => 0,
     };
 }
@@ -635,7 +638,7 @@ pub fn usableSizeChecked(ptr: ?*const anyopaque) usize {
             hardened.intactSize(found.span, found.block) orelse 0
         else
             found.span.usableBytes(),
-        .large => |at| large.usableSize(at) orelse 0,
+        .large => |usable| usable,
         .empty => 0,
         .invalid, .freed => 0,
     };
