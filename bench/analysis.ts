@@ -84,6 +84,20 @@ export interface Summary {
   failed: number;
 }
 
+/**
+ * The comparisons `cs` (each with a throughput) by their throughput's
+ * reading, and the geometric mean of that throughput.
+ */
+function tally(cs: Comparison[]) {
+  const by = (r: Reading) => cs.filter((c) => reading(c.throughput!) === r);
+  return {
+    throughput: geomean(cs.map((c) => 1 + c.throughput!.delta)),
+    faster: by("higher"),
+    noise: by("within noise"),
+    slower: by("lower"),
+  };
+}
+
 /** The subject against each baseline over every workload. */
 export function summaries(
   res: Results,
@@ -95,16 +109,15 @@ export function summaries(
       compareOn(w, subject, baseline, res.confidence)
     );
     const good = cs.filter((c) => c.throughput && c.rss);
-    const count = (r: Reading) =>
-      good.filter((c) => reading(c.throughput!) === r).length;
+    const t = tally(good);
     return {
       baseline,
       workloads: good.length,
-      throughput: geomean(good.map((c) => 1 + c.throughput!.delta)),
+      throughput: t.throughput,
       rss: geomean(good.map((c) => 1 + c.rss!.delta)),
-      faster: count("higher"),
-      slower: count("lower"),
-      noise: count("within noise"),
+      faster: t.faster.length,
+      slower: t.slower.length,
+      noise: t.noise.length,
       failed: cs.length - good.length,
     };
   });
@@ -142,14 +155,13 @@ export function againstFastest(
     );
   });
   const good = worst.filter((c): c is Comparison => c !== null);
-  const count = (r: Reading) =>
-    good.filter((c) => reading(c.throughput!) === r);
+  const t = tally(good);
   return {
     workloads: good.length,
-    throughput: geomean(good.map((c) => 1 + c.throughput!.delta)),
-    faster: count("higher").length,
-    noise: count("within noise").length,
-    slower: count("lower"),
+    throughput: t.throughput,
+    faster: t.faster.length,
+    noise: t.noise.length,
+    slower: t.slower,
     failed: worst.length - good.length,
   };
 }
